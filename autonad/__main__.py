@@ -1,0 +1,3 @@
+from autonad.cli import main
+
+raise SystemExit(main())

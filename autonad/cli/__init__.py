@@ -1,0 +1,49 @@
+"""The `autonad` command: a thin layer of argument parsing over the pipeline stages.
+
+Each sub-command lives in its own module with `register(subparsers)`; the handler it sets
+receives the parsed arguments. User errors (`AutoNADError`) become one line on stderr and
+exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from autonad import __version__
+from autonad.errors import AutoNADError
+
+COMMAND_MODULES = ("datasets",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="autonad",
+        description="Design, export and retrain defect-segmentation networks for your hardware.",
+    )
+    parser.add_argument("--version", action="version", version=f"autonad {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"autonad.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.func(args)
+    except AutoNADError as e:
+        from rich.markup import escape
+
+        from autonad.ui import err_console
+
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
