@@ -1,0 +1,575 @@
+"""Segmentation metrics: pixel level, sample level (paper 000) and the CaP head (SPEC section 8).
+
+Inputs of `SegMetrics.update` (decided once, here):
+
+- `preds`: either a float tensor `[B, C, H, W]` of raw segmentation *logits* (softmax is applied
+  here; to pass probabilities `p`, pass `p.log()`, since `softmax(log p) = p`), or an integer
+  tensor `[B, H, W]` of predicted class ids (the labels-only path; needs `phi="pixels"`).
+  Predicted class = argmax over C (ties go to the lower index, i.e. to background).
+- `target`: integer tensor `[B, H, W]` of class ids; class 0 is background, every other class is
+  a defect class. Pixels equal to `ignore_index` count nowhere: not in the confusion matrix, not
+  in any per-sample count, not in phi. A sample whose pixels are all ignored is not a sample.
+- `cap_logits`: optional float tensor `[B]` (or `[B, 1]`) of raw CaP defect-presence logits
+  (sigmoid is applied here).
+
+Only a C x C confusion matrix and a few scalars per sample are kept, so any number of batches can
+be accumulated; `merge` combines accumulators (parallel workers, DDP ranks: the object pickles).
+
+Definitions (None = undefined, e.g. a mean over an empty set; never NaN):
+
+- Pixel level, from the dataset confusion matrix: IoU_c = TP/(TP+FP+FN), F1_c = 2TP/(2TP+FP+FN).
+  A class absent from both GT and prediction has no score and is left out of every mean.
+  `miou`/`mf1` average over present classes including background, `miou_fg`/`mf1_fg` over present
+  defect classes only. `pooled_iou` merges all defect classes into one "defect" class and is the
+  IoU of that class against background (paper 000 eq. 2, its "mIoU_pooled").
+- Sample level (paper 000 section 3.1-3.2), per sample i with defect = any class > 0:
+  IoU_i = TP_i/(TP_i+FP_i+FN_i) of the pooled defect class on the *predicted mask itself* (eq. 1);
+  `sample_miou` = mean IoU_i over the "relevant" samples, those whose union of GT and predicted
+  defect pixels is non-empty (eq. 4, M_eff of them). A relevant sample that is completely missed
+  scores 0. The paper does not zero predictions of samples the phi/tau decision calls defect-free,
+  so neither do we: `sample_miou` does not depend on tau. Pure true negatives (`empty_samples`)
+  are reported as their own count, as the paper advises.
+  Decision (eq. 5): a sample is predicted defective when phi(S_i) >= tau, with phi = "pixels"
+  (number of predicted defect pixels, default tau 1) or "max_prob" (max over pixels of
+  1 - p(background), default tau 0.5). GT defective = any GT defect pixel. `seg_accuracy`,
+  `seg_recall`, `seg_precision` (and `seg_f1`) come from that sample-level confusion (eqs. 6-7).
+  `per_class_sample_iou` applies eq. 4 per defect class (paper: M_eff "inside the current category").
+- CaP head: `cap` holds accuracy/recall/precision/F1 of sigmoid(cap_logit) >= cap_threshold
+  against GT defective. `cap_gated` is our extension (the paper derives its Seg_* from the
+  segmentation output only): the same sample metrics recomputed on the *gated output*, where the
+  segmentation of every sample CaP calls defect-free is zeroed, i.e. its predicted mask is empty
+  and its phi is 0.
+- `calibrate_tau` picks tau on validation scores for a target such as "recall>=0.95" (best
+  precision under it), "precision>=0.9", "f1", "accuracy" or "precision+recall" (paper 004's
+  validation metric); `SegMetrics.compute(tau=...)` re-evaluates with another tau, no new pass.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from autonad.errors import AutoNADError
+
+__all__ = [
+    "BinaryCounts",
+    "CalibrationTarget",
+    "MetricsReport",
+    "PHIS",
+    "SampleMetrics",
+    "SampleScores",
+    "SegMetrics",
+    "calibrate_tau",
+    "parse_target",
+]
+
+PHIS = ("pixels", "max_prob")
+DEFAULT_TAU = {"pixels": 1.0, "max_prob": 0.5}
+_ROW_FIELDS = ("phi", "label", "inter", "union", "gt", "cap")
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return float(num) / float(den) if den > 0 else None
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return sum(kept) / len(kept) if kept else None
+
+
+def _check_tau(tau: float, what: str = "tau") -> float:
+    tau = float(tau)
+    if not math.isfinite(tau) or tau < 0:
+        raise AutoNADError(f"{what} must be a finite number >= 0, got {tau}")
+    return tau
+
+
+# ----------------------------------------------------------------------------- report types
+
+
+@dataclass(frozen=True)
+class BinaryCounts:
+    """Confusion of a binary (defective vs defect-free) sample decision."""
+
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+
+    @classmethod
+    def from_decisions(cls, pred: np.ndarray, label: np.ndarray) -> BinaryCounts:
+        pred, label = pred.astype(bool), label.astype(bool)
+        return cls(
+            tp=int((pred & label).sum()),
+            fp=int((pred & ~label).sum()),
+            fn=int((~pred & label).sum()),
+            tn=int((~pred & ~label).sum()),
+        )
+
+    @property
+    def total(self) -> int:
+        return self.tp + self.fp + self.fn + self.tn
+
+    @property
+    def accuracy(self) -> float | None:
+        return _ratio(self.tp + self.tn, self.total)
+
+    @property
+    def recall(self) -> float | None:
+        return _ratio(self.tp, self.tp + self.fn)
+
+    @property
+    def precision(self) -> float | None:
+        return _ratio(self.tp, self.tp + self.fp)
+
+    @property
+    def f1(self) -> float | None:
+        return _ratio(2 * self.tp, 2 * self.tp + self.fp + self.fn)
+
+    def to_dict(self, prefix: str) -> dict[str, Any]:
+        rates = {f"{prefix}_{k}": getattr(self, k) for k in ("accuracy", "recall", "precision", "f1")}
+        return {**rates, f"{prefix}_counts": {"tp": self.tp, "fp": self.fp, "fn": self.fn, "tn": self.tn}}
+
+
+@dataclass(frozen=True)
+class SampleMetrics:
+    """Paper 000 sample-level metrics for one decision rule."""
+
+    sample_miou: float | None
+    m_eff: int  # relevant samples: GT or predicted defect pixel present
+    counts: BinaryCounts  # sample-level confusion of phi >= tau
+
+    @property
+    def empty_samples(self) -> int:
+        """Pure true negatives: no GT and no predicted defect pixel (left out of sample_miou)."""
+        return self.counts.total - self.m_eff
+
+    @property
+    def seg_accuracy(self) -> float | None:
+        return self.counts.accuracy
+
+    @property
+    def seg_recall(self) -> float | None:
+        return self.counts.recall
+
+    @property
+    def seg_precision(self) -> float | None:
+        return self.counts.precision
+
+    @property
+    def seg_f1(self) -> float | None:
+        return self.counts.f1
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"sample_miou": self.sample_miou}
+        out.update({f"seg_{k}": getattr(self, f"seg_{k}") for k in ("accuracy", "recall", "precision", "f1")})
+        c = self.counts
+        out["sample_counts"] = {
+            "tp": c.tp,
+            "fp": c.fp,
+            "fn": c.fn,
+            "tn": c.tn,
+            "m_eff": self.m_eff,
+            "empty": self.empty_samples,
+        }
+        return out
+
+
+@dataclass(frozen=True)
+class MetricsReport:
+    """Everything `SegMetrics.compute` reports; `to_dict()` is JSON-ready (None -> null)."""
+
+    class_names: tuple[str, ...]
+    confusion: tuple[tuple[int, ...], ...]  # rows: GT class, columns: predicted class
+    per_class_iou: dict[str, float | None]
+    per_class_f1: dict[str, float | None]
+    miou: float | None
+    miou_fg: float | None
+    mf1: float | None
+    mf1_fg: float | None
+    pooled_iou: float | None
+    per_class_sample_iou: dict[str, float | None]  # defect classes only
+    sample: SampleMetrics
+    cap: BinaryCounts | None
+    cap_gated: SampleMetrics | None
+    phi: str
+    tau: float
+    cap_threshold: float
+    num_samples: int
+    num_pixels: int
+
+    @property
+    def sample_miou(self) -> float | None:
+        return self.sample.sample_miou
+
+    @property
+    def seg_accuracy(self) -> float | None:
+        return self.sample.seg_accuracy
+
+    @property
+    def seg_recall(self) -> float | None:
+        return self.sample.seg_recall
+
+    @property
+    def seg_precision(self) -> float | None:
+        return self.sample.seg_precision
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            k: getattr(self, k) for k in ("miou", "miou_fg", "mf1", "mf1_fg", "pooled_iou", "phi", "tau")
+        }
+        out.update(self.sample.to_dict())
+        if self.cap is not None:
+            out.update(self.cap.to_dict("cap"))
+            out["cap_threshold"] = self.cap_threshold
+        if self.cap_gated is not None:
+            out["cap_gated"] = self.cap_gated.to_dict()
+        out["per_class_iou"] = dict(self.per_class_iou)
+        out["per_class_f1"] = dict(self.per_class_f1)
+        out["per_class_sample_iou"] = dict(self.per_class_sample_iou)
+        out["num_samples"] = self.num_samples
+        out["num_pixels"] = self.num_pixels
+        out["class_names"] = list(self.class_names)
+        out["confusion"] = [list(row) for row in self.confusion]
+        return out
+
+
+@dataclass(frozen=True)
+class SampleScores:
+    """Per-sample scalars kept for calibration: phi, GT defective, CaP probability (if any)."""
+
+    phi: np.ndarray
+    label: np.ndarray
+    cap_prob: np.ndarray | None
+
+
+# ----------------------------------------------------------------------------- pure helpers
+
+
+def _class_scores(cm: np.ndarray) -> tuple[list[float | None], list[float | None]]:
+    """Per-class IoU and F1 from a confusion matrix; None for classes absent from GT and prediction."""
+    tp = np.diag(cm)
+    fp = cm.sum(0) - tp
+    fn = cm.sum(1) - tp
+    iou = [_ratio(t, t + p + n) for t, p, n in zip(tp, fp, fn)]
+    f1 = [_ratio(2 * t, 2 * t + p + n) for t, p, n in zip(tp, fp, fn)]
+    return iou, f1
+
+
+def _pooled_iou(cm: np.ndarray) -> float | None:
+    tp, fp, fn = cm[1:, 1:].sum(), cm[0, 1:].sum(), cm[1:, 0].sum()
+    return _ratio(tp, tp + fp + fn)
+
+
+def _sample_metrics(
+    phi: np.ndarray, label: np.ndarray, inter: np.ndarray, union: np.ndarray, tau: float
+) -> SampleMetrics:
+    relevant = union > 0
+    ious = inter[relevant] / union[relevant]
+    sample_miou = float(ious.mean()) if ious.size else None
+    return SampleMetrics(sample_miou, int(relevant.sum()), BinaryCounts.from_decisions(phi >= tau, label))
+
+
+def _gated_metrics(rows: dict[str, np.ndarray], tau: float, cap_threshold: float) -> SampleMetrics:
+    """Sample metrics of the output after CaP gating: samples CaP calls clean get an empty mask."""
+    yes = rows["cap"] >= cap_threshold
+    inter = np.where(yes, rows["inter"], 0)
+    union = np.where(yes, rows["union"], rows["gt"])
+    phi = np.where(yes, rows["phi"], 0.0)
+    return _sample_metrics(phi, rows["label"], inter, union, tau)
+
+
+# ----------------------------------------------------------------------------- accumulator
+
+
+class SegMetrics:
+    """Accumulates pixel, sample and CaP metrics over batches; see the module docstring."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        ignore_index: int | None = 255,
+        phi: str = "pixels",
+        tau: float | None = None,
+        cap_threshold: float = 0.5,
+        class_names: Sequence[str] | None = None,
+    ) -> None:
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2 (background + defect classes), got {num_classes}")
+        if ignore_index is not None and 0 <= ignore_index < num_classes:
+            raise ValueError(f"ignore_index {ignore_index} is a class id (classes 0..{num_classes - 1})")
+        if phi not in PHIS:
+            raise AutoNADError(f"unknown phi '{phi}' (choose from: {', '.join(PHIS)})")
+        names = tuple(class_names) if class_names is not None else self._default_names(num_classes)
+        if len(names) != num_classes:
+            raise ValueError(f"{len(names)} class names for {num_classes} classes")
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.phi = phi
+        self.tau = _check_tau(DEFAULT_TAU[phi] if tau is None else tau)
+        self.cap_threshold = _check_tau(cap_threshold, "cap_threshold")
+        self.class_names = names
+        self.reset()
+
+    @staticmethod
+    def _default_names(num_classes: int) -> tuple[str, ...]:
+        return ("background", *(f"class{c}" for c in range(1, num_classes)))
+
+    def reset(self) -> None:
+        c = self.num_classes
+        self._confusion = torch.zeros(c, c, dtype=torch.int64)
+        self._class_iou_sum = np.zeros(c, dtype=np.float64)
+        self._class_iou_count = np.zeros(c, dtype=np.int64)
+        self._rows: dict[str, list[np.ndarray]] = {k: [] for k in _ROW_FIELDS}
+        self._has_cap: bool | None = None
+
+    @property
+    def num_samples(self) -> int:
+        return sum(len(a) for a in self._rows["label"])
+
+    # ------------------------------------------------------------------------- update
+
+    @torch.no_grad()
+    def update(self, preds: torch.Tensor, target: torch.Tensor, cap_logits: torch.Tensor | None = None) -> None:
+        """Add one batch: logits `[B,C,H,W]` or labels `[B,H,W]`, target `[B,H,W]`, CaP logits `[B]`."""
+        target = self._check_target(target, preds)
+        labels, defect_prob = self._split_preds(preds, target)
+        cap = self._cap_probs(cap_logits, target.shape[0])  # validates before any state changes
+        valid = self._valid(target)
+        per_sample = self._per_sample_confusion(labels, target, valid)
+        self._confusion += per_sample.sum(0)
+        if self.phi == "max_prob":
+            phi = defect_prob.masked_fill(~valid, 0.0).flatten(1).amax(1).double().cpu()
+        else:
+            phi = per_sample[:, :, 1:].sum((1, 2)).double()
+        self._add_samples(per_sample, phi, cap)
+
+    def _check_target(self, target: torch.Tensor, preds: torch.Tensor) -> torch.Tensor:
+        if target.dim() != 3 or target.dtype.is_floating_point or target.dtype == torch.bool:
+            raise ValueError(f"target must be an integer tensor [B, H, W], got {target.dtype} {list(target.shape)}")
+        target = target.to(device=preds.device, dtype=torch.int64)
+        bad = (target < 0) | (target >= self.num_classes)
+        if self.ignore_index is not None:
+            bad &= target != self.ignore_index
+        if bad.any():
+            values = sorted(set(target[bad].unique().tolist()))[:5]
+            raise AutoNADError(
+                f"mask values {values} are outside the class range 0..{self.num_classes - 1}"
+                f" (ignore_index {self.ignore_index})"
+            )
+        return target
+
+    def _split_preds(self, preds: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Predicted labels `[B,H,W]` and, from logits, the defect probability 1 - p(bg) `[B,H,W]`."""
+        b, h, w = target.shape
+        if preds.dtype.is_floating_point:
+            if tuple(preds.shape) != (b, self.num_classes, h, w):
+                raise ValueError(f"logits must be [{b}, {self.num_classes}, {h}, {w}], got {list(preds.shape)}")
+            probs = torch.softmax(preds.float(), dim=1)
+            return probs.argmax(1), probs[:, 1:].sum(1)  # sum of defect probs: exact where p(bg) ~ 1
+        if tuple(preds.shape) != (b, h, w):
+            raise ValueError(f"predicted labels must be [{b}, {h}, {w}], got {list(preds.shape)}")
+        if self.phi == "max_prob":
+            raise ValueError("phi='max_prob' needs logits [B, C, H, W], not predicted labels")
+        labels = preds.long()
+        if ((labels < 0) | (labels >= self.num_classes)).any():
+            raise ValueError(f"predicted labels outside 0..{self.num_classes - 1}")
+        return labels, None
+
+    def _valid(self, target: torch.Tensor) -> torch.Tensor:
+        if self.ignore_index is None:
+            return torch.ones_like(target, dtype=torch.bool)
+        return target != self.ignore_index
+
+    def _per_sample_confusion(self, labels: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """One C x C confusion matrix per sample, `[B, C, C]` int64 on CPU, from a single bincount."""
+        b, c = target.shape[0], self.num_classes
+        sample = torch.arange(b, device=target.device).view(b, 1, 1)
+        index = ((sample * c + target) * c + labels)[valid]
+        return torch.bincount(index, minlength=b * c * c).view(b, c, c).cpu()
+
+    def _cap_probs(self, cap_logits: torch.Tensor | None, batch: int) -> np.ndarray:
+        has_cap = cap_logits is not None
+        if self._has_cap is not None and self._has_cap != has_cap:
+            raise ValueError("cap_logits must be given for every batch or for none")
+        if cap_logits is not None and cap_logits.numel() != batch:
+            raise ValueError(f"cap_logits must have one logit per sample ({batch}), got {list(cap_logits.shape)}")
+        self._has_cap = has_cap
+        if cap_logits is None:
+            return np.full(batch, np.nan)
+        return torch.sigmoid(cap_logits.detach().float().reshape(batch)).double().cpu().numpy()
+
+    def _add_samples(self, cm: torch.Tensor, phi: torch.Tensor, cap: np.ndarray) -> None:
+        keep = cm.sum((1, 2)) > 0  # a sample with every pixel ignored is not a sample
+        cm, phi, cap = cm[keep], phi[keep], cap[keep.numpy()]
+        gt = cm[:, 1:, :].sum((1, 2))
+        pred = cm[:, :, 1:].sum((1, 2))
+        inter = cm[:, 1:, 1:].sum((1, 2))
+        rows = {"phi": phi, "label": gt > 0, "inter": inter, "union": gt + pred - inter, "gt": gt}
+        for key, value in rows.items():
+            self._rows[key].append(value.numpy())
+        self._rows["cap"].append(cap)
+        self._add_class_sample_iou(cm)
+
+    def _add_class_sample_iou(self, cm: torch.Tensor) -> None:
+        inter = cm.diagonal(dim1=1, dim2=2)
+        union = cm.sum(2) + cm.sum(1) - inter
+        present = union > 0
+        iou = torch.where(present, inter.double() / union.clamp_min(1).double(), torch.zeros((), dtype=torch.float64))
+        self._class_iou_sum += iou.sum(0).numpy()
+        self._class_iou_count += present.sum(0).numpy()
+
+    # ------------------------------------------------------------------------- merge / read
+
+    def merge(self, other: SegMetrics) -> SegMetrics:
+        """Add another accumulator's counts (same classes, ignore_index and phi) into this one."""
+        same = (self.num_classes, self.ignore_index, self.phi) == (other.num_classes, other.ignore_index, other.phi)
+        if not same:
+            raise ValueError("can only merge SegMetrics with the same num_classes, ignore_index and phi")
+        if None not in (self._has_cap, other._has_cap) and self._has_cap != other._has_cap:
+            raise ValueError("cannot merge an accumulator with cap_logits into one without")
+        self._confusion += other._confusion
+        self._class_iou_sum += other._class_iou_sum
+        self._class_iou_count += other._class_iou_count
+        for key in _ROW_FIELDS:
+            self._rows[key].extend(other._rows[key])
+        self._has_cap = other._has_cap if self._has_cap is None else self._has_cap
+        return self
+
+    def _concat_rows(self) -> dict[str, np.ndarray]:
+        dtypes = {"phi": np.float64, "label": bool, "cap": np.float64}
+        return {
+            k: np.concatenate(v) if v else np.zeros(0, dtype=dtypes.get(k, np.int64)) for k, v in self._rows.items()
+        }
+
+    def sample_scores(self) -> SampleScores:
+        """Per-sample phi, GT label and CaP probability, e.g. for `calibrate_tau` on validation."""
+        rows = self._concat_rows()
+        return SampleScores(rows["phi"], rows["label"], rows["cap"] if self._has_cap else None)
+
+    def calibrate(self, target: str | CalibrationTarget = "f1") -> float:
+        """tau for this accumulator's phi scores (collected on validation) meeting `target`."""
+        scores = self.sample_scores()
+        return calibrate_tau(scores.phi, scores.label, target)
+
+    def compute(self, tau: float | None = None, cap_threshold: float | None = None) -> MetricsReport:
+        """The report; `tau` / `cap_threshold` override the configured ones (no new pass needed)."""
+        tau = self.tau if tau is None else _check_tau(tau)
+        cap_threshold = self.cap_threshold if cap_threshold is None else _check_tau(cap_threshold, "cap_threshold")
+        cm = self._confusion.numpy()
+        iou, f1 = _class_scores(cm)
+        rows = self._concat_rows()
+        has_cap = bool(self._has_cap)
+        names = self.class_names
+        class_sample_iou = [_ratio(s, n) for s, n in zip(self._class_iou_sum, self._class_iou_count)]
+        return MetricsReport(
+            class_names=names,
+            confusion=tuple(tuple(int(v) for v in row) for row in cm),
+            per_class_iou=dict(zip(names, iou)),
+            per_class_f1=dict(zip(names, f1)),
+            miou=_mean(iou),
+            miou_fg=_mean(iou[1:]),
+            mf1=_mean(f1),
+            mf1_fg=_mean(f1[1:]),
+            pooled_iou=_pooled_iou(cm),
+            per_class_sample_iou=dict(zip(names[1:], class_sample_iou[1:])),
+            sample=_sample_metrics(rows["phi"], rows["label"], rows["inter"], rows["union"], tau),
+            cap=BinaryCounts.from_decisions(rows["cap"] >= cap_threshold, rows["label"]) if has_cap else None,
+            cap_gated=_gated_metrics(rows, tau, cap_threshold) if has_cap else None,
+            phi=self.phi,
+            tau=tau,
+            cap_threshold=cap_threshold,
+            num_samples=int(rows["label"].size),
+            num_pixels=int(cm.sum()),
+        )
+
+
+# ----------------------------------------------------------------------------- calibration
+
+_TARGET_METRICS = ("f1", "accuracy", "precision+recall")
+_TARGET_RE = re.compile(r"^(recall|precision)\s*>=\s*(\d+(?:\.\d*)?|\.\d+)$")
+
+
+@dataclass(frozen=True)
+class CalibrationTarget:
+    """What tau should achieve: maximise `metric`, or meet `metric >= minimum` (then best of the other)."""
+
+    metric: Literal["recall", "precision", "f1", "accuracy", "precision+recall"]
+    minimum: float | None = None
+
+    def __str__(self) -> str:
+        return self.metric if self.minimum is None else f"{self.metric}>={self.minimum:g}"
+
+
+def parse_target(text: str) -> CalibrationTarget:
+    """Parse "recall>=0.95", "precision>=0.9", "f1", "accuracy" or "precision+recall"."""
+    norm = re.sub(r"\s+", "", str(text)).lower()
+    if norm in _TARGET_METRICS:
+        return CalibrationTarget(norm)  # type: ignore[arg-type]
+    match = _TARGET_RE.match(norm)
+    expected = "expected 'recall>=X' or 'precision>=X' with 0 < X <= 1, 'f1', 'accuracy' or 'precision+recall'"
+    if match is None:
+        raise AutoNADError(f"bad calibration target '{text}': {expected}")
+    minimum = float(match.group(2))
+    if not 0 < minimum <= 1:
+        raise AutoNADError(f"bad calibration target '{text}': {expected}")
+    return CalibrationTarget(match.group(1), minimum)  # type: ignore[arg-type]
+
+
+def calibrate_tau(
+    scores: Sequence[float] | np.ndarray | torch.Tensor,
+    labels: Sequence[bool] | np.ndarray | torch.Tensor,
+    target: str | CalibrationTarget = "f1",
+) -> float:
+    """tau for the decision `score >= tau` that best meets `target` on validation scores.
+
+    Candidates are the distinct scores (so at least the top-scoring sample is called defective).
+    "recall>=X" maximises precision among taus with recall >= X, "precision>=X" maximises recall
+    among taus with precision >= X; "f1", "accuracy", "precision+recall" maximise that value.
+    Ties go to the higher recall (misses cost more than false alarms). Raises AutoNADError when
+    no defective sample is given or no tau meets the constraint.
+    """
+    goal = target if isinstance(target, CalibrationTarget) else parse_target(target)
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    y = np.asarray(labels).astype(bool).ravel()
+    if s.shape != y.shape:
+        raise ValueError(f"{s.size} scores but {y.size} labels")
+    if not np.isfinite(s).all():
+        raise ValueError("scores must be finite")
+    if not y.any():
+        raise AutoNADError("calibrating tau needs at least one defective sample in the validation set")
+    taus, recall, precision, f1, accuracy = _sweep(s, y)
+    objective, tie, feasible = {
+        "recall": (precision, recall, recall >= (goal.minimum or 0.0)),
+        "precision": (recall, precision, precision >= (goal.minimum or 0.0)),
+        "f1": (f1, recall, None),
+        "accuracy": (accuracy, recall, None),
+        "precision+recall": (precision + recall, recall, None),
+    }[goal.metric]
+    candidates = np.flatnonzero(feasible) if feasible is not None else np.arange(taus.size)
+    if candidates.size == 0:
+        best = {"recall": recall, "precision": precision}[goal.metric].max()
+        raise AutoNADError(f"no tau reaches {goal} on {s.size} validation samples (best {goal.metric} {best:.3f})")
+    order = np.lexsort((tie[candidates], objective[candidates]))  # last = max objective, then max tie
+    return float(taus[candidates[order[-1]]])
+
+
+def _sweep(s: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Recall, precision, F1 and accuracy of `s >= tau` for every distinct score tau (descending)."""
+    order = np.argsort(-s, kind="stable")
+    s, y = s[order], y[order]
+    last_of_group = np.r_[s[1:] != s[:-1], True]
+    tp = np.cumsum(y)[last_of_group]
+    fp = np.cumsum(~y)[last_of_group]
+    pos, neg = int(y.sum()), int((~y).sum())
+    recall = tp / pos
+    precision = tp / (tp + fp)
+    f1 = 2 * tp / (2 * tp + fp + (pos - tp))
+    accuracy = (tp + neg - fp) / (pos + neg)
+    return s[last_of_group], recall, precision, f1, accuracy
