@@ -16,3 +16,14 @@ def shared_datasets() -> Path:
     if not SHARED_DATASETS.is_dir():
         pytest.skip(f"real datasets not found at {SHARED_DATASETS} (set AUTONAD_SHARED_DATASETS)")
     return SHARED_DATASETS
+
+
+@pytest.fixture(autouse=True)
+def wide_console():
+    """Tests read tables from captured output: keep rich from wrapping them at 80 columns."""
+    from autonad import ui
+
+    old = ui.console.width, ui.err_console.width
+    ui.console.width = ui.err_console.width = 200
+    yield
+    ui.console.width, ui.err_console.width = old
