@@ -1,0 +1,484 @@
+"""The supernet: the structure modules of `autonad.supernet.modules` filled with elastic layers.
+
+Each ``Super*`` class subclasses a structure module (so forward is shared with the extracted
+model) and adds ``set_active(...)`` (sizes from the arch, plain ints) and ``extract()`` (the
+structure module rebuilt from its layers' extractions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from torch import Tensor, nn
+
+from autonad.errors import AutoNADError
+from autonad.space import EDGE_NAMES, Arch, BlockArch, DecoderArch, HeadsArch, SearchSpace, StageArch, StageSpace
+from autonad.supernet.config import SupernetConfig
+from autonad.supernet.elastic import (
+    Elastic,
+    ElasticChoice,
+    ElasticConv2d,
+    ElasticGroupNorm,
+    ElasticLayerNorm,
+    ElasticLinear,
+    ElasticShiftConv,
+    Index,
+)
+from autonad.supernet.modules import (
+    MFAM,
+    ACmixConv,
+    Block,
+    CaPHead,
+    ConvNormAct,
+    Encoder,
+    MixFFN,
+    PatchEmbed,
+    SegHead,
+    SegmentationNet,
+    ShiftMLP,
+    SpatialReductionAttention,
+    Stage,
+)
+from autonad.supernet.sharing import banks, edge_key, mixer_key, op_type, projection_key
+
+# MFAM edge op -> (kernel, dilation) of its (point-wise part of the) convolution.
+EDGE_GEOMETRY = {"conv1x1": (1, 1), "conv3x3": (3, 1), "conv5x5": (5, 1), "dil3x3": (3, 2), "dwsep3x3": (1, 1)}
+
+
+def ffn_hidden(width: int, ratio: float) -> int:
+    """MixFFN hidden width: round(C * r)."""
+    return int(round(width * ratio))
+
+
+# -- Step II operators ------------------------------------------------------------------------
+class SuperAttention(SpatialReductionAttention, Elastic):
+    """Parameter-free, so nothing to slice: heads follow the input width."""
+
+    def set_active(self, width: int, kernel: int | None) -> None:
+        pass
+
+    def extract(self) -> SpatialReductionAttention:
+        return SpatialReductionAttention(self.head_dim, self.sr_ratio)
+
+
+class SuperACmixConv(ACmixConv, Elastic):
+    """ACmix with W^P sliced ``[:k*k, :3*heads]`` (centre-out kernel rows, head-major inputs)."""
+
+    def __init__(self, head_dim: int, max_width: int, max_kernel: int):
+        max_heads = max_width // head_dim
+        fc = ElasticLinear(3 * max_heads, max_kernel * max_kernel, bias=False, std=(3 * max_heads) ** -0.5)
+        super().__init__(fc, ElasticShiftConv(head_dim, max_heads, max_kernel), head_dim)
+
+    def set_active(self, width: int, kernel: int | None) -> None:
+        if kernel is None:
+            raise ValueError("a conv block needs a kernel size")
+        heads = width // self.head_dim
+        self.fc.set_active(3 * heads, kernel * kernel)
+        self.shift.set_active(heads, kernel)
+
+    def extract(self) -> ACmixConv:
+        return ACmixConv(self.fc.extract(), self.shift.extract(), self.head_dim)
+
+
+class SuperShiftMLP(ShiftMLP, Elastic):
+    """S2-MLPv2 with the split-attention MLP C -> C/4 -> 3C sliced by width."""
+
+    def __init__(self, max_width: int):
+        super().__init__(ElasticLinear(max_width, max_width // 4), ElasticLinear(max_width // 4, 3 * max_width))
+
+    def set_active(self, width: int, kernel: int | None) -> None:
+        self.fc1.set_active(width, width // 4)
+        self.fc2.set_active(width // 4, 3 * width)
+
+    def extract(self) -> ShiftMLP:
+        return ShiftMLP(self.fc1.extract(), self.fc2.extract())
+
+
+def _mixer(choices: Sequence[str], head_dim: int, sr_ratio: int, max_width: int) -> Elastic:
+    """Step II weights serving ``choices`` (all of one operator type)."""
+    kind = op_type(choices[0])
+    if kind == "transformer":
+        return SuperAttention(head_dim, sr_ratio)
+    if kind == "conv":
+        return SuperACmixConv(head_dim, max_width, max(int(c[4:]) for c in choices))
+    return SuperShiftMLP(max_width)
+
+
+# -- encoder ----------------------------------------------------------------------------------
+class SuperMixFFN(MixFFN, Elastic):
+    def __init__(self, max_width: int, max_hidden: int):
+        super().__init__(
+            ElasticLinear(max_width, max_hidden),
+            ElasticConv2d(max_hidden, max_hidden, 3, depthwise=True),
+            ElasticLinear(max_hidden, max_width),
+        )
+
+    def set_active(self, width: int, hidden: int) -> None:
+        self.fc1.set_active(width, hidden)
+        self.dwconv.set_active(hidden, hidden)
+        self.fc2.set_active(hidden, width)
+
+    def extract(self) -> MixFFN:
+        return MixFFN(self.fc1.extract(), self.dwconv.extract(), self.fc2.extract())
+
+
+class SuperBlock(Block, Elastic):
+    """A block slot: banks of Step I/projection and Step II weights keyed by the sharing mode."""
+
+    def __init__(self, stage: StageSpace, head_dim: int, mode: str, drop_path: float):
+        width = max(stage.width)
+        proj_keys = {c: projection_key(mode, c) for c in stage.op_choices}
+        mix_keys = {c: mixer_key(mode, c) for c in stage.op_choices}
+        super().__init__(
+            norm1=ElasticLayerNorm(width),
+            qkv=ElasticChoice({k: ElasticLinear(width, 3 * width) for k in banks(proj_keys)}),
+            mixer=ElasticChoice({k: _mixer(cs, head_dim, stage.sr_ratio, width) for k, cs in banks(mix_keys).items()}),
+            proj=ElasticChoice({k: ElasticLinear(width, width) for k in banks(proj_keys)}),
+            norm2=ElasticLayerNorm(width),
+            ffn=SuperMixFFN(width, ffn_hidden(width, max(stage.ffn_ratio))),
+            drop_path=drop_path,
+        )
+        self.proj_keys, self.mix_keys = proj_keys, mix_keys
+
+    def set_active(self, width: int, block: BlockArch) -> None:
+        choice = block.choice
+        self.norm1.set_active(width)
+        self.qkv.set_active(self.proj_keys[choice])
+        self.qkv.current.set_active(width, 3 * width)
+        self.mixer.set_active(self.mix_keys[choice])
+        self.mixer.current.set_active(width, block.kernel)
+        self.proj.set_active(self.proj_keys[choice])
+        self.proj.current.set_active(width, width)
+        self.norm2.set_active(width)
+        self.ffn.set_active(width, ffn_hidden(width, block.ffn_ratio))
+
+    def weights_for(self, choice: str) -> tuple[ElasticLinear, ElasticLinear, Elastic]:
+        """(q/k/v projection, output projection, Step II module) that serve an op choice."""
+        key = self.proj_keys[choice]
+        return self.qkv.banks[key], self.proj.banks[key], self.mixer.banks[self.mix_keys[choice]]
+
+    def extract(self) -> Block:
+        return Block(
+            self.norm1.extract(),
+            self.qkv.extract(),
+            self.mixer.extract(),
+            self.proj.extract(),
+            self.norm2.extract(),
+            self.ffn.extract(),
+            self.drop_path.rate,
+        )
+
+
+class SuperPatchEmbed(PatchEmbed, Elastic):
+    def __init__(self, max_in: int, max_width: int, stride: int):
+        kernel = 2 * stride - 1  # 7x7/s4 from the image, 3x3/s2 between stages
+        super().__init__(ElasticConv2d(max_in, max_width, kernel, stride=stride), ElasticLayerNorm(max_width))
+
+    def set_active(self, in_channels: int, width: int) -> None:
+        self.conv.set_active(in_channels, width)
+        self.norm.set_active(width)
+
+    def extract(self) -> PatchEmbed:
+        return PatchEmbed(self.conv.extract(), self.norm.extract())
+
+
+class SuperStage(Stage, Elastic):
+    def __init__(self, stage: StageSpace, max_in: int, stride: int, head_dim: int, mode: str, drop_paths: list[float]):
+        width = max(stage.width)
+        blocks = nn.ModuleList(SuperBlock(stage, head_dim, mode, rate) for rate in drop_paths)
+        super().__init__(SuperPatchEmbed(max_in, width, stride), blocks, ElasticLayerNorm(width), len(blocks))
+
+    def set_active(self, in_channels: int, stage: StageArch) -> None:
+        self.embed.set_active(in_channels, stage.width)
+        for block, block_arch in zip(self.blocks, stage.blocks):
+            block.set_active(stage.width, block_arch)
+        self.depth = stage.depth
+        self.norm.set_active(stage.width)
+
+    def active_children(self) -> Iterable[nn.Module]:
+        return [self.embed, *self.blocks[: self.depth], self.norm]
+
+    def extract(self) -> Stage:
+        blocks = nn.ModuleList(block.extract() for block in self.blocks[: self.depth])
+        return Stage(self.embed.extract(), blocks, self.norm.extract(), self.depth)
+
+
+class SuperEncoder(Encoder, Elastic):
+    def __init__(self, space: SearchSpace, mode: str, drop_path: float):
+        slots = sum(max(st.depth) for st in space.stages)
+        rates = iter([drop_path * i / max(slots - 1, 1) for i in range(slots)])
+        stages, max_in, prev_stride = [], space.in_channels, 1
+        for st in space.stages:
+            drop_paths = [next(rates) for _ in range(max(st.depth))]
+            stages.append(SuperStage(st, max_in, st.stride // prev_stride, space.head_dim, mode, drop_paths))
+            max_in, prev_stride = max(st.width), st.stride
+        super().__init__(nn.ModuleList(stages))
+
+    def set_active(self, in_channels: int, stages: Sequence[StageArch]) -> None:
+        for stage, stage_arch in zip(self.stages, stages):
+            stage.set_active(in_channels, stage_arch)
+            in_channels = stage_arch.width
+
+    def extract(self) -> Encoder:
+        return Encoder(nn.ModuleList(stage.extract() for stage in self.stages))
+
+
+# -- decoder ----------------------------------------------------------------------------------
+class ElasticEdgeConv(Elastic):
+    """The convolution of an MFAM edge, one op of {conv1x1, conv3x3, conv5x5, dil3x3, dwsep3x3}.
+
+    Ops map to banks by the sharing mode; in a shared bank the stored kernel is the largest op's
+    and the others slice it (3x3 centred, 1x1 centre, dilated 3x3 every other tap). dwsep3x3 is
+    a depthwise 3x3 (own weights) followed by the bank's 1x1 (centre) weights.
+    """
+
+    def __init__(self, max_in: int, max_out: int, ops: Sequence[str], mode: str):
+        super().__init__()
+        self.keys = {op: edge_key(mode, op) for op in ops}
+        self.convs = nn.ModuleDict(
+            {
+                key: ElasticConv2d(max_in, max_out, max(EDGE_GEOMETRY[op][0] for op in served), bias=False)
+                for key, served in banks(self.keys).items()
+            }
+        )
+        has_dw = "dwsep3x3" in ops
+        self.depthwise = ElasticConv2d(max_in, max_in, 3, bias=False, depthwise=True) if has_dw else None
+        self.op = ops[0]
+
+    def set_active(self, op: str, in_channels: int, out_channels: int) -> None:
+        kernel, dilation = EDGE_GEOMETRY[op]
+        self.convs[self.keys[op]].set_active(in_channels, out_channels, kernel, dilation)
+        if op == "dwsep3x3":
+            self.depthwise.set_active(in_channels, in_channels)
+        self.op = op
+
+    def active_children(self) -> Iterable[nn.Module]:
+        conv = self.convs[self.keys[self.op]]
+        return [self.depthwise, conv] if self.op == "dwsep3x3" else [conv]
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.op == "dwsep3x3":
+            x = self.depthwise(x)
+        return self.convs[self.keys[self.op]](x)
+
+    def extract(self) -> nn.Module:
+        layers = [layer.extract() for layer in self.active_children()]
+        return layers[0] if len(layers) == 1 else nn.Sequential(*layers)
+
+
+class SuperEdge(ConvNormAct, Elastic):
+    def __init__(self, max_in: int, max_out: int, ops: Sequence[str], mode: str, channels_per_group: int):
+        super().__init__(ElasticEdgeConv(max_in, max_out, ops, mode), ElasticGroupNorm(max_out, channels_per_group))
+
+    def set_active(self, op: str, in_channels: int, out_channels: int) -> None:
+        self.conv.set_active(op, in_channels, out_channels)
+        self.norm.set_active(out_channels)
+
+    def extract(self) -> ConvNormAct:
+        return ConvNormAct(self.conv.extract(), self.norm.extract())
+
+
+class SuperMFAM(MFAM, Elastic):
+    def __init__(self, space: SearchSpace, mode: str, channels_per_group: int):
+        dec = space.decoder
+        widths = [max(st.width) for st in space.stages]
+        top, width = widths[3], max(dec.width)
+        branch = top // 4  # PPM branch width (PSPNet: C4 / 4)
+
+        def edge(cin: int, cout: int) -> SuperEdge:
+            return SuperEdge(cin, cout, dec.edge_ops, mode, channels_per_group)
+
+        def conv1x1(cin: int, cout: int) -> ElasticConv2d:
+            return ElasticConv2d(cin, cout, 1, bias=False)  # GroupNorm follows the sum
+
+        super().__init__(
+            ppm_edges=nn.ModuleList(edge(top, branch) for _ in range(dec.pool_branches)),
+            ppm_projs=nn.ModuleList(conv1x1(branch, width) for _ in range(dec.pool_branches)),
+            ppm_skip=conv1x1(top, width),
+            ppm_norm=ElasticGroupNorm(width, channels_per_group),
+            laterals=nn.ModuleList(edge(w, width) for w in widths[:3]),
+            fpn_edges=nn.ModuleList(edge(width, width) for _ in range(3)),
+            fuse=nn.ModuleList(conv1x1(width, width) for _ in range(4)),
+            fuse_norm=ElasticGroupNorm(width, channels_per_group),
+            pool_sizes=list(dec.pool_combos[-1]),
+        )
+
+    def set_active(self, widths: Sequence[int], dec: DecoderArch) -> None:
+        edges = dict(zip(EDGE_NAMES, dec.edges))
+        top, width = widths[3], dec.width
+        for i, (edge, proj) in enumerate(zip(self.ppm_edges, self.ppm_projs), start=1):
+            edge.set_active(edges[f"ppm{i}"], top, top // 4)
+            proj.set_active(top // 4, width)
+        self.ppm_skip.set_active(top, width)
+        self.ppm_norm.set_active(width)
+        for i, (lateral, fpn) in enumerate(zip(self.laterals, self.fpn_edges), start=1):
+            lateral.set_active(edges[f"lateral{i}"], widths[i - 1], width)
+            fpn.set_active(edges[f"fpn{i}"], width, width)
+        for proj in self.fuse:
+            proj.set_active(width, width)
+        self.fuse_norm.set_active(width)
+        self.pool_sizes = list(dec.pool_sizes)
+
+    def extract(self) -> MFAM:
+        def plain(layers: nn.ModuleList) -> nn.ModuleList:
+            return nn.ModuleList(layer.extract() for layer in layers)
+
+        return MFAM(
+            plain(self.ppm_edges),
+            plain(self.ppm_projs),
+            self.ppm_skip.extract(),
+            self.ppm_norm.extract(),
+            plain(self.laterals),
+            plain(self.fpn_edges),
+            plain(self.fuse),
+            self.fuse_norm.extract(),
+            list(self.pool_sizes),
+        )
+
+
+# -- heads ------------------------------------------------------------------------------------
+class SuperSegHead(SegHead, Elastic):
+    def __init__(self, max_width: int, num_classes: int, dropout: float):
+        super().__init__(ElasticConv2d(max_width, num_classes, 1), dropout)
+        self.num_classes = num_classes
+        # Start near uniform class scores: fan-out init of a 1x1 conv with few outputs (std ~0.7)
+        # gives huge initial logits that collapse training onto the background.
+        nn.init.normal_(self.classifier.weight, 0.0, 0.01)
+
+    def set_active(self, width: int) -> None:
+        self.classifier.set_active(width, self.num_classes)
+
+    def extract(self) -> SegHead:
+        return SegHead(self.classifier.extract(), self.dropout.p)
+
+
+class SuperCaPHead(CaPHead, Elastic):
+    def __init__(self, max_width: int, hidden: int, outputs: int):
+        super().__init__(ElasticLinear(max_width, hidden), ElasticLinear(hidden, outputs))
+
+    def set_active(self, width: int) -> None:
+        self.fc1.set_active(width, self.fc1.max_out)
+
+    def extract(self) -> CaPHead:
+        return CaPHead(self.fc1.extract(), self.fc2.extract())
+
+
+# -- the supernet -----------------------------------------------------------------------------
+class Supernet(SegmentationNet, Elastic):
+    """Weight-sharing supernet over a search space (SPEC section 4).
+
+    ``set_arch(arch)`` activates a subnet (validated against the space; only ints change),
+    ``forward(x)`` runs it (same outputs as `SegmentationNet`), ``extract(arch)`` returns it as a
+    standalone `SegmentationNet` of plain torch layers. It starts at the space's largest arch.
+    """
+
+    def __init__(self, config: SupernetConfig, num_classes: int, space: SearchSpace | None = None):
+        space = space if space is not None else SearchSpace.load(config.search_space)
+        _check_compatible(space, config, num_classes)
+        mode, dec = config.weight_sharing, space.decoder
+        top = max(space.stages[3].width)
+        cap = None
+        if config.heads.cap:
+            outputs = 1 + (num_classes - 1 if config.heads.multilabel else 0)
+            cap = SuperCaPHead(top, config.heads.cap_hidden, outputs)
+        super().__init__(
+            encoder=SuperEncoder(space, mode, config.drop_path),
+            decoder=SuperMFAM(space, mode, config.decoder.gn_channels_per_group),
+            seg_head=SuperSegHead(max(dec.width), num_classes, config.decoder.dropout),
+            cap_head=cap,
+            metadata={},
+        )
+        self.config, self.space, self.num_classes = config, space, num_classes
+        self.set_arch(space.largest(heads=HeadsArch(cap=config.heads.cap)))
+
+    def set_arch(self, arch: Arch) -> None:
+        self.space.validate(arch)
+        if arch.heads.cap and self.cap_head is None:
+            raise AutoNADError(f"arch turns on the CaP head but supernet '{self.config.name}' has none (heads.cap)")
+        widths = [st.width for st in arch.stages]
+        self.encoder.set_active(self.space.in_channels, arch.stages)
+        self.decoder.set_active(widths, arch.decoder)
+        self.seg_head.set_active(arch.decoder.width)
+        if self.cap_head is not None:
+            self.cap_head.set_active(widths[3])
+        self.cap_enabled = arch.heads.cap
+        self.arch = arch
+
+    def active_children(self) -> Iterable[nn.Module]:
+        heads = [self.cap_head] if self.cap_enabled else []
+        return [self.encoder, self.decoder, self.seg_head, *heads]
+
+    def extract(self, arch: Arch | None = None) -> SegmentationNet:
+        """The active subnet (after ``set_arch(arch)`` if given) as a standalone model of plain
+        torch layers with the sliced weights copied in, in the supernet's train/eval mode."""
+        if arch is not None:
+            self.set_arch(arch)
+        model = SegmentationNet(
+            self.encoder.extract(),
+            self.decoder.extract(),
+            self.seg_head.extract(),
+            self.cap_head.extract() if self.cap_enabled else None,
+            metadata=self.metadata_for(self.arch),
+        )
+        param = next(self.parameters())
+        return model.to(device=param.device, dtype=param.dtype).train(self.training)
+
+    def metadata_for(self, arch: Arch) -> dict[str, str]:
+        outputs = ["seg"] + (["cap"] if arch.heads.cap else [])
+        if arch.heads.cap and self.config.heads.multilabel:
+            outputs.append("cls")
+        return {
+            "arch": arch.to_json(),
+            "arch_hash": arch.hash,
+            "search_space": self.space.name,
+            "supernet": self.config.name,
+            "weight_sharing": self.config.weight_sharing,
+            "num_classes": str(self.num_classes),
+            "in_channels": str(self.space.in_channels),
+            "outputs": ",".join(outputs),
+        }
+
+    def active_parameters(self) -> dict[str, Index]:
+        """Parameter name -> index of the region the active arch computes with. Parameters not
+        listed (inactive blocks, banks, ops) are not used at all."""
+        names: dict[int, str] = {}
+        for name, param in self.named_parameters():
+            names.setdefault(id(param), name)
+        used: dict[str, Index] = {}
+
+        def visit(module: nn.Module) -> None:
+            if isinstance(module, Elastic):
+                for pname, index in module.active_slices().items():
+                    used[names[id(getattr(module, pname))]] = index
+                children = module.active_children()
+            else:
+                children = module.children()
+            for child in children:
+                visit(child)
+
+        visit(self)
+        return used
+
+
+def _check_compatible(space: SearchSpace, config: SupernetConfig, num_classes: int) -> None:
+    """Reject spaces the supernet's fixed structure cannot serve, with one-line errors."""
+    where = f"supernet '{config.name}' (search space '{space.name}')"
+    if num_classes < 2:
+        raise AutoNADError(f"{where}: needs at least 2 classes (background + defect), got {num_classes}")
+    if space.decoder.pool_branches != 4:
+        raise AutoNADError(f"{where}: MFAM has 4 PPM edges, the space has {space.decoder.pool_branches} pool branches")
+    strides = [1] + [st.stride for st in space.stages]
+    for i, st in enumerate(space.stages):
+        if st.stride % strides[i] or st.stride // strides[i] < 2:
+            raise AutoNADError(f"{where}: stage {i + 1} stride {st.stride} is not a multiple of {strides[i]}")
+        if "mlp" in st.ops and any(w % 4 for w in st.width):
+            raise AutoNADError(f"{where}: stage {i + 1} widths must be multiples of 4 for the MLP operator")
+    if any(w % 4 for w in space.stages[3].width):
+        raise AutoNADError(f"{where}: stage-4 widths must be multiples of 4 (PPM branches are C4 / 4 wide)")
+    cpg = config.decoder.gn_channels_per_group
+    bad = [w for w in [*space.decoder.width, *(w // 4 for w in space.stages[3].width)] if w % cpg]
+    if bad:
+        raise AutoNADError(
+            f"{where}: decoder.gn_channels_per_group {cpg} must divide every decoder width and every "
+            f"PPM branch width (stage-4 width / 4); {bad[0]} is not divisible"
+        )
