@@ -6,7 +6,7 @@ import argparse
 import random
 from pathlib import Path
 
-from rich.table import Table
+from rich.table import Column, Table
 
 from autonad.cli.common import input_size, positive_int
 from autonad.space import Arch, HeadsArch, SearchSpace
@@ -76,10 +76,12 @@ def arch_info(args: argparse.Namespace) -> int:
 def _report(space: SearchSpace, archs: list[Arch], paths: list[Path], args: argparse.Namespace) -> None:
     h, w = args.input_size
     sized = not args.no_size
-    columns = (
-        ["#", "hash", "arch"] + (["params (M)", f"GFLOPs @{h}x{w}"] if sized else []) + (["file"] if paths else [])
-    )
-    table = Table(*columns, title=f"archs of '{space.name}'")
+    table = Table("#", Column("hash", no_wrap=True), Column("arch", overflow="fold"), title=f"archs of '{space.name}'")
+    if sized:
+        table.add_column("params (M)", justify="right")
+        table.add_column(f"GFLOPs @{h}x{w}", justify="right")
+    if paths:
+        table.add_column("file", overflow="fold")
     for i, arch in enumerate(archs):
         row = [str(i), arch.hash, arch.short()]
         if sized:
