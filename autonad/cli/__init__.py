@@ -13,7 +13,7 @@ import sys
 from autonad import __version__
 from autonad.errors import AutoNADError
 
-COMMAND_MODULES = ("datasets", "space", "arch")
+COMMAND_MODULES = ("datasets", "space", "arch", "train")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -131,7 +131,7 @@ def _scale(rng: np.random.Generator) -> float:
 
 
 def _scratch(draw: ImageDraw.ImageDraw, rng: np.random.Generator, size: int) -> None:
-    length = min(10.0 * _scale(rng), 1.4 * size)
+    length = min(14.0 * _scale(rng), 1.4 * size)
     x, y = rng.uniform(0, size, 2)
     angle = rng.uniform(0, math.pi)
     bend = rng.normal(0, 0.15)
@@ -140,11 +140,11 @@ def _scratch(draw: ImageDraw.ImageDraw, rng: np.random.Generator, size: int) -> 
         x, y = x + length / 3 * math.cos(angle), y + length / 3 * math.sin(angle)
         angle += bend
         points.append((x, y))
-    draw.line(points, fill=255, width=1 if rng.random() < 0.6 else 2)
+    draw.line(points, fill=255, width=2 if rng.random() < 0.6 else 3)
 
 
 def _spot(draw: ImageDraw.ImageDraw, rng: np.random.Generator, size: int) -> None:
-    radius = min(2.5 * _scale(rng), size / 5)
+    radius = min(4.0 * _scale(rng), size / 5)
     cx, cy = rng.uniform(radius, size - radius, 2)
     for _ in range(1 + int(rng.integers(3))):  # a few overlapping ellipses make an irregular blob
         rx, ry = radius * rng.uniform(0.6, 1.3, 2)
@@ -154,7 +154,7 @@ def _spot(draw: ImageDraw.ImageDraw, rng: np.random.Generator, size: int) -> Non
 
 def _crack(draw: ImageDraw.ImageDraw, rng: np.random.Generator, size: int) -> None:
     length = min(14.0 * _scale(rng), 1.5 * size)
-    width = 1 if rng.random() < 0.5 else 2
+    width = 2 if rng.random() < 0.5 else 3
     _walk(draw, rng, tuple(rng.uniform(0, size, 2)), rng.uniform(0, 2 * math.pi), length, width, branches=2)
 
 

@@ -50,7 +50,7 @@ def test_defect_free_share_and_classes(full):
 def test_defect_sizes_are_long_tailed(full):
     _, infos, _ = full
     areas = np.array([a for info in infos for a in info.pixels[1:4] if a])
-    assert np.median(areas) < 60  # most defects are tiny on a 128x128 image (16384 pixels)
+    assert np.median(areas) < 120  # most defects cover under 1% of a 128x128 image (16384 pixels)
     assert areas.max() > 20 * np.median(areas)  # a few are large
     assert np.percentile(areas, 90) < areas.max() / 3
 

@@ -1,0 +1,94 @@
+"""`autonad train-supernet`: train the supernet once per (dataset, supernet, recipe)."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+from pathlib import Path
+
+import torch
+from rich.table import Table
+
+from autonad.cli.common import positive_int
+from autonad.data import open_dataset
+from autonad.supernet import SupernetConfig
+from autonad.train.distributed import init_distributed, shutdown
+from autonad.train.recipe import Recipe, default_recipe
+from autonad.train.trainer import SupernetTrainer
+from autonad.ui import console
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train-supernet", help="train a supernet on a dataset (resumable; torchrun for DDP)")
+    add_data_options(p)
+    p.add_argument(
+        "--recipe", help="recipe name or YAML path (default: <dataset>-cpu without a GPU, demo for synthetic)"
+    )
+    p.add_argument("--supernet", help="supernet definition name or YAML path (default: the recipe's)")
+    p.add_argument("--out", type=Path, help="run folder (default: runs/supernet/<dataset>__<supernet>__<recipe>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    p.add_argument(
+        "--max-epochs", type=positive_int, help="stop after this many epochs (the schedule stays the recipe's)"
+    )
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)")
+    p.set_defaults(func=train_supernet)
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dataset", default="synthetic", help="synthetic | ksdd2 | mt | neu-seg | msd | voc:ROOT | folder:ROOT"
+    )
+    p.add_argument("--data-root", help="the dataset's folder (default: $AUTONAD_DATA/<name> or ./data/<name>)")
+    p.add_argument("--skip-bad", action="store_true", help="skip (and list) unreadable or inconsistent files")
+
+
+def supernet_run_dir(dataset: str, supernet: str, recipe: str, base: Path = Path("runs/supernet")) -> Path:
+    """Where the supernet for (dataset, supernet definition, recipe) lives, so it is trained once."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", dataset).strip("-")
+    if ":" in dataset:  # voc:/folder: roots: keep it short but unique per path
+        root = str(Path(dataset.partition(":")[2]).expanduser().resolve())
+        slug = f"{dataset.partition(':')[0]}-{Path(root).name}-{hashlib.sha256(root.encode()).hexdigest()[:8]}"
+    return base / f"{slug}__{Path(supernet).stem}__{Path(recipe).stem}"
+
+
+def train_supernet(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    recipe = Recipe.load(args.recipe or default_recipe(args.dataset))
+    config = SupernetConfig.load(args.supernet or recipe.supernet)
+    run_dir = args.out or supernet_run_dir(args.dataset, args.supernet or recipe.supernet, args.recipe or recipe.name)
+    dist = init_distributed(args.device)
+    try:
+        source = open_dataset(args.dataset, args.data_root, seed=recipe.train.seed, skip_bad=args.skip_bad)
+        if dist.is_main:
+            procs = f" ({dist.world} processes)" if dist.enabled else ""
+            console.print(
+                f"training supernet [bold]{config.name}[/] on [bold]{source.name}[/] "
+                f"with recipe [bold]{recipe.name}[/] -> {run_dir}{procs}"
+            )
+            for message in source.bad:
+                console.print(f"[yellow]skipped:[/] {message}")
+        trainer = SupernetTrainer(recipe, config, source, run_dir, dist, max_epochs=args.max_epochs)
+        state = trainer.fit(resume=args.resume)
+    finally:
+        shutdown(dist)
+    if dist.is_main:
+        print_summary(state.history, run_dir)
+    return 0
+
+
+def print_summary(history: list[dict], run_dir: Path) -> None:
+    last_val = next((h for h in reversed(history) if "val" in h), None)
+    if last_val is not None:
+        table = Table("subnet", "mIoU", "mIoU (defects)", "mF1", "Sample_mIoU", "Seg_Recall",
+                      title=f"validation after epoch {last_val['epoch']}")  # fmt: skip
+        for name, m in last_val["val"].items():
+            table.add_row(name, *(_pct(m[k]) for k in ("miou", "miou_fg", "mf1", "sample_miou", "seg_recall")))
+        console.print(table)
+    console.print(f"run folder: {run_dir} (checkpoint.pt, history.jsonl, run.yaml, split.json)")
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"

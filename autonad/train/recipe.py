@@ -1,0 +1,92 @@
+"""Training recipes (`recipes/*.yaml`): input size, augmentation and supernet-training settings.
+
+One recipe per dataset, with the paper's GPU settings where it gives them (AdamW 5e-4, cosine;
+800 epochs NEU, 3000 MT, 2000 MSD) and a `-cpu` variant sized for a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from autonad import resources
+from autonad.config import from_mapping, load_yaml, to_mapping
+from autonad.data import TransformConfig
+from autonad.errors import AutoNADError
+
+
+@dataclass(frozen=True)
+class SupernetTraining:
+    epochs: int
+    batch_size: int = 8
+    lr: float = 5e-4
+    weight_decay: float = 0.05  # none on norms and biases
+    warmup_epochs: float = 1.0
+    min_lr_ratio: float = 0.01  # cosine decays to this fraction of lr
+    sampler: Literal["uniform", "sandwich"] = "uniform"  # paper: uniform
+    sandwich_random: int = 2  # random subnets per sandwich step (besides largest and smallest)
+    distill_weight: float = 1.0  # sandwich: weight of in-place distillation from the largest
+    dice_weight: float = 0.0  # segmentation loss = CE + dice_weight * Dice
+    class_weights: Literal["none", "sqrt_inv_freq"] = "none"  # CE class weights from train pixel shares
+    cap: bool = True  # train the CaP head jointly when the supernet has one
+    cap_weighting: Literal["fixed", "uncertainty"] = "fixed"
+    w_seg: float = 0.5
+    w_cls: float = 0.5
+    cap_balance: bool = False  # weight the CaP loss by the train split's negative/positive ratio
+    amp: bool = True  # bf16 autocast on GPU; ignored on CPU
+    grad_clip: float | None = 5.0
+    val_every: int = 1  # epochs between validations of the largest/smallest/fixed-random subnet
+    val_images: int | None = None  # at most this many validation images (None: all)
+    checkpoint_minutes: float = 10.0  # besides every epoch
+    checkpoint_steps: int = 0  # also every N steps (0: off)
+    latency_every: int = 25  # steps between latency records of the sampled subnet (0: off)
+    workers: int = 0  # DataLoader worker processes
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1:
+            raise AutoNADError("epochs and batch_size must be at least 1")
+        if self.lr <= 0:
+            raise AutoNADError(f"lr: must be positive, got {self.lr}")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    train: SupernetTraining
+    transform: TransformConfig = TransformConfig()
+    normalise: Literal["dataset", "config"] = "dataset"  # dataset: mean/std of the train split
+    dataset: str = "synthetic"  # the dataset it was written for
+    supernet: str = "autonad"  # default supernet definition
+    description: str = ""
+
+    @staticmethod
+    def load(name_or_path: str | Path) -> Recipe:
+        path = resources.resolve("recipes", name_or_path)
+        return from_mapping(Recipe, load_yaml(path), str(path))
+
+    def to_dict(self) -> dict:
+        return to_mapping(self)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return tuple(self.transform.size)
+
+    @property
+    def hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def default_recipe(dataset: str) -> str:
+    """The shipped recipe for a dataset name: `<name>-cpu` without a GPU, `demo` for synthetic."""
+    kind = dataset.partition(":")[0]
+    if kind == "synthetic":
+        return "demo"
+    base = kind if kind in resources.list_shipped("recipes") else "default"
+    cpu = f"{base}-cpu"
+    return cpu if not torch.cuda.is_available() and cpu in resources.list_shipped("recipes") else base
