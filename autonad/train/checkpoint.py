@@ -31,6 +31,8 @@ def load_checkpoint(path: str | os.PathLike, kind: str) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise AutoNADError(f"{path}: checkpoint not found")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; torch's own error would be misleading
+        raise AutoNADError(f"{path}: not a readable checkpoint (truncated, corrupt or not saved by AutoNAD)")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as e:

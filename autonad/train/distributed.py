@@ -1,7 +1,12 @@
 """torch.distributed set-up: the same command runs on one CPU, one GPU or many (torchrun).
 
-`torchrun --nproc_per_node N autonad train-supernet ...` sets RANK/WORLD_SIZE/LOCAL_RANK; we
+`torchrun --standalone --nproc_per_node N -m autonad train-supernet ...` (torchrun wants a module
+with -m, or a script path: `--no-python autonad` also works) sets RANK/WORLD_SIZE/LOCAL_RANK; we
 pick gloo on CPU and nccl on GPU. Without those variables everything runs in one process.
+The recipe's `batch_size` is the global batch, split evenly over the processes: N processes train on the
+same batches as one (tests/train/test_distributed.py). torchrun starts each worker in a session of
+its own: to stop a run, signal torchrun with SIGTERM/SIGINT (forwarded), not SIGKILL (the workers
+would carry on).
 """
 
 from __future__ import annotations

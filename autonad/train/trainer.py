@@ -4,7 +4,8 @@ A run folder holds `run.yaml` (what was trained, on what, with which normalisati
 `split.json`, `history.jsonl` (per-epoch loss and validation of the largest, smallest and a
 fixed random subnet) and `checkpoint.pt`, written atomically every epoch, every N minutes and
 optionally every N steps. The checkpoint carries model, optimizer, scheduler, loss, sampler and
-RNG states plus the history and the latency records, so `resume` continues bit for bit.
+RNG states plus the history, the latency records and the current epoch's logged losses so far, so
+`resume` continues bit for bit (tests/train/test_resume.py kills a run with SIGKILL to check).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import dataclasses
 import json
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -55,6 +57,10 @@ class TrainState:
     history: list[dict] = field(default_factory=list)
     latency_records: list[dict] = field(default_factory=list)
     elapsed_s: float = 0.0
+    # the current epoch so far: logged values of its steps (averaged over ranks) and its seconds, so an
+    # epoch interrupted by a kill and resumed logs the same mean loss as an uninterrupted one
+    epoch_losses: list[dict[str, float]] = field(default_factory=list)
+    epoch_s: float = 0.0
 
 
 class TrainStep(nn.Module):
@@ -125,6 +131,9 @@ class SupernetTrainer:
         self.step_module = TrainStep(self.net, self.loss, self.tr.distill_weight)
         self.model: nn.Module = self.step_module
         if self.dist.enabled:
+            # channels-last convolutions give some weights channels-last gradients, which DDP copies into its
+            # contiguous buckets (correct, a little slower) with a multi-line warning per process
+            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = DistributedDataParallel(self.step_module, device_ids=ids, find_unused_parameters=True)
         self.optimizer = build_optimizer(self.step_module, self.tr.lr, self.tr.weight_decay)
@@ -149,10 +158,12 @@ class SupernetTrainer:
     def _prepare_data(self) -> None:
         src = self.source
         split_file = self.run_dir / "split.json"
-        if split_file.exists():
-            src.use_split(split_file)
-        elif self.dist.is_main:
+        recorded = split_file.exists()
+        if self.dist.is_main and not recorded:
             src.save_split(split_file)
+        barrier(self.dist)  # other ranks train on the split rank 0 recorded (the run folder is shared)
+        if recorded or not self.dist.is_main:
+            src.use_split(split_file)
         if not src.splits["train"] or not src.splits["val"]:
             raise AutoNADError(f"{src.name}: the train and val splits must not be empty")
         transform = self.recipe.transform
@@ -191,19 +202,17 @@ class SupernetTrainer:
         with progress(disable=not self.dist.is_main) as bar:
             task = bar.add_task(f"supernet {self.config.name} on {self.source.name}", total=max(total, 0))
             while st.epoch < stop:
-                losses: list[dict[str, float]] = []
-                epoch_start = time.monotonic()
                 for images, masks in self._loader():
-                    losses.append(self._step(images.to(self.device), masks.to(self.device)))
+                    st.epoch_losses.append(self._step(images.to(self.device), masks.to(self.device)))
                     st.step_in_epoch += 1
                     st.global_step += 1
-                    bar.update(task, advance=1, description=self._describe(losses[-1]))
+                    bar.update(task, advance=1, description=self._describe(st.epoch_losses[-1]))
                     minutes = (time.monotonic() - last_save) / 60
                     every = self.tr.checkpoint_steps
                     if minutes >= self.tr.checkpoint_minutes or (every and st.global_step % every == 0):
                         self.save()
                         last_save = time.monotonic()
-                self._end_epoch(losses, time.monotonic() - epoch_start)
+                self._end_epoch()
                 self.save()
                 last_save = time.monotonic()
         barrier(self.dist)
@@ -215,7 +224,10 @@ class SupernetTrainer:
             len(self.train_set), self.tr.batch_size, self.tr.seed, st.epoch, st.step_in_epoch,
             self.dist.rank, self.dist.world,
         )  # fmt: skip
-        return DataLoader(self.train_set, batch_sampler=batches, num_workers=self.tr.workers)
+        # An own generator: creating a DataLoader iterator otherwise draws from the global torch RNG,
+        # and a resumed run (which creates one mid-epoch) would then diverge from an uninterrupted one.
+        generator = torch.Generator().manual_seed(self.tr.seed + st.epoch)
+        return DataLoader(self.train_set, batch_sampler=batches, num_workers=self.tr.workers, generator=generator)
 
     def _step(self, images: torch.Tensor, masks: torch.Tensor) -> dict[str, float]:
         archs = self.sampler.next()
@@ -230,6 +242,7 @@ class SupernetTrainer:
         every = self.tr.latency_every
         if every and self.dist.is_main and self.state.global_step % every == 0:
             self._record_latency(archs[0])
+        logged = mean_across_ranks(logged, self.dist)  # every rank logs (and checkpoints) the same values
         logged["lr"] = self.optimizer.param_groups[0]["lr"]
         return logged
 
@@ -252,25 +265,30 @@ class SupernetTrainer:
              "input_size": list(self.recipe.input_size), "device": device_name(self.device)}
         )  # fmt: skip
 
-    def _end_epoch(self, losses: list[dict[str, float]], seconds: float) -> None:
+    def _end_epoch(self) -> None:
         st = self.state
+        self._tick()
+        losses = st.epoch_losses
         mean = {k: sum(d[k] for d in losses) / len(losses) for k in losses[0]} if losses else {}
-        mean = mean_across_ranks(mean, self.dist)
         record: dict[str, Any] = {
             "epoch": st.epoch + 1,
             "step": st.global_step,
             **{k: round(v, 6) for k, v in mean.items()},
         }
-        record["images_per_s"] = round(len(losses) * self.tr.batch_size / max(seconds, 1e-9), 2)
+        record["images_per_s"] = round(len(losses) * self.tr.batch_size / max(st.epoch_s, 1e-9), 2)
         due = (st.epoch + 1) % self.tr.val_every == 0 or st.epoch + 1 == self.epochs
         if due and self.dist.is_main:
             record["val"] = self.validate()
         st.history.append(record)
         st.epoch += 1
         st.step_in_epoch = 0
+        self._tick()  # validation counts in the run's time, not in the next epoch's
+        st.epoch_losses, st.epoch_s = [], 0.0
 
     def validate(self) -> dict[str, dict[str, float | None]]:
-        loader = DataLoader(self.val_set, batch_size=max(1, self.tr.batch_size // self.dist.world))
+        # rank 0 validates alone, with the global batch (so 1 and N processes validate alike); an own generator
+        # leaves the global RNG alone
+        loader = DataLoader(self.val_set, batch_size=self.tr.batch_size, generator=torch.Generator())
         out = {}
         for name, arch in self.val_archs.items():
             report = evaluate_arch(self.net, arch, loader, self.source.num_classes, self.device)
@@ -282,13 +300,18 @@ class SupernetTrainer:
         return f"epoch {st.epoch + 1}/{self.epochs} loss {logged['loss']:.4f} lr {logged['lr']:.2e}"
 
     # ------------------------------------------------------------------ persistence
+    def _tick(self) -> None:
+        """Add the time since the last tick to the run's and the epoch's seconds."""
+        now = time.monotonic()
+        self.state.elapsed_s += now - self._clock
+        self.state.epoch_s += now - self._clock
+        self._clock = now
+
     def save(self) -> None:
         if not self.dist.is_main:
             return
         st = self.state
-        now = time.monotonic()
-        st.elapsed_s += now - self._clock
-        self._clock = now
+        self._tick()
         payload = {
             "format": CHECKPOINT_FORMAT,
             "autonad_version": __version__,
@@ -303,7 +326,7 @@ class SupernetTrainer:
             "sampler": self.sampler.state_dict(),
             "rng": rng_state(),
             "state": {"epoch": st.epoch, "step_in_epoch": st.step_in_epoch, "global_step": st.global_step,
-                      "elapsed_s": st.elapsed_s},
+                      "elapsed_s": st.elapsed_s, "epoch_losses": st.epoch_losses, "epoch_s": st.epoch_s},
             "history": st.history,
             "latency_records": st.latency_records,
         }  # fmt: skip
@@ -311,18 +334,28 @@ class SupernetTrainer:
         write_text_atomic(self.run_dir / "history.jsonl", "".join(json.dumps(h) + "\n" for h in st.history))
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
-        check_compatible(ckpt, self.config, self.source.classes, self.checkpoint_path, self.recipe)
-        self.net.load_state_dict(ckpt["model"])
-        self.loss.load_state_dict(ckpt["loss"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
-        self.sampler.load_state_dict(ckpt["sampler"])
-        s = ckpt["state"]
-        self.state = TrainState(
-            s["epoch"], s["step_in_epoch"], s["global_step"], list(ckpt["history"]), list(ckpt["latency_records"]),
-            s["elapsed_s"],
-        )  # fmt: skip
-        set_rng_state(ckpt["rng"])  # last: building the model above drew from the generators
+        path = self.checkpoint_path
+        try:
+            check_compatible(ckpt, self.config, self.source.classes, path, self.recipe)
+            check_weights(ckpt["model"], self.net, f"{path}: its weights do not fit supernet '{self.config.name}'")
+            check_weights(ckpt["loss"], self.loss, f"{path}: its loss state does not fit recipe '{self.recipe.name}'")
+            self.net.load_state_dict(ckpt["model"])
+            self.loss.load_state_dict(ckpt["loss"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+            self.sampler.load_state_dict(ckpt["sampler"])
+            s = ckpt["state"]
+            self.state = TrainState(
+                s["epoch"], s["step_in_epoch"], s["global_step"], list(ckpt["history"]),
+                list(ckpt["latency_records"]), s["elapsed_s"], list(s.get("epoch_losses", [])), s.get("epoch_s", 0.0),
+            )  # fmt: skip
+            set_rng_state(ckpt["rng"])  # last: building the model above drew from the generators
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as e:
+            reason = str(e).splitlines()[0][:160] if str(e) else e.__class__.__name__
+            raise AutoNADError(
+                f"{path}: incomplete or damaged training checkpoint, cannot resume from it ({e.__class__.__name__}: "
+                f"{reason})"
+            ) from None
 
     def _write_run_file(self) -> None:
         info = {
@@ -338,6 +371,25 @@ class SupernetTrainer:
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }  # fmt: skip
         dump_yaml(info, self.run_dir / "run.yaml")
+
+
+def check_weights(saved: dict[str, torch.Tensor], module: nn.Module, problem: str) -> None:
+    """One line naming the first tensors that a saved state dict lacks, adds or shapes differently."""
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in saved]
+    unexpected = [k for k in saved if k not in expected]
+    reshaped = [
+        f"{k} {tuple(saved[k].shape)} vs {tuple(expected[k].shape)}"
+        for k in expected
+        if k in saved and saved[k].shape != expected[k].shape
+    ]
+    parts = [
+        f"{label} {', '.join(items[:3])}{f' (+{len(items) - 3} more)' if len(items) > 3 else ''}"
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("shape", reshaped))
+        if items
+    ]
+    if parts:
+        raise AutoNADError(f"{problem} as the code defines it now ({'; '.join(parts)})")
 
 
 def check_compatible(

@@ -1,0 +1,42 @@
+import pytest
+import torch
+
+from autonad import resources
+from autonad.errors import AutoNADError
+from autonad.supernet import SupernetConfig
+from autonad.train.recipe import Recipe, default_recipe
+
+
+def test_every_shipped_recipe_loads_with_its_supernet():
+    names = resources.list_shipped("recipes")
+    for dataset in ("mt", "neu-seg", "msd", "ksdd2", "default"):
+        assert {dataset, f"{dataset}-cpu"} <= set(names)
+    for name in names:
+        recipe = Recipe.load(name)
+        SupernetConfig.load(recipe.supernet)
+        h, w = recipe.input_size
+        assert h >= 32 and w >= 32
+
+
+def test_paper_settings_where_the_paper_gives_them():
+    # Paper V-B: AdamW 5e-4 with cosine decay; 800 epochs NEU, 3000 MT, 2000 MSD; MT at 320x320, MSD at 960x540.
+    for name, epochs, size in (("mt", 3000, (320, 320)), ("neu-seg", 800, (200, 200)), ("msd", 2000, (540, 960))):
+        recipe = Recipe.load(name)
+        assert (recipe.train.epochs, recipe.input_size, recipe.train.lr) == (epochs, size, 5e-4)
+        assert recipe.train.weight_decay == 0.05 and recipe.supernet == "autonad"
+
+
+def test_default_recipe_per_dataset():
+    cpu = not torch.cuda.is_available()
+    assert default_recipe("synthetic") == "demo"
+    assert default_recipe("mt") == ("mt-cpu" if cpu else "mt")
+    assert default_recipe("folder:/data/line7") == ("default-cpu" if cpu else "default")
+
+
+def test_unknown_recipe_key_names_the_file_and_key(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text(resources.resolve("recipes", "demo").read_text().replace("batch_size:", "batchsize:"))
+    with pytest.raises(AutoNADError, match=r"mine.yaml.train: unknown key 'batchsize'"):
+        Recipe.load(path)
+    with pytest.raises(AutoNADError, match="unknown recipe 'nope'"):
+        Recipe.load("nope")
