@@ -60,12 +60,16 @@ def pair_files(
     return pairs
 
 
-def read_lines(path: Path) -> list[str]:
-    """Non-empty lines (first word of each) of a text file such as a split list or classes.txt."""
+def read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise AutoNADError(f"{path}: cannot read ({e.__class__.__name__})") from None
+
+
+def read_lines(path: Path) -> list[str]:
+    """Non-empty lines (first word of each) of a text file such as a split list or classes.txt."""
+    text = read_text(path)
     return [line.split()[0] for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
@@ -96,11 +100,7 @@ def read_official(files: dict[str, Path]) -> dict[str, list[str]]:
 
 def read_classes(path: Path) -> list[str]:
     """classes.txt: one class name per line, index 0 = background."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise AutoNADError(f"{path}: cannot read ({e.__class__.__name__})") from None
-    names = [line.strip() for line in text.splitlines() if line.strip()]
+    names = [line.strip() for line in read_text(path).splitlines() if line.strip()]
     if len(set(names)) != len(names):
         raise AutoNADError(f"{path}: class names repeat")
     if len(names) < 2:

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-import torch
 
 from autonad.config import from_mapping
 from autonad.data import SyntheticSource
@@ -24,14 +23,6 @@ def tiny_recipe(**train) -> Recipe:
 
 def source() -> SyntheticSource:
     return SyntheticSource(n=40, size=64, seed=1)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def test_trains_validates_and_checkpoints(tmp_path):
