@@ -10,14 +10,24 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rich_argparse import RichHelpFormatter
+
 from autonad import __version__
 from autonad.errors import AutoNADError
 
 COMMAND_MODULES = ("datasets", "space", "arch", "train")
 
 
+class RichParser(argparse.ArgumentParser):
+    """argparse with rich-formatted help; sub-command parsers inherit the class."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", RichHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = RichParser(
         prog="autonad",
         description="Design, export and retrain defect-segmentation networks for your hardware.",
     )
