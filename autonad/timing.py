@@ -1,14 +1,13 @@
-"""Latency measurement done properly: warm-up, device synchronisation, fixed threads, median.
+"""Latency measurement done properly: warm-up, device synchronisation, median of repeats.
 
 Shared by the training-time latency records and the latency profiler, so both time the same way.
 """
 
 from __future__ import annotations
 
-import contextlib
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -33,20 +32,6 @@ def median_ms(
         synchronize(device)
         times.append((time.perf_counter() - start) * 1e3)
     return statistics.median(times)
-
-
-@contextlib.contextmanager
-def fixed_threads(threads: int | None) -> Iterator[None]:
-    """Run with a fixed intra-op thread count (None: leave torch's setting alone)."""
-    if threads is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def device_name(device: torch.device | str) -> str:

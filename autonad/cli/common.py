@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from autonad.errors import AutoNADError
-
 
 def input_size(text: str) -> tuple[int, int]:
     """Parse '320x320' (HxW) or '320' (square)."""
@@ -29,8 +27,3 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'")
     return value
-
-
-def require(condition: bool, message: str) -> None:
-    if not condition:
-        raise AutoNADError(message)

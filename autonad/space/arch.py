@@ -85,9 +85,6 @@ class DecoderArch:
             if op not in EDGE_OPS:
                 raise AutoNADError(f"decoder edge {name}: unknown op '{op}' (choose from {', '.join(EDGE_OPS)})")
 
-    def edge(self, name: str) -> str:
-        return self.edges[EDGE_NAMES.index(name)]
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "width": self.width,
@@ -146,11 +143,6 @@ class Arch:
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
 
     # -- summaries ----------------------------------------------------------------
-    @property
-    def blocks(self) -> list[tuple[int, int, BlockArch]]:
-        """(stage index, block index, block) for every active block."""
-        return [(s, b, blk) for s, st in enumerate(self.stages) for b, blk in enumerate(st.blocks)]
-
     def short(self) -> str:
         """Compact one-line description, e.g. 'w64[T@8,C3@7.5]|...|dec128'."""
         tok = {"transformer": "T", "mlp": "M"}
