@@ -6,8 +6,6 @@ One recipe per dataset, with the paper's GPU settings where it gives them (AdamW
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -76,10 +74,6 @@ class Recipe:
     @property
     def input_size(self) -> tuple[int, int]:
         return tuple(self.transform.size)
-
-    @property
-    def hash(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def default_recipe(dataset: str) -> str:
