@@ -30,13 +30,21 @@ def load_yaml(path: str | os.PathLike) -> Any:
         raise AutoNADError(f"{path}: file not found")
     try:
         with open(path, encoding="utf-8") as f:
-            return yaml.safe_load(f)
+            return yaml.load(f, Loader=_LOADER)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
         raise AutoNADError(f"{path}: not valid YAML{where}") from None
     except (OSError, UnicodeDecodeError) as e:
         raise AutoNADError(f"{path}: cannot read ({e.__class__.__name__})") from None
+
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: latency tables are big
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def dump_yaml_text(data: Any, flow: bool | None = None) -> str:
+    return yaml.dump(data, Dumper=_DUMPER, sort_keys=False, default_flow_style=flow, width=1000)
 
 
 def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
@@ -67,7 +75,7 @@ def _umask() -> int:
 
 
 def dump_yaml(data: Any, path: str | os.PathLike) -> None:
-    write_text_atomic(path, yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
+    write_text_atomic(path, dump_yaml_text(data))
 
 
 def to_mapping(obj: Any) -> Any:

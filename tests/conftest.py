@@ -19,6 +19,18 @@ def shared_datasets() -> Path:
 
 
 @pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Two cores shared with other work: more than one torch thread can be far slower, and
+    timing-sensitive code (profiles, benchmarks) pins its own count anyway."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
 def wide_console():
     """Tests read tables from captured output: keep rich from wrapping them at 80 columns."""
     from autonad import ui

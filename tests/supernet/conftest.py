@@ -11,14 +11,6 @@ from autonad.space import Arch, HeadsArch, SearchSpace
 from autonad.supernet import Supernet, SupernetConfig
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _few_threads():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared: more threads stall on busy cores
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="session")
 def autonad_net() -> Supernet:
     torch.manual_seed(0)

@@ -105,15 +105,6 @@ def tiny_run(tiny_data, tmp_path) -> TinyRun:
     return make_tiny_run(tmp_path, tiny_data)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two cores shared with other work: more than one torch thread can be far slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def subprocess_env() -> dict[str, str]:
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", COLUMNS="200")
     env.pop("WORLD_SIZE", None)
