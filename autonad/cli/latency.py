@@ -1,0 +1,216 @@
+"""`autonad profile` and `autonad latency`: latency tables, predictions, validation, the prior."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from rich.table import Table
+
+from autonad.cli.common import input_size, positive_int
+from autonad.config import write_text_atomic
+from autonad.errors import AutoNADError
+from autonad.latency.measure import TimingConfig
+from autonad.latency.predictor import LatencyPredictor
+from autonad.latency.prior import LatencyPrior
+from autonad.latency.profiler import DEFAULT_CLASSES, ProfileRequest, profile_measured, report
+from autonad.latency.roofline import ROOFLINE_DEVICES, roofline_profile
+from autonad.latency.table import DeviceTables, Profile, canonical_device, load_tables, table_path
+from autonad.space import Arch, SearchSpace
+from autonad.ui import console
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("profile", help="measure a latency table on this machine (or estimate one: --roofline)")
+    p.add_argument("--hw", required=True, help="device name for the table (e.g. cpu-x86-2core, jetson-orin-nano)")
+    add_profile_selection(p, default_size=True)
+    p.add_argument("--classes", type=_int_list, default=DEFAULT_CLASSES, help="class counts to time the head for")
+    p.add_argument("--out", type=Path, help="table file (default: latency_tables/<hw>.yaml here)")
+    p.add_argument("--alias", action="append", default=[], help="short name for the device (repeatable)")
+    p.add_argument("--description", help="what the device is (kept in the table file)")
+    p.add_argument("--resume", action="store_true", help="keep the entries a stopped run measured, time the rest")
+    p.add_argument("--roofline", action="store_true", help="estimate from the device's peak FLOP/s and bandwidth")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to time")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (fixed while timing)")
+    p.add_argument("--repeats", type=positive_int, default=15, help="timed samples per component (median)")
+    p.add_argument("--calibrate", type=int, default=40, help="random subnets timed end to end for the calibration")
+    p.set_defaults(func=profile)
+
+    lat = sub.add_parser("latency", help="predicted latency of an arch; validate a table; the prior heatmap")
+    lat.add_argument("--hw", help="device name, alias or table path (e.g. jetson, cpu, 3090)")
+    lat.add_argument("--arch", type=Path, help="arch YAML/JSON to predict")
+    add_profile_selection(lat)
+    lat.add_argument("--classes", type=positive_int, default=2, help="segmentation classes incl. background")
+    lat.add_argument("--measure", action="store_true", help="also time the arch here (measured tables only)")
+    lat.set_defaults(func=predict)
+    cmds = lat.add_subparsers(dest="latency_command", metavar="ACTION")
+    cmds.add_parser("tables", help="the latency tables and their profiles").set_defaults(func=list_tables)
+    val = cmds.add_parser("validate", help="time random subnets end to end here and compare with the table")
+    val.add_argument("--hw", required=True, help="device name, alias or table path")
+    add_profile_selection(val)
+    val.add_argument("--n", type=positive_int, default=100, help="random subnets to time")
+    val.add_argument("--seed", type=int, default=0)
+    val.add_argument("--classes", type=positive_int, default=2)
+    val.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    val.add_argument("--out", type=Path, help="write the per-subnet figures and the summary as JSON")
+    val.set_defaults(func=validate_table)
+    pri = cmds.add_parser("prior", help="write the latency prior heatmap (paper Fig. 5)")
+    source = pri.add_mutually_exclusive_group(required=True)
+    source.add_argument("--hw", help="device name, alias or table path")
+    source.add_argument("--records", type=Path, help="fit it to a supernet checkpoint's training latency records")
+    add_profile_selection(pri)
+    pri.add_argument("--temperature", type=float, default=1.0, help="relative softmax temperature")
+    pri.add_argument("--out", type=Path, default=Path("latency_prior.png"))
+    pri.set_defaults(func=prior_heatmap)
+
+
+def add_profile_selection(p: argparse.ArgumentParser, default_size: bool = False) -> None:
+    p.add_argument("--search-space", default="autonad", help="search space name or YAML path")
+    p.add_argument(
+        "--input-size",
+        type=input_size,
+        default=(320, 320) if default_size else None,
+        help="HxW" + (" (default 320x320)" if default_size else " (default: the table's only profile for the space)"),
+    )
+    p.add_argument("--batch", type=positive_int, default=1)
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = sorted({int(v) for v in text.split(",")})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from None
+    if not values or min(values) < 2:
+        raise argparse.ArgumentTypeError("class counts are at least 2 (background + one defect)")
+    return values
+
+
+# -- profile ------------------------------------------------------------------------------------
+def profile(args: argparse.Namespace) -> int:
+    space = SearchSpace.load(args.search_space)
+    hw = canonical_device(args.hw)
+    out = args.out or Path("latency_tables") / f"{hw}.yaml"
+    request = ProfileRequest(hw, space, tuple(args.input_size), args.batch, tuple(args.classes), args.calibrate)
+    if args.roofline:
+        prof = _roofline(request, hw, out)
+    else:
+        device = _device(args.device)
+        timing = TimingConfig(threads=args.threads, repeats=args.repeats)
+        console.print(f"profiling [bold]{space.name}[/] at {request.input_size[0]}x{request.input_size[1]} "
+                      f"on this machine as [bold]{hw}[/] -> {out}")  # fmt: skip
+        prof = profile_measured(request, out, device, timing, args.resume)
+    if args.alias or args.description:
+        tables = DeviceTables.read(out)
+        tables.aliases = sorted(set(tables.aliases) | set(args.alias))
+        tables.description = args.description or tables.description
+        tables.write(out)
+    report(prof, out)
+    return 0
+
+
+def _roofline(request: ProfileRequest, hw: str, out: Path) -> Profile:
+    from autonad.latency.components import ComponentFactory
+
+    if hw not in ROOFLINE_DEVICES:
+        raise AutoNADError(f"no published peak figures for '{hw}' (roofline devices: {', '.join(ROOFLINE_DEVICES)})")
+    spec = ROOFLINE_DEVICES[hw]
+    tables = DeviceTables.read(out) if out.exists() else DeviceTables(hw, [], list(spec.aliases), spec.description)
+    factory = ComponentFactory(request.space, request.input_size, request.batch, list(request.classes))
+    prof = roofline_profile(factory, hw, spec)
+    tables.put(prof)
+    tables.write(out)
+    return prof
+
+
+def _device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise AutoNADError("--device cuda: no CUDA device is available here")
+    return torch.device(name)
+
+
+# -- latency ------------------------------------------------------------------------------------
+def predictor_for(hw: str, space_name: str, size: tuple[int, int] | None, batch: int, classes: int) -> LatencyPredictor:
+    space = SearchSpace.load(space_name)
+    tables = load_tables(hw)
+    prof = tables.select(space.name, size, batch)
+    return LatencyPredictor(tables.device, prof, space, classes)
+
+
+def predict(args: argparse.Namespace) -> int:
+    if args.hw is None or args.arch is None:
+        raise AutoNADError("give --hw and --arch (or an action: tables, validate, prior; see autonad latency -h)")
+    pred = predictor_for(args.hw, args.search_space, args.input_size, args.batch, args.classes)
+    arch = Arch.load(args.arch)
+    pred.space.validate(arch, str(args.arch))
+    ms = pred.predict(arch)
+    console.print(f"arch {arch.short()} ({arch.hash}) on {pred.device}")
+    table = Table("part", "ms")
+    for kind, value in pred.breakdown(arch).items():
+        table.add_row(kind, f"{value:.3f}")
+    console.print(table)
+    h, w = pred.profile.input_size
+    console.print(f"predicted latency: [bold]{ms:.2f} ms[/] ({h}x{w}, batch {pred.profile.batch}; {pred.label})")
+    if args.measure:
+        from autonad.latency.validate import measure_archs
+
+        measured = measure_archs(pred, [arch], torch.device("cpu"))[0]
+        console.print(
+            f"measured here: [bold]{measured:.2f} ms[/] (prediction off by {100 * (ms - measured) / measured:+.1f}%)"
+        )
+    return 0
+
+
+def list_tables(args: argparse.Namespace) -> int:
+    from autonad import resources
+
+    table = Table("device", "aliases", "profile", "provenance", "entries", "calibration", title="latency tables")
+    for name in resources.list_shipped("latency_tables"):
+        tables = DeviceTables.read(table_path(name))
+        for prof in tables.profiles:
+            cal = prof.calibration
+            fit = f"{cal.fitted_on} subnets, MAPE {100 * cal.mape:.1f}%" if cal.fitted_on and cal.mape else "-"
+            complete = "" if prof.complete else " (incomplete)"
+            table.add_row(name, ", ".join(tables.aliases), prof.signature + complete, prof.provenance,
+                          str(len(prof.entries)), fit)  # fmt: skip
+    console.print(table)
+    return 0
+
+
+def validate_table(args: argparse.Namespace) -> int:
+    from autonad.latency.validate import validate
+
+    pred = predictor_for(args.hw, args.search_space, args.input_size, args.batch, args.classes)
+    result = validate(pred, args.n, args.seed, _device(args.device))
+    s = result.summary
+    within, tau, mape, worst = 100 * s["within_10pct"], s["kendall_tau"], 100 * s["mape"], 100 * s["max_abs_error"]
+    console.print(
+        f"{pred.device} ({pred.profile.signature}), {s['n']} random subnets: [bold]{within:.0f}%[/] within +-10% "
+        f"of measured, Kendall tau [bold]{tau:.3f}[/], MAPE {mape:.1f}%, worst {worst:.1f}%"
+    )
+    if args.out:
+        write_text_atomic(args.out, json.dumps({"summary": s, "subnets": result.rows()}, indent=1) + "\n")
+    return 0
+
+
+def prior_heatmap(args: argparse.Namespace) -> int:
+    if args.records:
+        prior = prior_from_checkpoint(args.records, args.temperature)
+    else:
+        space = SearchSpace.load(args.search_space)
+        tables = load_tables(args.hw)
+        prof = tables.select(space.name, args.input_size, args.batch)
+        prior = LatencyPrior.from_profile(prof, space, args.temperature, f"{tables.device} ({prof.provenance})")
+    prior.heatmap(args.out)
+    console.print(f"wrote {args.out} (prior from {prior.source}, T={args.temperature:g})")
+    return 0
+
+
+def prior_from_checkpoint(path: Path, temperature: float) -> LatencyPrior:
+    from autonad.train.checkpoint import load_checkpoint
+    from autonad.train.trainer import CHECKPOINT_FORMAT
+
+    ckpt = load_checkpoint(path, CHECKPOINT_FORMAT)
+    space = SearchSpace.load(ckpt["supernet_config"]["search_space"])
+    return LatencyPrior.from_records(ckpt["latency_records"], space, temperature)

@@ -1,0 +1,142 @@
+"""`autonad profile`: build a latency profile on the machine we run on (or a roofline estimate).
+
+Measured: every component of the space is timed (resumable: the file is rewritten atomically
+every few seconds with `complete: false`), then `calibrate` random subnets are timed end to end
+and the per-kind scales + constant fitted to them (`predictor.fit_calibration`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import torch
+
+from autonad.latency.components import ComponentFactory, profiling_supernet
+from autonad.latency.measure import (
+    TimingConfig,
+    fixed_threads,
+    probe_reference_ms,
+    random_archs,
+    time_component,
+    time_network,
+)
+from autonad.latency.predictor import LatencyPredictor, fit_calibration
+from autonad.latency.table import Calibration, DeviceTables, Profile
+from autonad.space import SearchSpace
+from autonad.timing import device_name
+from autonad.ui import console, progress
+
+CALIBRATION_SEED = 1_000_003  # validation (`latency validate`) draws its subnets with other seeds
+DEFAULT_CLASSES = [2, 3, 4, 5, 6, 7, 8]  # head entries: covers every shipped dataset's class count
+
+
+@dataclass(frozen=True)
+class ProfileRequest:
+    hw: str  # device name written into the file
+    space: SearchSpace
+    input_size: tuple[int, int]
+    batch: int = 1
+    classes: tuple[int, ...] = tuple(DEFAULT_CLASSES)
+    calibrate: int = 40  # end-to-end subnets the calibration is fitted to
+    save_every_s: float = 10.0
+
+
+def measured_method(timing: TimingConfig, calibrate: int) -> str:
+    return (
+        f"autonad profile: each component timed alone in inference mode, median of {timing.repeats} samples after "
+        f"{timing.warmup} warm-up runs (small modules looped to >= {timing.min_sample_ms} ms per sample), "
+        f"{timing.threads} torch thread(s), device synchronised, each sample relative to a fixed probe workload "
+        f"timed before and after it (drift compensation, x probe_ms); per-kind scales + constant fitted to "
+        f"{calibrate} random subnets timed end to end"
+    )
+
+
+def new_profile(request: ProfileRequest, device: torch.device, timing: TimingConfig) -> Profile:
+    return Profile(
+        search_space=request.space.name,
+        input_size=list(request.input_size),
+        batch=request.batch,
+        provenance="measured",
+        method=measured_method(timing, request.calibrate),
+        hardware=device_name(device),
+        runtime={
+            "torch": torch.__version__.split("+")[0],
+            "python": platform.python_version(),
+            "device": device.type,
+            "threads": timing.threads,
+        },  # fmt: skip
+        date=date.today().isoformat(),
+        classes=list(request.classes),
+    )
+
+
+def open_tables(path: Path, hw: str) -> DeviceTables:
+    return DeviceTables.read(path) if path.exists() else DeviceTables(device=hw)
+
+
+def profile_measured(
+    request: ProfileRequest, out: Path, device: torch.device, timing: TimingConfig, resume: bool
+) -> Profile:
+    """Measure (or finish measuring, with `resume`) the profile and write it into `out`."""
+    tables = open_tables(out, request.hw)
+    old = tables.find(request.space.name, request.input_size, request.batch)
+    profile = new_profile(request, device, timing)
+    if resume and old is not None and old.provenance == "measured":
+        profile.entries = dict(old.entries)
+    with fixed_threads(timing.threads):
+        probe_ms = old.runtime.get("probe_ms") if resume and profile.entries else None
+        probe_ms = probe_ms or round(probe_reference_ms(device, timing), 5)
+    profile.runtime["probe_ms"] = probe_ms
+    timing = dataclasses.replace(timing, probe_ms=probe_ms)
+    factory = ComponentFactory(request.space, request.input_size, request.batch, list(request.classes))
+    todo = [c for c in factory.components() if c.key not in profile.entries]
+    with fixed_threads(timing.threads), progress() as bar:
+        task = bar.add_task(f"profiling {request.space.name} on {request.hw}", total=len(todo))
+        last_save = time.monotonic()
+        for component in todo:
+            profile.entries[component.key] = round(time_component(component, device, timing), 5)
+            bar.advance(task)
+            if time.monotonic() - last_save > request.save_every_s:
+                _save(tables, profile, out)
+                last_save = time.monotonic()
+        _save(tables, profile, out)
+        profile.calibration = calibrate(request, profile, device, timing)
+    profile.complete = True
+    _save(tables, profile, out)
+    return profile
+
+
+def calibrate(request: ProfileRequest, profile: Profile, device: torch.device, timing: TimingConfig) -> Calibration:
+    """Time `request.calibrate` random subnets end to end and fit the calibration to them."""
+    if request.calibrate < 3:
+        return Calibration()
+    classes = request.classes[0]
+    net = profiling_supernet(request.space, classes)
+    image = torch.randn(request.batch, request.space.in_channels, *request.input_size)
+    uncalibrated = LatencyPredictor(request.hw, profile, request.space, classes)
+    sums, measured = [], []
+    with progress() as bar:
+        for arch in bar.track(
+            random_archs(request.space, request.calibrate, CALIBRATION_SEED), description="calibrating"
+        ):
+            measured.append(time_network(net.extract(arch), image, device, timing))
+            sums.append(uncalibrated.kind_sums(arch))
+    return fit_calibration(sums, measured)
+
+
+def _save(tables: DeviceTables, profile: Profile, out: Path) -> None:
+    tables.put(profile)
+    tables.write(out)
+
+
+def report(profile: Profile, out: Path) -> None:
+    cal = profile.calibration
+    console.print(
+        f"wrote {out}: {profile.signature}, {len(profile.entries)} entries, provenance {profile.provenance}"
+        + (f"; calibration fitted on {cal.fitted_on} subnets, MAPE {100 * cal.mape:.1f}%" if cal.fitted_on else "")
+    )

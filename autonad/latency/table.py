@@ -1,0 +1,198 @@
+"""Latency table files (`latency_tables/<device>.yaml`, SPEC section 6).
+
+One file per device; it holds one profile per (search space, input size, batch), because a
+device serves several recipes::
+
+    format: autonad-latency/1
+    device: jetson-xavier-nx
+    aliases: [jetson]
+    description: NVIDIA Jetson Xavier NX (paper Table VIII edge device)
+    profiles:
+      - search_space: autonad
+        input_size: [320, 320]        # H, W
+        batch: 1
+        dtype: float32
+        provenance: roofline          # or measured
+        method: ...                   # how the entries were obtained
+        hardware: ...                 # CPU/GPU model, or the peak figures a roofline used
+        runtime: {torch: 2.13.0, python: 3.12.3, threads: 1}
+        date: "2026-11-21"
+        classes: [2, 3, 4, 5, 6, 7, 8]   # head entries exist for these class counts
+        complete: true                # false while `autonad profile` is still measuring
+        calibration: {constant_ms: 1.2, scales: {embed: 0.9, ...}, fitted_on: 40, mape: 0.03}
+        entries: {"s1.conv3 w32 r8.00": 1.234, ...}   # component key -> ms
+
+Entries are raw component costs; the predictor applies the calibration
+(`constant + sum(scale[kind] * entry)`), so a table can be re-calibrated without re-measuring.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from autonad import resources
+from autonad.config import dump_yaml_text, from_mapping, load_yaml, to_mapping, write_text_atomic
+from autonad.errors import AutoNADError
+
+FORMAT = "autonad-latency/1"
+Provenance = Literal["measured", "roofline"]
+
+
+@dataclass
+class Calibration:
+    constant_ms: float = 0.0
+    scales: dict[str, float] = field(default_factory=dict)  # component kind -> factor (missing: 1)
+    fitted_on: int = 0  # end-to-end measurements the fit used (0: not calibrated)
+    mape: float | None = None  # mean absolute percentage error of the fit on those measurements
+
+
+@dataclass
+class Profile:
+    search_space: str
+    input_size: list[int]
+    batch: int
+    provenance: Provenance
+    method: str
+    hardware: str
+    runtime: dict[str, Any]
+    date: str
+    classes: list[int]
+    dtype: str = "float32"
+    complete: bool = False
+    calibration: Calibration = field(default_factory=Calibration)
+    entries: dict[str, float] = field(default_factory=dict)
+
+    def matches(self, search_space: str, input_size: tuple[int, int], batch: int) -> bool:
+        return (self.search_space, tuple(self.input_size), self.batch) == (search_space, tuple(input_size), batch)
+
+    @property
+    def signature(self) -> str:
+        h, w = self.input_size
+        return f"{self.search_space} {h}x{w} batch {self.batch}"
+
+
+@dataclass
+class DeviceTables:
+    device: str
+    profiles: list[Profile] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
+    description: str = ""
+    format: str = FORMAT
+
+    # -- files ------------------------------------------------------------------------------
+    @staticmethod
+    def read(path: str | Path) -> DeviceTables:
+        data = load_yaml(path)
+        if isinstance(data, dict) and data.get("format") != FORMAT:
+            raise AutoNADError(f"{path}: not an AutoNAD latency table (format: {data.get('format')!r}, want {FORMAT})")
+        return from_mapping(DeviceTables, data, str(path))
+
+    def write(self, path: str | Path) -> None:
+        data = to_mapping(self)
+        head = {k: data.pop(k) for k in ("format", "device", "aliases", "description")}
+        write_text_atomic(path, dump_yaml_text({**head, **data}, flow=False))
+
+    # -- lookup -----------------------------------------------------------------------------
+    def profile(self, search_space: str, input_size: tuple[int, int], batch: int = 1) -> Profile:
+        """The complete profile for (space, input size, batch), or one line listing those that exist."""
+        for prof in self.profiles:
+            if prof.matches(search_space, input_size, batch) and prof.complete:
+                return prof
+        h, w = input_size
+        have = "; ".join(p.signature + ("" if p.complete else " (incomplete)") for p in self.profiles) or "none"
+        raise AutoNADError(
+            f"latency table '{self.device}' has no profile for search space '{search_space}' at {h}x{w}, batch "
+            f"{batch} (it has: {have}); run `autonad profile --hw {self.device} --search-space {search_space} "
+            f"--input-size {h}x{w}` on the device"
+        )
+
+    def select(self, search_space: str, input_size: tuple[int, int] | None, batch: int = 1) -> Profile:
+        """Like `profile`; without an input size, the space's only complete profile."""
+        if input_size is not None:
+            return self.profile(search_space, input_size, batch)
+        mine = [p for p in self.profiles if p.search_space == search_space and p.batch == batch and p.complete]
+        if len(mine) == 1:
+            return mine[0]
+        have = "; ".join(p.signature for p in mine) or "none"
+        raise AutoNADError(
+            f"latency table '{self.device}' has {len(mine)} profiles for search space '{search_space}' at batch "
+            f"{batch} ({have}); pick one with --input-size HxW"
+        )
+
+    def find(self, search_space: str, input_size: tuple[int, int], batch: int) -> Profile | None:
+        return next((p for p in self.profiles if p.matches(search_space, input_size, batch)), None)
+
+    def put(self, profile: Profile) -> None:
+        """Add `profile`, replacing one with the same signature."""
+        self.profiles = [
+            p for p in self.profiles if not p.matches(profile.search_space, tuple(profile.input_size), profile.batch)
+        ]
+        self.profiles.append(profile)
+
+
+# -- device names -----------------------------------------------------------------------------
+def shipped_aliases() -> dict[str, str]:
+    """Alias -> device name over the shipped tables (`jetson` -> `jetson-xavier-nx`, ...)."""
+    out: dict[str, str] = {}
+    for name in resources.list_shipped("latency_tables"):
+        for alias in _header(resources.shipped_dir("latency_tables") / f"{name}.yaml").get("aliases", []):
+            out[str(alias)] = name
+    return out
+
+
+def _header(path: Path) -> dict:
+    """The keys above `profiles:` (device, aliases, ...), without parsing thousands of entries."""
+    lines = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("profiles:"):
+                break
+            lines.append(line)
+    try:
+        data = yaml.safe_load("".join(lines))
+    except yaml.YAMLError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+LOCAL_DIR = Path("latency_tables")  # tables `autonad profile` wrote here; they take precedence
+
+
+def canonical_device(hw: str) -> str:
+    """An alias's device name (`jetson` -> `jetson-xavier-nx`); other names unchanged."""
+    from autonad.latency.roofline import ROOFLINE_DEVICES
+
+    aliases = {a: name for name, spec in ROOFLINE_DEVICES.items() for a in spec.aliases}
+    return {**aliases, **shipped_aliases()}.get(hw, hw)
+
+
+def table_path(hw: str) -> Path:
+    """The table file for a device name, alias or path: ./latency_tables/<name>.yaml (written by
+    `autonad profile` here) first, then the shipped tables; unknown names list what exists."""
+    if hw.endswith((".yaml", ".yml")) or "/" in hw:
+        return resources.resolve("latency_tables", hw)
+    names = resources.list_shipped("latency_tables")
+    aliases = shipped_aliases()
+    name = aliases.get(hw, hw)
+    if (LOCAL_DIR / f"{name}.yaml").is_file():
+        return LOCAL_DIR / f"{name}.yaml"
+    if name not in names:
+        shown = ", ".join(names + [f"{a} (= {n})" for a, n in sorted(aliases.items())]) or "none"
+        raise AutoNADError(
+            f"unknown device '{hw}' (latency tables: {shown}; measure a new device with `autonad profile --hw NAME`)"
+        )
+    return resources.shipped_dir("latency_tables") / f"{name}.yaml"
+
+
+def load_tables(hw: str) -> DeviceTables:
+    return DeviceTables.read(table_path(hw))
+
+
+def load_profile(hw: str, search_space: str, input_size: tuple[int, int], batch: int = 1) -> tuple[str, Profile]:
+    """(device name, profile) for a device name/alias/path and a (space, input size, batch)."""
+    tables = load_tables(hw)
+    return tables.device, tables.profile(search_space, input_size, batch)

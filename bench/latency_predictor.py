@@ -1,0 +1,58 @@
+"""Latency model accuracy (SPEC section 9): predicted vs end-to-end measured latency of random
+subnets, on this machine, against a measured table.
+
+Prints and writes as JSON: share of subnets whose prediction is within +-10% of the measurement,
+Kendall tau of the two rankings, MAPE. It then times the same subnets a second time and reports
+the same figures for measurement vs re-measurement: the noise ceiling of this machine, which no
+predictor can beat (a prediction cannot agree with a measurement better than the measurement
+agrees with itself).
+
+    python bench/latency_predictor.py                       # cpu table, autonad 128x128, 100 subnets
+    python bench/latency_predictor.py --hw cpu --search-space tiny --n 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import torch
+from common import report
+
+from autonad.cli.latency import predictor_for
+from autonad.latency.measure import summary
+from autonad.latency.validate import validate
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--hw", default="cpu")
+    p.add_argument("--search-space", default="autonad")
+    p.add_argument("--input-size", type=int, nargs=2, default=[128, 128], metavar=("H", "W"))
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-ceiling", action="store_true", help="skip the second timing pass")
+    args = p.parse_args(argv)
+
+    pred = predictor_for(args.hw, args.search_space, tuple(args.input_size), 1, 2)
+    start = time.perf_counter()
+    first = validate(pred, args.n, args.seed, torch.device("cpu"))
+    result = {
+        "device": pred.device,
+        "profile": pred.profile.signature,
+        "hardware": pred.profile.hardware,
+        "calibration": {"fitted_on": pred.profile.calibration.fitted_on, "mape": pred.profile.calibration.mape},
+        "predicted_vs_measured": first.summary,
+    }
+    if not args.no_ceiling:
+        second = validate(pred, args.n, args.seed, torch.device("cpu"))
+        result["remeasured_vs_measured"] = summary(second.measured, first.measured)
+        result["predicted_vs_remeasured"] = summary(second.predicted, second.measured)
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    report("latency_predictor", result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""`autonad profile` and `autonad latency` end to end on the tiny space at a small input size."""
+
+import json
+
+import pytest
+import yaml
+
+from autonad.cli import main
+from autonad.latency.table import DeviceTables
+from autonad.space import SearchSpace
+
+PROFILE = ["profile", "--hw", "test-cpu", "--search-space", "tiny", "--input-size", "32x32", "--classes", "2",
+           "--repeats", "3", "--calibrate", "6"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tables") / "test-cpu.yaml"
+    assert main([*PROFILE, "--out", str(path)]) == 0
+    return path
+
+
+def test_profile_writes_a_complete_measured_table(measured):
+    tables = DeviceTables.read(measured)
+    prof = tables.profile("tiny", (32, 32))
+    assert tables.device == "test-cpu" and prof.provenance == "measured" and prof.complete
+    assert prof.runtime["threads"] == 1 and prof.runtime["probe_ms"] > 0
+    assert prof.calibration.fitted_on == 6 and prof.calibration.mape is not None
+    assert all(ms > 0 for ms in prof.entries.values())
+    assert {"device", "runtime", "dtype", "batch", "input_size", "date", "method", "provenance"} <= (
+        set(yaml.safe_load(measured.read_text())["profiles"][0]) | {"device"}
+    )
+
+
+def test_profile_resume_keeps_what_was_measured(measured, tmp_path):
+    data = yaml.safe_load(measured.read_text())
+    entries = data["profiles"][0]["entries"]
+    kept = dict(list(entries.items())[:100])
+    kept[next(iter(kept))] = 123.0  # a value no re-measurement would give
+    data["profiles"][0].update(entries=kept, complete=False)
+    partial = tmp_path / "partial.yaml"
+    partial.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert main([*PROFILE, "--calibrate", "0", "--out", str(partial), "--resume"]) == 0
+    prof = DeviceTables.read(partial).profile("tiny", (32, 32))
+    assert prof.complete and prof.entries[next(iter(kept))] == 123.0
+    assert set(prof.entries) == set(entries)
+
+
+def test_latency_predicts_with_provenance(measured, tmp_path, capsys):
+    arch = tmp_path / "arch.yaml"
+    SearchSpace.load("tiny").largest().save(arch)
+    assert main(["latency", "--hw", str(measured), "--arch", str(arch), "--search-space", "tiny"]) == 0
+    out = capsys.readouterr().out
+    assert "predicted latency:" in out and "test-cpu, measured" in out and "constant" in out
+    assert main(["latency", "--hw", "jetson", "--arch", str(arch), "--search-space", "tiny"]) == 0
+    assert "jetson-xavier-nx, roofline (estimate" in capsys.readouterr().out
+
+
+def test_latency_validate_reports_and_writes_json(measured, tmp_path, capsys):
+    out = tmp_path / "v.json"
+    args = ["latency", "validate", "--hw", str(measured), "--search-space", "tiny", "--n", "4", "--out", str(out)]
+    assert main(args) == 0
+    assert "within +-10% of measured, Kendall tau" in capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert result["summary"]["n"] == 4 and len(result["subnets"]) == 4
+
+
+def test_prior_heatmap(tmp_path):
+    out = tmp_path / "prior.png"
+    assert main(["latency", "prior", "--hw", "3090", "--search-space", "tiny", "--out", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["latency", "validate", "--hw", "tpu9"], "unknown device 'tpu9' (latency tables:"),
+        (["latency", "validate", "--hw", "jetson", "--input-size", "320"], "is a roofline estimate"),
+        (["latency", "prior", "--hw", "jetson", "--search-space", "conv", "--input-size", "320"],
+         "no profile for search space 'conv' at 320x320"),
+        (["profile", "--hw", "tpu9", "--roofline"], "no published peak figures for 'tpu9'"),
+        (["latency", "--hw", "jetson"], "give --hw and --arch"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
