@@ -1,0 +1,117 @@
+"""Evolution-search settings (SPEC section 7) and the fitness spec.
+
+Fitness is one validation metric or a positive weighted sum of them, written as a string:
+``miou`` (default), ``mf1``, ``sample_miou``, ``seg_recall`` or e.g. ``0.5*miou+0.5*seg_recall``
+(the paper-000 "sample-level fitness terms"). A metric that is undefined on the validation split
+(None, e.g. seg_recall without defective samples) counts as 0.
+
+Score = fitness - latency_weight * latency_ms (paper Algorithm 1). The paper gives no value for
+lambda, and latencies depend on the target device (a subnet can take 5 ms on a GPU and 80 ms on a
+CPU), so no fixed lambda means the same trade-off everywhere. The default is therefore 0: the score
+ranks by accuracy, and latency enters through the latency prior (initial sampling and mutation),
+through `max_latency_ms`, and through `objective="nsga2"`, which returns the whole accuracy/latency
+Pareto front. With fitness in [0, 1], ``latency_weight=0.01`` trades one mIoU point per millisecond.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from autonad.config import from_mapping, to_mapping
+from autonad.errors import AutoNADError
+
+FITNESS_METRICS = ("miou", "mf1", "sample_miou", "seg_recall")
+Objective = Literal["score", "nsga2"]
+_NUMBER = re.compile(r"^[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?$")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    population: int = 100  # paper V-B
+    generations: int = 50  # generation 0 is the initial population
+    parents: int = 10  # top-k survivors and parents of each generation
+    p_mutation: float = 0.2  # per-gene resampling probability of a mutation child
+    p_crossover: float = 0.4  # share of children made by crossover (the others by mutation)
+    latency_weight: float = 0.0  # lambda in score = fitness - lambda * latency_ms (see the module docstring)
+    fitness: str = "miou"
+    objective: Objective = "score"
+    max_latency_ms: float | None = None
+    max_params: float | None = None
+    max_flops: float | None = None
+    val_images: int | None = None  # validation images per evaluation (None: the whole split)
+    workers: int | None = None  # Ray actors (None: the available cores, 0: evaluate in this process)
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.population < 2:
+            raise AutoNADError(f"population: must be at least 2, got {self.population}")
+        if self.generations < 1:
+            raise AutoNADError(f"generations: must be at least 1, got {self.generations}")
+        if not 1 <= self.parents < self.population:
+            raise AutoNADError(f"parents: must be from 1 to population - 1 ({self.population - 1}), got {self.parents}")
+        for name in ("p_mutation", "p_crossover"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise AutoNADError(f"{name}: must be in [0, 1], got {getattr(self, name)}")
+        if not math.isfinite(self.latency_weight) or self.latency_weight < 0:
+            raise AutoNADError(f"latency_weight: must be 0 or positive, got {self.latency_weight}")
+        for name in ("max_latency_ms", "max_params", "max_flops"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise AutoNADError(f"{name}: must be positive, got {value}")
+        if self.val_images is not None and self.val_images < 1:
+            raise AutoNADError(f"val_images: must be at least 1, got {self.val_images}")
+        if self.workers is not None and self.workers < 0:
+            raise AutoNADError(f"workers: must be 0 or more, got {self.workers}")
+        parse_fitness(self.fitness)
+
+    @property
+    def fitness_weights(self) -> dict[str, float]:
+        return parse_fitness(self.fitness)
+
+    @property
+    def constraints(self) -> dict[str, float]:
+        """The constraints that are set, by command-line flag."""
+        flags = {"max_latency_ms": "--max-latency-ms", "max_params": "--max-params", "max_flops": "--max-flops"}
+        return {flag: getattr(self, name) for name, flag in flags.items() if getattr(self, name) is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_mapping(self)
+
+    @staticmethod
+    def from_dict(data: Any, where: str = "search config") -> SearchConfig:
+        return from_mapping(SearchConfig, data, where)
+
+
+def parse_fitness(spec: str) -> dict[str, float]:
+    """``"0.5*miou+0.5*seg_recall"`` -> ``{"miou": 0.5, "seg_recall": 0.5}`` (a repeated metric adds up)."""
+    hint = f"use {', '.join(FITNESS_METRICS)} or a weighted sum like 0.5*miou+0.5*seg_recall"
+    if not isinstance(spec, str) or not spec.strip():
+        raise AutoNADError(f"fitness: empty ({hint})")
+    weights: dict[str, float] = {}
+    for term in spec.replace(" ", "").split("+"):
+        metric, weight = _term(term, spec, hint)
+        weights[metric] = weights.get(metric, 0.0) + weight
+    return weights
+
+
+def _term(term: str, spec: str, hint: str) -> tuple[str, float]:
+    parts = term.split("*")
+    names = [p for p in parts if not _NUMBER.match(p)]
+    numbers = [float(p) for p in parts if _NUMBER.match(p)]
+    if not all(parts) or len(names) != 1 or len(numbers) > 1:
+        raise AutoNADError(f"fitness: cannot read term '{term}' in '{spec}' ({hint})")
+    if names[0] not in FITNESS_METRICS:
+        raise AutoNADError(f"fitness: unknown term '{names[0]}' in '{spec}' ({hint})")
+    weight = numbers[0] if numbers else 1.0
+    if not (math.isfinite(weight) and weight > 0):
+        raise AutoNADError(f"fitness: the weight of '{names[0]}' must be positive, got {weight:g}")
+    return names[0], weight
+
+
+def fitness_value(weights: Mapping[str, float], metrics: Mapping[str, Any]) -> float:
+    """Weighted sum of the metrics; an undefined (None or missing) metric counts as 0."""
+    return float(sum(w * float(metrics.get(name) or 0.0) for name, w in weights.items()))

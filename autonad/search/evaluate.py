@@ -1,0 +1,391 @@
+"""Candidate evaluation with inherited supernet weights (SPEC section 7).
+
+`EvalContext` rebuilds, from a supernet checkpoint ("autonad-supernet/1"), the trained supernet
+and the validation loader exactly as the trainer built them (the run's split.json, the recipe's
+transform with the recorded mean/std), and evaluates one arch: every metric of
+`MetricsReport.to_dict()` plus the subnet's params and FLOPs (fvcore, the recipe's input size).
+
+Evaluators share one interface: ``imap(archs)`` yields ``(index, result)`` as results complete
+(so a progress bar can advance) and ``evaluate(archs)`` returns them in order.
+
+* `LocalEvaluator`: in this process (``--workers 0``).
+* `RayEvaluator`: a pool of Ray actors, one CPU and one torch thread each, every actor loading the
+  checkpoint once. A candidate whose actor dies is re-run on a replacement actor, never dropped.
+  On a multi-node cluster, the checkpoint, split file and dataset must be at the same paths on
+  every node.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import socket
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from autonad.config import from_mapping
+from autonad.data import SegmentationDataset, Transform, open_dataset
+from autonad.errors import AutoNADError
+from autonad.space import Arch, HeadsArch
+from autonad.supernet import Supernet, SupernetConfig
+from autonad.supernet.complexity import fvcore_flops
+from autonad.train.checkpoint import load_checkpoint
+from autonad.train.evaluate import evaluate_arch
+from autonad.train.recipe import Recipe
+
+SUPERNET_FORMAT = "autonad-supernet/1"  # autonad.train.trainer.CHECKPOINT_FORMAT
+MAX_DEATHS_PER_CANDIDATE = 3  # a candidate that kills this many actors in a row is reported, not retried
+CONNECT_TIMEOUT_S = 5.0
+READY_TIMEOUT_S = 600.0  # for every worker to load the supernet and the validation images
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """What a worker needs to evaluate candidates (plain values: it travels to Ray actors)."""
+
+    checkpoint: str  # the supernet run's checkpoint.pt
+    dataset: str = "synthetic"  # as on the command line: synthetic, mt, folder:ROOT, ...
+    data_root: str | None = None
+    split_file: str | None = None  # default: split.json beside the checkpoint (the split it was trained on)
+    val_images: int | None = None  # the first N validation images (None: all)
+    batch_size: int | None = None  # default: the recipe's
+    device: str = "cpu"
+    complexity: bool = True  # also report params and FLOPs of every evaluated subnet
+
+    @property
+    def split_path(self) -> Path:
+        return Path(self.split_file) if self.split_file else Path(self.checkpoint).parent / "split.json"
+
+
+class SubnetComplexity:
+    """Params and fvcore FLOPs (batch 1) of subnets, extracted from one supernet built once.
+
+    Same numbers as `autonad.supernet.arch_complexity` (which builds a supernet per call), without
+    the per-call build and without thop's second count, which the search does not use.
+    """
+
+    def __init__(self, net: Supernet, input_size: tuple[int, int]):
+        self.net, self.input_size = net, tuple(input_size)
+
+    @staticmethod
+    def from_config(config: SupernetConfig, num_classes: int, input_size: tuple[int, int]) -> SubnetComplexity:
+        return SubnetComplexity(Supernet(config, num_classes), input_size)
+
+    @torch.no_grad()
+    def __call__(self, arch: Arch) -> tuple[int, int]:
+        model = self.net.extract(arch).eval()
+        param = next(model.parameters())
+        x = torch.zeros(1, self.net.space.in_channels, *self.input_size, device=param.device, dtype=param.dtype)
+        return sum(p.numel() for p in model.parameters()), int(fvcore_flops(model, x))
+
+
+class EvalContext:
+    """The trained supernet and its validation loader, loaded once; ``evaluate(arch)`` -> metrics dict."""
+
+    def __init__(self, settings: EvalSettings):
+        self.settings = settings
+        path = Path(settings.checkpoint)
+        ckpt = load_checkpoint(path, SUPERNET_FORMAT)
+        try:
+            self.config = from_mapping(SupernetConfig, ckpt["supernet_config"], f"{path}: supernet_config")
+            self.recipe = from_mapping(Recipe, ckpt["recipe"], f"{path}: recipe")
+            self.classes = [str(c) for c in ckpt["classes"]]
+            norm, state, step = ckpt["normalisation"], ckpt["model"], ckpt.get("state", {}).get("global_step")
+        except KeyError as e:
+            raise AutoNADError(f"{path}: incomplete supernet checkpoint (no {e})") from None
+        self.normalisation = {"mean": list(norm["mean"]), "std": list(norm["std"])}
+        self.device = torch.device(settings.device)
+        self.net = self._load_net(state, path)
+        self.loader = self._val_loader(norm)
+        self.complexity = SubnetComplexity(self.net, self.recipe.input_size)
+        self.heads = HeadsArch(cap=self.config.heads.cap and self.recipe.train.cap)
+        self.identity = {
+            "supernet": self.config.name, "supernet_step": step, "recipe": self.recipe.name,
+            "classes": self.classes, "dataset": settings.dataset, "val_images": len(self.loader.dataset),
+        }  # fmt: skip
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def _load_net(self, state: dict[str, torch.Tensor], path: Path) -> Supernet:
+        from autonad.train.trainer import check_weights
+
+        net = Supernet(self.config, self.num_classes)
+        check_weights(state, net, f"{path}: its weights do not fit supernet '{self.config.name}'")
+        net.load_state_dict(state)
+        return net.to(self.device).eval()
+
+    def _val_loader(self, norm: dict[str, Any]) -> DataLoader:
+        s = self.settings
+        split = s.split_path
+        if not split.is_file():
+            raise AutoNADError(f"{split}: split file not found (a supernet run writes it beside its checkpoint)")
+        source = open_dataset(s.dataset, s.data_root, seed=self.recipe.train.seed, split_file=split)
+        if list(source.classes) != self.classes:
+            raise AutoNADError(
+                f"{s.checkpoint}: the supernet was trained on classes {self.classes}, dataset {source.name} has "
+                f"{list(source.classes)}"
+            )
+        transform = dataclasses.replace(self.recipe.transform, mean=tuple(norm["mean"]), std=tuple(norm["std"]))
+        val = SegmentationDataset(source, "val", Transform(transform, train=False))
+        subset = Subset(val, range(min(s.val_images, len(val)))) if s.val_images else val
+        batch = s.batch_size or self.recipe.train.batch_size
+        return DataLoader(subset, batch_size=batch, generator=torch.Generator())  # as SupernetTrainer.validate
+
+    def evaluate(self, arch: Arch) -> dict[str, Any]:
+        """Every validation metric of `arch` (MetricsReport.to_dict) plus 'params' and 'flops'."""
+        report = evaluate_arch(self.net, arch, self.loader, self.num_classes, self.device)
+        out = report.to_dict()
+        if self.settings.complexity:
+            out["params"], out["flops"] = self.complexity(arch)
+        return out
+
+
+# ----------------------------------------------------------------------------- evaluators
+class Evaluator(ABC):
+    """Evaluates candidate archs; ``imap`` yields ``(index, result)`` in completion order."""
+
+    heads: HeadsArch = HeadsArch()  # which heads the candidates turn on (the supernet's trained ones)
+    identity: Mapping[str, Any] = MappingProxyType({})  # what the results depend on, compared on resume
+
+    @abstractmethod
+    def imap(self, archs: Sequence[Arch]) -> Iterator[tuple[int, dict[str, Any]]]: ...
+
+    def evaluate(self, archs: Sequence[Arch]) -> list[dict[str, Any]]:
+        results: list[dict[str, Any] | None] = [None] * len(archs)
+        for i, result in self.imap(archs):
+            results[i] = result
+        return results  # type: ignore[return-value]
+
+    def close(self) -> None:  # noqa: B027 - in-process evaluators hold nothing to release
+        """Release workers."""
+
+    def __enter__(self) -> Evaluator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class FunctionEvaluator(Evaluator):
+    """Evaluates in this process with a function ``arch -> result dict``."""
+
+    def __init__(self, fn: Callable[[Arch], dict[str, Any]], heads: HeadsArch = HeadsArch()):
+        self.fn, self.heads, self.identity = fn, heads, {}
+
+    def imap(self, archs: Sequence[Arch]) -> Iterator[tuple[int, dict[str, Any]]]:
+        for i, arch in enumerate(archs):
+            yield i, self.fn(arch)
+
+
+class LocalEvaluator(FunctionEvaluator):
+    """``--workers 0``: the supernet loaded once, in this process."""
+
+    def __init__(self, settings: EvalSettings | EvalContext):
+        self.context = settings if isinstance(settings, EvalContext) else EvalContext(settings)
+        super().__init__(self.context.evaluate, self.context.heads)
+        self.identity = self.context.identity
+
+
+class _RayWorker:
+    """One Ray actor: loads the checkpoint once; a loading problem is kept and reported by `ready`."""
+
+    def __init__(self, settings: EvalSettings):
+        torch.set_num_threads(1)
+        self.context: EvalContext | None = None
+        self.error: str | None = None
+        try:
+            self.context = EvalContext(settings)
+        except AutoNADError as e:
+            self.error = str(e)
+
+    def ready(self) -> dict[str, Any]:
+        ctx = self.context
+        info = {"error": self.error, "pid": os.getpid()}
+        if ctx is not None:
+            info.update(cap=ctx.heads.cap, identity=ctx.identity)
+        return info
+
+    def evaluate(self, arch: dict[str, Any]) -> dict[str, Any]:
+        if self.context is None:
+            raise AutoNADError(self.error or "the supernet is not loaded")
+        return self.context.evaluate(Arch.from_dict(arch))
+
+
+class RayEvaluator(Evaluator):
+    """A pool of Ray actors that each load the supernet once; lost actors are replaced."""
+
+    def __init__(
+        self,
+        settings: EvalSettings,
+        workers: int | None = None,
+        address: str | None = None,
+        gpus_per_worker: float = 0.0,
+    ):
+        import ray
+
+        self.settings = settings
+        self.actors: list[Any] = []
+        self.restarts = 0  # actors replaced after they died
+        self.in_flight: dict[int, Any] = {}  # candidate index -> the actor evaluating it (during imap)
+        self.owns_ray = connect_ray(address, workers)
+        try:
+            cpus = int(ray.cluster_resources().get("CPU", 0))
+            count = workers or max(1, cpus)
+            if count > cpus:
+                raise AutoNADError(f"{count} Ray workers need {count} CPUs, the Ray cluster has {cpus}")
+            self._actor_class = ray.remote(num_cpus=1, num_gpus=gpus_per_worker, max_restarts=0)(_RayWorker)
+            self.actors = [self._spawn() for _ in range(count)]
+            self._wait_ready()
+        except BaseException:
+            self.close()
+            raise
+
+    def _spawn(self) -> Any:
+        return self._actor_class.remote(self.settings)
+
+    def _wait_ready(self) -> None:
+        import ray
+        from ray.exceptions import GetTimeoutError, RayActorError
+
+        try:
+            infos = ray.get([a.ready.remote() for a in self.actors], timeout=READY_TIMEOUT_S)
+        except RayActorError as e:
+            raise AutoNADError(f"a Ray worker died while loading the supernet ({_first_line(e)})") from None
+        except GetTimeoutError:
+            raise AutoNADError(
+                f"the Ray workers did not load the supernet within {READY_TIMEOUT_S:g} s (is the cluster busy?)"
+            ) from None
+        error = next((i["error"] for i in infos if i["error"]), None)
+        if error:
+            raise AutoNADError(error)
+        self.heads, self.identity = HeadsArch(cap=infos[0]["cap"]), infos[0]["identity"]
+
+    def imap(self, archs: Sequence[Arch]) -> Iterator[tuple[int, dict[str, Any]]]:
+        import ray
+
+        pending, idle = deque(range(len(archs))), list(self.actors)
+        refs: dict[Any, tuple[int, Any]] = {}
+        deaths = [0] * len(archs)
+        self.in_flight = {}
+        while pending or refs:
+            while pending and idle:
+                i, actor = pending.popleft(), idle.pop()
+                refs[actor.evaluate.remote(archs[i].to_dict())] = (i, actor)
+                self.in_flight[i] = actor
+            done, _ = ray.wait(list(refs), num_returns=1)
+            i, actor = refs.pop(done[0])
+            del self.in_flight[i]
+            result = self._result(done[0], archs[i], deaths[i])
+            if result is None:  # the actor died: run the candidate again, first, on a replacement
+                deaths[i] += 1
+                idle.append(self._replace(actor))
+                pending.appendleft(i)
+                continue
+            idle.append(actor)
+            yield i, result
+
+    def _result(self, ref: Any, arch: Arch, deaths: int) -> dict[str, Any] | None:
+        """The candidate's metrics, or None when its actor died (so it is re-run)."""
+        import ray
+        from ray.exceptions import ObjectLostError, RayActorError, RayTaskError, WorkerCrashedError
+
+        try:
+            return ray.get(ref)
+        except (RayActorError, WorkerCrashedError, ObjectLostError) as e:
+            if deaths + 1 >= MAX_DEATHS_PER_CANDIDATE:
+                raise AutoNADError(
+                    f"candidate {arch.hash} ({arch.short()}) lost {deaths + 1} Ray workers in a row "
+                    f"(last: {_first_line(e)})"
+                ) from None
+            return None
+        except RayTaskError as e:
+            if isinstance(e.cause, AutoNADError):
+                raise AutoNADError(str(e.cause)) from None
+            raise
+
+    def _replace(self, actor: Any) -> Any:
+        import ray
+
+        ray.kill(actor, no_restart=True)  # if it is only unreachable, make sure it is gone
+        fresh = self._spawn()
+        self.actors[self.actors.index(actor)] = fresh
+        self.restarts += 1
+        return fresh
+
+    def close(self) -> None:
+        import ray
+
+        if not ray.is_initialized():
+            return
+        for actor in self.actors:
+            ray.kill(actor, no_restart=True)
+        self.actors = []
+        if self.owns_ray:
+            ray.shutdown()
+            self.owns_ray = False
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def connect_ray(address: str | None, workers: int | None) -> bool:
+    """Join the cluster at `address`, or start a local Ray with `workers` CPUs; True if this call started it.
+
+    An already initialised Ray session (e.g. the caller's) is used as it is.
+    """
+    import ray
+
+    if address:
+        check_reachable(address)
+    if ray.is_initialized():
+        return False
+    quiet = {"log_to_driver": False, "logging_level": logging.ERROR, "ignore_reinit_error": True}
+    if not address:
+        ray.init(num_cpus=workers or available_cores(), include_dashboard=False, **quiet)
+        return True
+    try:
+        ray.init(address=address, **quiet)
+    except (ConnectionError, TimeoutError, RuntimeError, ValueError) as e:
+        raise AutoNADError(f"cannot join the Ray cluster at {address} ({_first_line(e)})") from None
+    return True
+
+
+def check_reachable(address: str) -> None:
+    """Fail fast with one line: `ray.init` waits minutes on an address where no cluster answers."""
+    if address in ("auto", "local"):
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise AutoNADError(f"--ray-address {address}: expected HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        reason = e.strerror or e.__class__.__name__
+        raise AutoNADError(f"cannot reach the Ray cluster at {address} ({reason})") from None
+
+
+def make_evaluator(settings: EvalSettings, workers: int | None, address: str | None = None) -> Evaluator:
+    """``workers == 0`` (and no address): in this process; otherwise a Ray pool (None: one per core)."""
+    if workers == 0 and not address:
+        return LocalEvaluator(settings)
+    return RayEvaluator(settings, workers or None, address)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else e.__class__.__name__

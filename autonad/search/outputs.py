@@ -1,0 +1,77 @@
+"""Search outputs in the run folder: pareto.csv, history.jsonl and pareto.png, each written atomically."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from autonad.config import write_text_atomic
+from autonad.figures import new_figure, save_figure
+from autonad.search.evolution import Candidate, SearchResult
+
+PARETO_COLUMNS = ("hash", "fitness", "latency_ms", "params", "flops", "score", "arch")
+
+
+def write_pareto_csv(path: str | os.PathLike, candidates: Sequence[Candidate]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(PARETO_COLUMNS)
+    for c in candidates:
+        writer.writerow([c.hash, _num(c.fitness), _num(c.latency_ms), _num(c.params), _num(c.flops), _num(c.score),
+                         c.arch.short()])  # fmt: skip
+    write_text_atomic(path, buf.getvalue())
+
+
+def write_history(path: str | os.PathLike, history: Sequence[Candidate]) -> None:
+    write_text_atomic(path, "".join(json.dumps(c.to_dict()) + "\n" for c in history))
+
+
+def plot_pareto(
+    path: str | os.PathLike,
+    history: Sequence[Candidate],
+    pareto: Sequence[Candidate],
+    best: Candidate,
+    fitness_label: str = "fitness",
+) -> None:
+    """Every evaluated candidate as a point (fitness vs latency), the Pareto front as a line, the best
+    marked. Without latencies, fitness is plotted against the evaluation order instead."""
+    timed = all(c.latency_ms is not None for c in history)
+    order = {c.hash: i for i, c in enumerate(history)}
+
+    def x(c: Candidate) -> float:
+        return c.latency_ms if timed else order[c.hash]  # type: ignore[return-value]
+
+    fig = new_figure((7, 4.5))
+    ax = fig.add_subplot()
+    ax.scatter([x(c) for c in history], [c.fitness for c in history], s=10, alpha=0.45, label="evaluated")
+    if timed:
+        ax.plot([x(c) for c in pareto], [c.fitness for c in pareto], "o-", color="tab:orange", ms=4,
+                label="Pareto front")  # fmt: skip
+    ax.scatter([x(best)], [best.fitness], marker="*", s=220, color="tab:red", zorder=3, label=f"best ({best.hash})")
+    ax.set_xlabel("predicted latency (ms)" if timed else "evaluation")
+    ax.set_ylabel(fitness_label)
+    ax.set_title(f"evolution search: {len(history)} candidates")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize="small")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def write_outputs(run_dir: str | os.PathLike, result: SearchResult, fitness_label: str = "fitness") -> dict[str, Path]:
+    """pareto.csv, history.jsonl and pareto.png in `run_dir`; returns their paths by name."""
+    run_dir = Path(run_dir)
+    paths = {name: run_dir / name for name in ("pareto.csv", "history.jsonl", "pareto.png")}
+    write_pareto_csv(paths["pareto.csv"], result.pareto)
+    write_history(paths["history.jsonl"], result.history)
+    plot_pareto(paths["pareto.png"], result.history, result.pareto, result.best, fitness_label)
+    return paths
+
+
+def _num(value: float | int | None) -> str:
+    if value is None:
+        return ""
+    return str(value) if isinstance(value, int) else f"{value:.6g}"
