@@ -54,10 +54,25 @@ class SupernetTraining:
 
 
 @dataclass(frozen=True)
+class SearchBudget:
+    """The evolution's size for this recipe (paper: population 100, 50 generations, top-10)."""
+
+    population: int = 100
+    generations: int = 50
+    parents: int = 10
+    val_images: int | None = None  # validation images per candidate (None: all)
+
+    def __post_init__(self):
+        if min(self.population, self.generations, self.parents) < 1:
+            raise AutoNADError("search: population, generations and parents must be at least 1")
+
+
+@dataclass(frozen=True)
 class Recipe:
     name: str
     train: SupernetTraining
     transform: TransformConfig = TransformConfig()
+    search: SearchBudget = SearchBudget()
     normalise: Literal["dataset", "config"] = "dataset"  # dataset: mean/std of the train split
     dataset: str = "synthetic"  # the dataset it was written for
     supernet: str = "autonad"  # default supernet definition

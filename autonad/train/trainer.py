@@ -403,7 +403,12 @@ def check_compatible(
         )
     if list(ckpt["classes"]) != list(classes):
         raise AutoNADError(f"{path}: was trained on classes {ckpt['classes']}, the dataset has {list(classes)}")
-    if recipe is not None and ckpt["recipe"] != recipe.to_dict():
+    if recipe is not None and training_part(ckpt["recipe"]) != training_part(recipe.to_dict()):
         raise AutoNADError(
             f"{path}: was trained with recipe '{ckpt['recipe'].get('name')}' as it was then; it has changed"
         )
+
+
+def training_part(recipe: dict[str, Any]) -> dict[str, Any]:
+    """What of a recipe shapes the trained supernet (its search budget and description do not)."""
+    return {k: v for k, v in recipe.items() if k not in ("search", "description")}

@@ -1,0 +1,183 @@
+"""`autonad search`: supernet (trained once, reused) -> latency prior -> evolution -> exported best model."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import torch
+from rich.table import Table
+
+from autonad.cli.common import positive_int
+from autonad.cli.latency import predictor_for
+from autonad.cli.train import add_data_options, supernet_run_dir
+from autonad.config import dump_yaml
+from autonad.data import open_dataset
+from autonad.errors import AutoNADError
+from autonad.latency.prior import LatencyPrior
+from autonad.latency.table import canonical_device
+from autonad.supernet import SupernetConfig
+from autonad.train.recipe import Recipe, default_recipe
+from autonad.ui import console
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("search", help="find the best subnet for a dataset and a device (trains the supernet once)")
+    add_data_options(p)
+    p.add_argument("--hw", required=True, help="target device: table name, alias (jetson, 3090, cpu) or path")
+    p.add_argument("--recipe", help="recipe name or path (default: <dataset>-cpu without a GPU, demo for synthetic)")
+    p.add_argument("--supernet", help="supernet definition (default: the recipe's)")
+    p.add_argument("--out", type=Path, help="run folder (default: runs/search/<dataset>__<hw>__<recipe>)")
+    p.add_argument("--resume", action="store_true", help="continue a stopped search in --out")
+    evo = p.add_argument_group("evolution (paper Algorithm 1)")
+    evo.add_argument("--population", type=positive_int, help="default: the recipe's search budget (paper: 100)")
+    evo.add_argument("--generations", type=positive_int, help="default: the recipe's (paper: 50)")
+    evo.add_argument("--parents", type=positive_int, help="top-k parents, they survive (default: recipe's; paper 10)")
+    evo.add_argument("--p-mutation", type=float, default=0.2)
+    evo.add_argument("--p-crossover", type=float, default=0.4)
+    evo.add_argument("--seed", type=int, default=0)
+    obj = p.add_argument_group("objective and constraints")
+    obj.add_argument(
+        "--fitness", default="miou", help="miou | mf1 | sample_miou | seg_recall | e.g. 0.5*miou+0.5*seg_recall"
+    )
+    obj.add_argument("--latency-weight", type=float, default=0.0, help="lambda in score = fitness - lambda * ms")
+    obj.add_argument("--objective", choices=("score", "nsga2"), default="score", help="nsga2: Pareto front")
+    obj.add_argument("--max-latency-ms", type=float)
+    obj.add_argument("--max-params", type=float, help="e.g. 6e6")
+    obj.add_argument("--max-flops", type=float, help="e.g. 2e10")
+    obj.add_argument("--prior-temperature", type=float, default=1.0, help="latency prior softmax temperature")
+    run = p.add_argument_group("evaluation")
+    run.add_argument("--val-images", type=positive_int, help="validation images per candidate (default: recipe's)")
+    run.add_argument("--workers", type=int, help="Ray evaluation workers (default: CPU cores; 0: in-process)")
+    run.add_argument("--ray-address", help="join an existing Ray cluster (e.g. 10.0.0.5:6379)")
+    run.add_argument("--threads", type=positive_int, help="torch threads of this process (supernet training)")
+    p.set_defaults(func=search)
+
+
+def search(args: argparse.Namespace) -> int:
+    from autonad.search import EvalContext, EvalSettings, EvolutionSearch, SearchConfig, make_evaluator, write_outputs
+    from autonad.search.evaluate import SubnetComplexity
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    recipe = Recipe.load(args.recipe or default_recipe(args.dataset))
+    supernet_name = args.supernet or recipe.supernet
+    sn_config = SupernetConfig.load(supernet_name)
+    source = open_dataset(args.dataset, args.data_root, seed=recipe.train.seed, skip_bad=args.skip_bad)
+    predictor = predictor_for(args.hw, sn_config.search_space, recipe.input_size, 1, source.num_classes)
+    budget = recipe.search
+    val_images = args.val_images or budget.val_images
+    config = SearchConfig(
+        population=args.population or budget.population, generations=args.generations or budget.generations,
+        parents=args.parents or budget.parents, p_mutation=args.p_mutation, p_crossover=args.p_crossover,
+        latency_weight=args.latency_weight, fitness=args.fitness, objective=args.objective,
+        max_latency_ms=args.max_latency_ms, max_params=args.max_params, max_flops=args.max_flops,
+        val_images=val_images, workers=args.workers, seed=args.seed,
+    )  # fmt: skip
+    out = args.out or search_run_dir(args.dataset, canonical_device(args.hw), recipe.name)
+    if (out / "search_state.pt").exists() and not args.resume:
+        raise AutoNADError(f"{out}: holds a search already; pass --resume to continue it or --out for a new one")
+    console.print(f"target [bold]{predictor.device}[/]: latency from {predictor.label}")
+
+    check_constraints_satisfiable(config, predictor, sn_config, source.num_classes, recipe.input_size)
+    checkpoint = ensure_supernet(args, recipe, sn_config, supernet_name, source)
+    prior = LatencyPrior.from_profile(predictor.profile, predictor.space, args.prior_temperature, predictor.label)
+    out.mkdir(parents=True, exist_ok=True)
+    prior.heatmap(out / "latency_prior.png")
+
+    settings = EvalSettings(checkpoint=str(checkpoint), dataset=args.dataset, data_root=args.data_root,
+                            val_images=val_images)  # fmt: skip
+    complexity = None
+    if args.max_params is not None or args.max_flops is not None:
+        complexity = SubnetComplexity.from_config(sn_config, source.num_classes, recipe.input_size)
+    identity = {"hw": predictor.device, "table": predictor.profile.signature, "provenance": predictor.provenance}
+    with make_evaluator(settings, args.workers, args.ray_address) as evaluator:
+        engine = EvolutionSearch(predictor.space, config, evaluator, gene_weights=prior.gene_weights,
+                                 latency_fn=predictor.predict, complexity_fn=complexity,
+                                 state_path=out / "search_state.pt", identity=identity)  # fmt: skip
+        result = engine.run(resume=args.resume)
+    write_outputs(out, result, fitness_label=args.fitness)
+    best = result.best
+    best.arch.save(out / "best_arch.yaml")
+    context = EvalContext(settings)
+    from autonad.export import export_subnet
+
+    info = {"dataset": source.name, "classes": context.classes, "normalisation": context.normalisation,
+            "hw": predictor.device, "latency_ms": best.latency_ms, "latency_provenance": predictor.provenance,
+            "fitness": best.fitness, "fitness_spec": args.fitness}  # fmt: skip
+    files = export_subnet(context.net, best.arch, out, recipe.input_size, info)
+    dump_yaml({"best": best.to_dict(), "search": config.to_dict(), "hw": identity, "supernet": str(checkpoint),
+               "files": {k: str(v) for k, v in files.items()}}, out / "summary.yaml")  # fmt: skip
+    print_summary(result, predictor.label, out)
+    return 0
+
+
+def check_constraints_satisfiable(config, predictor, sn_config, num_classes: int, size: tuple[int, int]) -> None:
+    """Fail before hours of supernet training if even the space's smallest arch breaks a limit."""
+    from autonad.supernet import arch_complexity
+
+    smallest = predictor.space.smallest()
+    broken = []
+    if config.max_latency_ms is not None and predictor.predict(smallest) > config.max_latency_ms:
+        broken.append(
+            f"--max-latency-ms {config.max_latency_ms:g} (smallest arch: {predictor.predict(smallest):.2f} ms)"
+        )
+    if config.max_params is not None or config.max_flops is not None:
+        size_of = arch_complexity(sn_config, smallest, size, num_classes)
+        if config.max_params is not None and size_of.params > config.max_params:
+            broken.append(f"--max-params {config.max_params:g} (smallest arch: {size_of.params:.3g})")
+        if config.max_flops is not None and size_of.flops_fvcore > config.max_flops:
+            broken.append(f"--max-flops {config.max_flops:g} (smallest arch: {size_of.flops_fvcore:.3g})")
+    if broken:
+        raise AutoNADError(f"no architecture in search space '{predictor.space.name}' satisfies {'; '.join(broken)}")
+
+
+def search_run_dir(dataset: str, hw: str, recipe: str) -> Path:
+    slug = supernet_run_dir(dataset, "x", recipe).name.split("__")[0]
+    return Path("runs/search") / f"{slug}__{re.sub(r'[^A-Za-z0-9_.-]+', '-', Path(hw).stem)}__{Path(recipe).stem}"
+
+
+def ensure_supernet(args, recipe: Recipe, sn_config: SupernetConfig, supernet_name: str, source) -> Path:
+    """The supernet checkpoint for (dataset, supernet, recipe): reused when its training finished,
+    else trained (or resumed) now."""
+    from autonad.train.checkpoint import load_checkpoint
+    from autonad.train.distributed import init_distributed
+    from autonad.train.trainer import CHECKPOINT_FORMAT, SupernetTrainer
+
+    run_dir = supernet_run_dir(args.dataset, supernet_name, args.recipe or recipe.name)
+    checkpoint = run_dir / "checkpoint.pt"
+    if checkpoint.exists():
+        epoch = load_checkpoint(checkpoint, CHECKPOINT_FORMAT)["state"]["epoch"]
+        if epoch >= recipe.train.epochs:
+            console.print(f"supernet: reusing {checkpoint} ({epoch} epochs)")
+            return checkpoint
+        console.print(f"supernet: resuming {checkpoint} at epoch {epoch}/{recipe.train.epochs}")
+    else:
+        console.print(f"supernet: training {sn_config.name} on {source.name} with recipe {recipe.name} -> {run_dir}")
+    SupernetTrainer(recipe, sn_config, source, run_dir, init_distributed("auto")).fit(resume=checkpoint.exists())
+    return checkpoint
+
+
+def print_summary(result, latency_label: str, out: Path) -> None:
+    best = result.best
+    table = Table("", "score", "fitness", "mIoU", "S_mIoU", "Seg_Rec", "ms", "params", "GFLOPs",
+                  title=f"search result ({len(result.history)} subnets evaluated)")  # fmt: skip
+    front = sorted(result.pareto, key=lambda c: c.latency_ms or 0.0)
+    for label, cand in [("best", best), *((f"pareto {i + 1}", c) for i, c in enumerate(front[:5]))]:
+        m = cand.metrics
+        table.add_row(label, f"{cand.score:.4f}", f"{cand.fitness:.4f}", _pct(m.get("miou")),
+                      _pct(m.get("sample_miou")), _pct(m.get("seg_recall")), _num(cand.latency_ms, 2),
+                      _num(cand.params, 2, 1e6, "M"), _num(cand.flops, 2, 1e9))  # fmt: skip
+    console.print(table)
+    console.print(f"latency: {latency_label}; S_mIoU = Sample_mIoU, Seg_Rec = Seg_Recall (paper 000)")
+    console.print(f"run folder: {out} (best_arch.yaml, model.ts, pareto.csv, pareto.png, history.jsonl, "
+                  "latency_prior.png, summary.yaml)")  # fmt: skip
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def _num(value, digits: int, scale: float = 1.0, unit: str = "") -> str:
+    return "-" if value is None else f"{value / scale:.{digits}f}{unit}"

@@ -1,0 +1,112 @@
+"""`autonad search` end to end on a tiny folder dataset: supernet once, prior, evolution, export."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from autonad.cli import main
+from autonad.data import SyntheticSource
+from autonad.export import load_exported
+from autonad.space import Arch
+
+RECIPE = {"name": "search-cli-test", "dataset": "folder", "supernet": "tiny", "normalise": "dataset",
+          "transform": {"size": [32, 32], "hflip": True},
+          "train": {"epochs": 1, "batch_size": 4, "val_every": 1, "latency_every": 0, "cap": False, "seed": 3},
+          "search": {"population": 6, "generations": 3, "parents": 2, "val_images": 4}}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("search-cli")
+    data = root / "data"
+    source = SyntheticSource(n=24, size=40, seed=1)
+    for sub in ("images", "masks"):
+        (data / sub).mkdir(parents=True)
+    for sample_id in source.ids:
+        image, mask = source.load(sample_id)
+        Image.fromarray(image).save(data / "images" / f"{sample_id}.png")
+        Image.fromarray(mask.astype(np.uint8)).save(data / "masks" / f"{sample_id}.png")
+    (data / "classes.txt").write_text("\n".join(source.classes) + "\n")
+    (root / "recipe.yaml").write_text(yaml.safe_dump(RECIPE, sort_keys=False))
+    table = root / "tables" / "test-gpu.yaml"
+    old = os.getcwd()
+    os.chdir(root)
+    try:
+        argv = ["profile", "--hw", "rtx3090", "--roofline", "--search-space", "tiny", "--input-size", "32x32",
+                "--classes", "4", "--out", str(table)]  # fmt: skip
+        assert main(argv) == 0
+    finally:
+        os.chdir(old)
+    return root, f"folder:{data}", table
+
+
+def search_args(setup, out: str, *extra: str) -> list[str]:
+    root, dataset, table = setup
+    return ["search", "--dataset", dataset, "--recipe", str(root / "recipe.yaml"), "--hw", str(table),
+            "--out", str(root / out), "--workers", "0", "--seed", "1", *extra]  # fmt: skip
+
+
+@pytest.fixture
+def in_root(setup, monkeypatch):
+    monkeypatch.chdir(setup[0])
+    return setup[0]
+
+
+def test_search_end_to_end_and_supernet_reuse(setup, in_root, capsys):
+    assert main(search_args(setup, "run-a")) == 0
+    out = capsys.readouterr().out
+    assert "supernet: training tiny" in out and "search result" in out and "roofline" in out
+    run = in_root / "run-a"
+    for name in ("best_arch.yaml", "pareto.csv", "history.jsonl", "pareto.png", "latency_prior.png", "model.ts",
+                 "summary.yaml"):  # fmt: skip
+        assert (run / name).is_file(), name
+    best = Arch.load(run / "best_arch.yaml")
+    model, meta = load_exported(run / "model.ts")
+    assert meta["arch_hash"] == best.hash and meta["latency_provenance"] == "roofline"
+    assert model(torch.randn(1, 3, 32, 32))["seg"].shape == (1, 4, 32, 32)
+    assert len((run / "history.jsonl").read_text().splitlines()) >= 6
+
+    assert main(search_args(setup, "run-b", "--generations", "1")) == 0
+    assert "supernet: reusing" in capsys.readouterr().out
+
+
+def test_kill_and_resume_gives_the_same_best_arch(setup, in_root):
+    assert main(search_args(setup, "reference", "--generations", "4")) == 0
+    cmd = [sys.executable, "-m", "autonad", *search_args(setup, "killed", "--generations", "4")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, cwd=in_root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = in_root / "killed" / "search_state.pt"
+    deadline = time.monotonic() + 120
+    while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.5)  # into a later generation
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert main(search_args(setup, "killed", "--generations", "4", "--resume")) == 0
+    assert (in_root / "killed" / "best_arch.yaml").read_text() == (in_root / "reference" / "best_arch.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--max-latency-ms", "0.001"], "no architecture in search space 'tiny' satisfies --max-latency-ms 0.001"),
+        (["--workers", "1", "--ray-address", "127.0.0.1:1"], "cannot reach the Ray cluster at 127.0.0.1:1"),
+        (["--hw", "tpu9"], "unknown device 'tpu9'"),
+        (["--hw", "jetson"], "has no profile for search space 'tiny' at 32x32"),
+        (["--dataset", "nope"], "unknown dataset 'nope'"),
+    ],
+)
+def test_bad_input_is_one_line(setup, in_root, extra, message, capsys):
+    assert main(search_args(setup, "bad") + extra) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
