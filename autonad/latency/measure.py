@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from autonad.latency.components import Component
 from autonad.space import Arch, SearchSpace
 from autonad.timing import median_ms, median_relative, synchronize
+from autonad.ui import progress
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,32 @@ def time_component(component: Component, device: torch.device, timing: TimingCon
 def time_network(model: nn.Module, image: Tensor, device: torch.device, timing: TimingConfig) -> float:
     """End-to-end median ms of an extracted subnet on one input batch."""
     return time_module(model, [image], device, timing)
+
+
+def time_subnets(
+    space: SearchSpace,
+    archs: Sequence[Arch],
+    image: Tensor,
+    classes: int,
+    device: torch.device,
+    timing: TimingConfig,
+    rounds: int = 3,
+    description: str = "timing subnets",
+) -> list[float]:
+    """End-to-end ms of each arch's extracted subnet: `rounds` round-robin passes over all of them,
+    median per subnet, so a slow spell of the machine costs one pass of every subnet instead of
+    every pass of a few."""
+    from autonad.latency.components import profiling_supernet
+
+    net = profiling_supernet(space, classes)
+    samples: list[list[float]] = [[] for _ in archs]
+    with fixed_threads(timing.threads), progress() as bar:
+        task = bar.add_task(description, total=rounds * len(archs))
+        for _ in range(rounds):
+            for i, arch in enumerate(archs):
+                samples[i].append(time_network(net.extract(arch), image, device, timing))
+                bar.advance(task)
+    return [statistics.median(s) for s in samples]
 
 
 def random_archs(space: SearchSpace, n: int, seed: int) -> list[Arch]:

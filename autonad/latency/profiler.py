@@ -16,14 +16,14 @@ from pathlib import Path
 
 import torch
 
-from autonad.latency.components import ComponentFactory, profiling_supernet
+from autonad.latency.components import ComponentFactory
 from autonad.latency.measure import (
     TimingConfig,
     fixed_threads,
     probe_reference_ms,
     random_archs,
     time_component,
-    time_network,
+    time_subnets,
 )
 from autonad.latency.predictor import LatencyPredictor, fit_calibration
 from autonad.latency.table import Calibration, DeviceTables, Profile
@@ -52,7 +52,7 @@ def measured_method(timing: TimingConfig, calibrate: int) -> str:
         f"{timing.warmup} warm-up runs (small modules looped to >= {timing.min_sample_ms} ms per sample), "
         f"{timing.threads} torch thread(s), device synchronised, each sample relative to a fixed probe workload "
         f"timed before and after it (drift compensation, x probe_ms); per-kind scales + constant fitted to "
-        f"{calibrate} random subnets timed end to end"
+        f"{calibrate} random subnets timed end to end (median of 3 round-robin passes)"
     )
 
 
@@ -116,17 +116,11 @@ def calibrate(request: ProfileRequest, profile: Profile, device: torch.device, t
     if request.calibrate < 3:
         return Calibration()
     classes = request.classes[0]
-    net = profiling_supernet(request.space, classes)
     image = torch.randn(request.batch, request.space.in_channels, *request.input_size)
+    archs = random_archs(request.space, request.calibrate, CALIBRATION_SEED)
+    measured = time_subnets(request.space, archs, image, classes, device, timing, description="calibrating")
     uncalibrated = LatencyPredictor(request.hw, profile, request.space, classes)
-    sums, measured = [], []
-    with progress() as bar:
-        for arch in bar.track(
-            random_archs(request.space, request.calibrate, CALIBRATION_SEED), description="calibrating"
-        ):
-            measured.append(time_network(net.extract(arch), image, device, timing))
-            sums.append(uncalibrated.kind_sums(arch))
-    return fit_calibration(sums, measured)
+    return fit_calibration([uncalibrated.kind_sums(a) for a in archs], measured)
 
 
 def _save(tables: DeviceTables, profile: Profile, out: Path) -> None:

@@ -12,11 +12,9 @@ from dataclasses import dataclass
 import torch
 
 from autonad.errors import AutoNADError
-from autonad.latency.components import profiling_supernet
-from autonad.latency.measure import TimingConfig, fixed_threads, random_archs, summary, time_network
+from autonad.latency.measure import TimingConfig, random_archs, summary, time_subnets
 from autonad.latency.predictor import LatencyPredictor
 from autonad.space import Arch
-from autonad.ui import progress
 
 
 @dataclass
@@ -53,10 +51,6 @@ def measure_archs(predictor: LatencyPredictor, archs: list[Arch], device: torch.
         )
     threads = int(profile.runtime.get("threads", torch.get_num_threads()))
     timing = TimingConfig(threads=threads, repeats=21, probe_ms=profile.runtime.get("probe_ms"))
-    net = profiling_supernet(predictor.space, predictor.classes)
     image = torch.randn(profile.batch, predictor.space.in_channels, *profile.input_size)
-    measured = []
-    with fixed_threads(threads), progress() as bar:
-        for arch in bar.track(archs, description=f"timing {len(archs)} subnet(s) on {predictor.device}"):
-            measured.append(time_network(net.extract(arch), image, device, timing))
-    return measured
+    label = f"timing {len(archs)} subnet(s) on {predictor.device}"
+    return time_subnets(predictor.space, archs, image, predictor.classes, device, timing, description=label)
