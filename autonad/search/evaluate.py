@@ -32,17 +32,15 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from autonad.config import from_mapping
 from autonad.data import SegmentationDataset, Transform, open_dataset
 from autonad.errors import AutoNADError
 from autonad.space import Arch, HeadsArch
 from autonad.supernet import Supernet, SupernetConfig
 from autonad.supernet.complexity import fvcore_flops
-from autonad.train.checkpoint import load_checkpoint
 from autonad.train.evaluate import evaluate_arch
-from autonad.train.recipe import Recipe
+from autonad.train.trainer import CHECKPOINT_FORMAT, load_trained_supernet
 
-SUPERNET_FORMAT = "autonad-supernet/1"  # autonad.train.trainer.CHECKPOINT_FORMAT
+SUPERNET_FORMAT = CHECKPOINT_FORMAT  # what a supernet training run writes
 MAX_DEATHS_PER_CANDIDATE = 3  # a candidate that kills this many actors in a row is reported, not retried
 CONNECT_TIMEOUT_S = 5.0
 READY_TIMEOUT_S = 600.0  # for every worker to load the supernet and the validation images
@@ -93,19 +91,11 @@ class EvalContext:
 
     def __init__(self, settings: EvalSettings):
         self.settings = settings
-        path = Path(settings.checkpoint)
-        ckpt = load_checkpoint(path, SUPERNET_FORMAT)
-        try:
-            self.config = from_mapping(SupernetConfig, ckpt["supernet_config"], f"{path}: supernet_config")
-            self.recipe = from_mapping(Recipe, ckpt["recipe"], f"{path}: recipe")
-            self.classes = [str(c) for c in ckpt["classes"]]
-            norm, state, step = ckpt["normalisation"], ckpt["model"], ckpt.get("state", {}).get("global_step")
-        except KeyError as e:
-            raise AutoNADError(f"{path}: incomplete supernet checkpoint (no {e})") from None
-        self.normalisation = {"mean": list(norm["mean"]), "std": list(norm["std"])}
         self.device = torch.device(settings.device)
-        self.net = self._load_net(state, path)
-        self.loader = self._val_loader(norm)
+        trained = load_trained_supernet(settings.checkpoint, self.device)
+        self.net, self.config, self.recipe = trained.net, trained.config, trained.recipe
+        self.classes, self.normalisation, step = trained.classes, trained.normalisation, trained.step
+        self.loader = self._val_loader(self.normalisation)
         self.complexity = SubnetComplexity(self.net, self.recipe.input_size)
         self.heads = HeadsArch(cap=self.config.heads.cap and self.recipe.train.cap)
         self.identity = {
@@ -116,14 +106,6 @@ class EvalContext:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
-
-    def _load_net(self, state: dict[str, torch.Tensor], path: Path) -> Supernet:
-        from autonad.train.trainer import check_weights
-
-        net = Supernet(self.config, self.num_classes)
-        check_weights(state, net, f"{path}: its weights do not fit supernet '{self.config.name}'")
-        net.load_state_dict(state)
-        return net.to(self.device).eval()
 
     def _val_loader(self, norm: dict[str, Any]) -> DataLoader:
         s = self.settings

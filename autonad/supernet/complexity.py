@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -52,12 +53,14 @@ def _size(input_size: int | tuple[int, int]) -> tuple[int, int]:
 
 
 def fvcore_flops(model: nn.Module, x: torch.Tensor, by_operator: bool = False) -> int | dict[str, int]:
-    from fvcore.nn import FlopCountAnalysis
+    with warnings.catch_warnings():  # fvcore scripts and traces with torch.jit, deprecated in torch 2.13
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        from fvcore.nn import FlopCountAnalysis
 
-    logging.getLogger("fvcore").setLevel(logging.ERROR)
-    analysis = FlopCountAnalysis(_TupleOutput(model), x)
-    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
-    return dict(analysis.by_operator()) if by_operator else int(analysis.total())
+        logging.getLogger("fvcore").setLevel(logging.ERROR)
+        analysis = FlopCountAnalysis(_TupleOutput(model), x)
+        analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+        return dict(analysis.by_operator()) if by_operator else int(analysis.total())
 
 
 def thop_flops(model: nn.Module, x: torch.Tensor, custom_ops: dict | None = None) -> int:

@@ -27,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
 
 from autonad import __version__
-from autonad.config import dump_yaml, to_mapping, write_text_atomic
+from autonad.config import dump_yaml, from_mapping, to_mapping, write_text_atomic
 from autonad.data import SegmentationDataset, SegSource, Transform, compute_norm_stats
 from autonad.errors import AutoNADError
 from autonad.space import Arch, HeadsArch
@@ -412,3 +412,33 @@ def check_compatible(
 def training_part(recipe: dict[str, Any]) -> dict[str, Any]:
     """What of a recipe shapes the trained supernet (its search budget and description do not)."""
     return {k: v for k, v in recipe.items() if k not in ("search", "description")}
+
+
+@dataclass
+class TrainedSupernet:
+    """A supernet checkpoint loaded for use (search, export): the net and what it was trained with."""
+
+    net: Supernet
+    config: SupernetConfig
+    recipe: Recipe
+    classes: list[str]
+    normalisation: dict[str, list[float]]
+    step: int | None
+
+
+def load_trained_supernet(path: str | Path, device: torch.device | str = "cpu") -> TrainedSupernet:
+    """Rebuild the supernet a training checkpoint holds, in eval mode; problems are one line."""
+    path = Path(path)
+    ckpt = load_checkpoint(path, CHECKPOINT_FORMAT)
+    try:
+        config = from_mapping(SupernetConfig, ckpt["supernet_config"], f"{path}: supernet_config")
+        recipe = from_mapping(Recipe, ckpt["recipe"], f"{path}: recipe")
+        classes = [str(c) for c in ckpt["classes"]]
+        norm = {"mean": list(ckpt["normalisation"]["mean"]), "std": list(ckpt["normalisation"]["std"])}
+        state, step = ckpt["model"], ckpt.get("state", {}).get("global_step")
+    except KeyError as e:
+        raise AutoNADError(f"{path}: incomplete supernet checkpoint (no {e})") from None
+    net = Supernet(config, len(classes))
+    check_weights(state, net, f"{path}: its weights do not fit supernet '{config.name}'")
+    net.load_state_dict(state)
+    return TrainedSupernet(net.to(device).eval(), config, recipe, classes, norm, step)
