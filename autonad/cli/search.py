@@ -10,6 +10,7 @@ import torch
 from rich.table import Table
 
 from autonad.cli.common import positive_int
+from autonad.cli.export import export_trained
 from autonad.cli.latency import predictor_for
 from autonad.cli.train import add_data_options, supernet_run_dir
 from autonad.config import dump_yaml
@@ -56,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def search(args: argparse.Namespace) -> int:
-    from autonad.search import EvalContext, EvalSettings, EvolutionSearch, SearchConfig, make_evaluator, write_outputs
+    from autonad.search import EvalSettings, EvolutionSearch, SearchConfig, make_evaluator, write_outputs
     from autonad.search.evaluate import SubnetComplexity
 
     if args.threads:
@@ -100,13 +101,10 @@ def search(args: argparse.Namespace) -> int:
     write_outputs(out, result, fitness_label=args.fitness)
     best = result.best
     best.arch.save(out / "best_arch.yaml")
-    context = EvalContext(settings)
-    from autonad.export import export_subnet
-
-    info = {"dataset": source.name, "classes": context.classes, "normalisation": context.normalisation,
-            "hw": predictor.device, "latency_ms": best.latency_ms, "latency_provenance": predictor.provenance,
-            "fitness": best.fitness, "fitness_spec": args.fitness}  # fmt: skip
-    files = export_subnet(context.net, best.arch, out, recipe.input_size, info)
+    info = {"dataset": source.name, "hw": predictor.device, "latency_ms": best.latency_ms,
+            "latency_provenance": predictor.provenance, "fitness": best.fitness, "fitness_spec": args.fitness,
+            "metrics": best.metrics}  # fmt: skip
+    files = export_trained(checkpoint, best.arch, out, info, ["torchscript", "onnx"])
     dump_yaml({"best": best.to_dict(), "search": config.to_dict(), "hw": identity, "supernet": str(checkpoint),
                "files": {k: str(v) for k, v in files.items()}}, out / "summary.yaml")  # fmt: skip
     print_summary(result, predictor.label, out)
@@ -171,8 +169,8 @@ def print_summary(result, latency_label: str, out: Path) -> None:
                       _num(cand.params, 2, 1e6, "M"), _num(cand.flops, 2, 1e9))  # fmt: skip
     console.print(table)
     console.print(f"latency: {latency_label}; S_mIoU = Sample_mIoU, Seg_Rec = Seg_Recall (paper 000)")
-    console.print(f"run folder: {out} (best_arch.yaml, model.ts, pareto.csv, pareto.png, history.jsonl, "
-                  "latency_prior.png, summary.yaml)")  # fmt: skip
+    console.print(f"run folder: {out} (best_arch.yaml, model.ts, model.onnx, model.json, pareto.csv, pareto.png, "
+                  "history.jsonl, latency_prior.png, summary.yaml)")  # fmt: skip
 
 
 def _pct(value) -> str:

@@ -1,10 +1,16 @@
 """The export stage: a searched subnet as a standalone model file (no AutoNAD needed to run it).
 
-    paths = export_subnet(supernet, arch, out_dir, input_size=(320, 320), info={...})
+    paths = export_subnet(supernet, arch, out_dir, input_size=(320, 320), info={...},
+                          formats=("torchscript", "onnx", "state-dict"))
+    model, meta = load_exported("runs/search/x/model.ts")      # TorchScript (or .onnx / .pt)
 
-writes `model.ts` (TorchScript of the extracted plain-layer network, with `autonad.json` inside:
-arch, classes, normalisation, input size, provenance) and checks that the scripted model's
-outputs equal the eager extracted model's on a random input.
+Formats:
+- `torchscript` -> `model.ts`: the extracted plain-layer network, metadata inside (`autonad.json`);
+  runs wherever libtorch does, without Python.
+- `onnx` -> `model.onnx`: checked against onnxruntime on export (max abs difference <= 1e-4).
+- `state-dict` -> `model.pt`: tensors + arch + supernet definition, loaded with weights_only.
+Every export also writes `model.json`: arch, classes, input size, normalisation, metrics, latency
+and its provenance. Each file is checked against the eager extracted model on export.
 """
 
 from __future__ import annotations
@@ -13,61 +19,168 @@ import contextlib
 import io
 import json
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from autonad.config import write_atomic
+from autonad.config import from_mapping, to_mapping, write_atomic, write_text_atomic
 from autonad.errors import AutoNADError
 from autonad.space import Arch
-from autonad.supernet import Supernet
+from autonad.supernet import Supernet, SupernetConfig
 
-TOLERANCE = 1e-5
+FORMATS = ("torchscript", "onnx", "state-dict")
+FILE_NAMES = {"torchscript": "model.ts", "onnx": "model.onnx", "state-dict": "model.pt"}
+STATE_FORMAT = "autonad-model/1"
+TOLERANCE = {"torchscript": 1e-5, "onnx": 1e-4, "state-dict": 1e-6}
+
+Outputs = dict[str, torch.Tensor]
 
 
 def export_subnet(
-    supernet: Supernet, arch: Arch, out_dir: str | Path, input_size: tuple[int, int], info: Mapping[str, Any]
+    supernet: Supernet,
+    arch: Arch,
+    out_dir: str | Path,
+    input_size: tuple[int, int],
+    info: Mapping[str, Any],
+    formats: Iterable[str] = ("torchscript",),
 ) -> dict[str, Path]:
+    """Extract `arch` from the (trained) supernet and write it in each format, checked on export."""
+    formats = list(formats)
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise AutoNADError(f"unknown export format '{unknown[0]}' (choose from {', '.join(FORMATS)})")
     model = supernet.extract(arch).cpu().float().eval()
-    meta = {**model.metadata, **{k: v for k, v in info.items()}, "input_size": list(input_size)}
-    with quiet_jit():
+    meta = {**model.metadata, **info, "input_size": list(input_size),
+            "supernet_config": to_mapping(supernet.config)}  # fmt: skip
+    out_dir = Path(out_dir)
+    x = torch.randn(1, supernet.space.in_channels, *input_size, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        want = model(x)
+    paths = {}
+    for fmt in formats:
+        path = out_dir / FILE_NAMES[fmt]
+        WRITERS[fmt](model, x, meta, path)
+        loaded, _ = load_exported(path)
+        check_same_outputs(want, loaded(x), fmt)
+        paths[fmt] = path
+    write_text_atomic(out_dir / "model.json", json.dumps(meta, indent=1) + "\n")
+    paths["metadata"] = out_dir / "model.json"
+    return paths
+
+
+# -- writers --------------------------------------------------------------------------------------
+def _write_torchscript(model: torch.nn.Module, x: torch.Tensor, meta: dict, path: Path) -> None:
+    with quiet_export():
         scripted = torch.jit.script(model)
-    check_same_outputs(model, scripted, input_size, supernet.space.in_channels)
-    buffer = io.BytesIO()
-    with quiet_jit():
+        buffer = io.BytesIO()
         torch.jit.save(scripted, buffer, _extra_files={"autonad.json": json.dumps(meta)})
-    path = Path(out_dir) / "model.ts"
     write_atomic(path, lambda f: f.write(buffer.getvalue()))
-    return {"torchscript": path}
+
+
+def _write_onnx(model: torch.nn.Module, x: torch.Tensor, meta: dict, path: Path) -> None:
+    import onnx
+
+    names = meta["outputs"].split(",")
+    buffer = io.BytesIO()
+    with quiet_export():
+        torch.onnx.export(model, (x,), buffer, dynamo=False, opset_version=17, input_names=["image"],
+                          output_names=names, dynamic_axes={n: {0: "batch"} for n in ["image", *names]})  # fmt: skip
+    proto = onnx.load_from_string(buffer.getvalue())
+    onnx.helper.set_model_props(proto, {"autonad.json": json.dumps(meta)})
+    write_atomic(path, lambda f: f.write(proto.SerializeToString()))
+
+
+def _write_state_dict(model: torch.nn.Module, x: torch.Tensor, meta: dict, path: Path) -> None:
+    payload = {"format": STATE_FORMAT, "metadata": json.dumps(meta), "state_dict": model.state_dict()}
+    write_atomic(path, lambda f: torch.save(payload, f))
+
+
+WRITERS: dict[str, Callable[[torch.nn.Module, torch.Tensor, dict, Path], None]] = {
+    "torchscript": _write_torchscript,
+    "onnx": _write_onnx,
+    "state-dict": _write_state_dict,
+}
+
+
+# -- loading --------------------------------------------------------------------------------------
+def load_exported(path: str | Path) -> tuple[Callable[[torch.Tensor], Outputs], dict[str, Any]]:
+    """A callable `images (B, C, H, W) -> {"seg": logits, ...}` and the model's metadata, for any
+    exported format (by file suffix); anything else is one clear line."""
+    path = Path(path)
+    if not path.is_file():
+        raise AutoNADError(f"{path}: model file not found")
+    loader = {".ts": _load_torchscript, ".onnx": _load_onnx, ".pt": _load_state_dict}.get(path.suffix)
+    if loader is None:
+        raise AutoNADError(f"{path}: not an exported model (expected model.ts, model.onnx or model.pt)")
+    return loader(path)
+
+
+def _load_torchscript(path: Path):
+    files = {"autonad.json": ""}
+    try:
+        with quiet_export():
+            model = torch.jit.load(str(path), map_location="cpu", _extra_files=files)
+    except (RuntimeError, ValueError, OSError) as e:
+        raise AutoNADError(f"{path}: not a readable TorchScript model ({_first_line(e)})") from None
+    model.eval()
+    return model, json.loads(files["autonad.json"] or "{}")
+
+
+def _load_onnx(path: Path):
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types for unreadable files
+        raise AutoNADError(f"{path}: not a readable ONNX model ({_first_line(e)})") from None
+    meta = json.loads(session.get_modelmeta().custom_metadata_map.get("autonad.json", "{}"))
+    names = [o.name for o in session.get_outputs()]
+
+    def run(images: torch.Tensor) -> Outputs:
+        values = session.run(None, {session.get_inputs()[0].name: images.detach().cpu().numpy()})
+        return {name: torch.from_numpy(np.asarray(v)) for name, v in zip(names, values)}
+
+    return run, meta
+
+
+def _load_state_dict(path: Path):
+    from autonad.train.checkpoint import load_checkpoint
+
+    payload = load_checkpoint(path, STATE_FORMAT)
+    try:
+        meta = json.loads(payload["metadata"])
+        config = from_mapping(SupernetConfig, meta["supernet_config"], f"{path}: supernet_config")
+        arch = Arch.from_dict(json.loads(meta["arch"]), f"{path}: arch")
+        supernet = Supernet(config, int(meta["num_classes"]))
+        model = supernet.extract(arch).eval()
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise AutoNADError(f"{path}: damaged or incompatible exported state dict ({_first_line(e)})") from None
+    return model, meta
+
+
+# -- checks ---------------------------------------------------------------------------------------
+def check_same_outputs(want: Outputs, got: Outputs, fmt: str) -> None:
+    for key, value in want.items():
+        diff = (value - got[key]).abs().max().item()
+        if diff > TOLERANCE[fmt]:
+            raise AutoNADError(f"{fmt} export check failed: output '{key}' differs from the model by {diff:.2e}")
 
 
 @contextlib.contextmanager
-def quiet_jit():
-    """torch 2.13 deprecates TorchScript in favour of torch.export; it still works, and a TorchScript
-    file runs anywhere libtorch does (C++, mobile) without Python, so we keep it, without the noise."""
+def quiet_export():
+    """torch 2.13 deprecates TorchScript and the TorchScript-based ONNX exporter in favour of
+    torch.export; both still work, and a TorchScript file runs wherever libtorch does (C++, mobile)
+    without Python, so we keep them, without the noise."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.jit")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         yield
 
 
-def check_same_outputs(model: torch.nn.Module, exported: torch.nn.Module, size: tuple[int, int], channels: int) -> None:
-    x = torch.randn(1, channels, *size, generator=torch.Generator().manual_seed(0))
-    with torch.inference_mode():
-        want, got = model(x), exported(x)
-    for key, value in want.items():
-        diff = (value - got[key]).abs().max().item()
-        if diff > TOLERANCE:
-            raise AutoNADError(f"export check failed: output '{key}' differs from the extracted model by {diff:.2e}")
-
-
-def load_exported(path: str | Path) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
-    """The TorchScript model and its `autonad.json` metadata."""
-    files = {"autonad.json": ""}
-    try:
-        with quiet_jit():
-            model = torch.jit.load(str(path), map_location="cpu", _extra_files=files)
-    except (RuntimeError, ValueError, OSError) as e:
-        raise AutoNADError(f"{path}: not a readable exported model ({str(e).splitlines()[0][:120]})") from None
-    return model, json.loads(files["autonad.json"] or "{}")
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:120] if text else e.__class__.__name__

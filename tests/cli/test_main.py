@@ -9,9 +9,20 @@ def test_help_lists_every_command(capsys):
         main(["--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    for command in ("datasets", "space", "arch", "train-supernet", "profile", "latency", "search"):
+    for command in (
+        "datasets",
+        "space",
+        "arch",
+        "train-supernet",
+        "profile",
+        "latency",
+        "search",
+        "export",
+        "evaluate",
+        "predict",
+    ):
         assert command in out
-    assert len(COMMAND_MODULES) == 6
+    assert len(COMMAND_MODULES) == 8
 
 
 def test_version_and_unknown_command(capsys):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,6 +81,17 @@ def test_search_end_to_end_and_supernet_reuse(setup, in_root, capsys):
     assert main(search_args(setup, "run-b", "--generations", "1")) == 0
     assert "supernet: reusing" in capsys.readouterr().out
 
+    assert (run / "model.onnx").is_file() and load_exported(run / "model.onnx")[1]["arch_hash"] == best.hash
+    assert main(["export", "--run", str(run), "--format", "state-dict"]) == 0
+    model, meta = load_exported(run / "model.pt")
+    assert meta["latency_provenance"] == "roofline" and meta["classes"][0] == "background"
+    checkpoint = yaml.safe_load((run / "summary.yaml").read_text())["supernet"]
+    out = in_root / "exported"
+    assert main(["export", "--arch", str(run / "best_arch.yaml"), "--supernet", checkpoint, "--out", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == {"model.ts", "model.onnx", "model.json"}
+    assert main(["export", "--arch", str(run / "best_arch.yaml")]) == 2
+    assert "--arch needs --supernet" in capsys.readouterr().err
+
 
 def test_kill_and_resume_gives_the_same_best_arch(setup, in_root):
     assert main(search_args(setup, "reference", "--generations", "4")) == 0
@@ -110,3 +123,58 @@ def test_bad_input_is_one_line(setup, in_root, extra, message, capsys):
     assert main(search_args(setup, "bad") + extra) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.fixture
+def searched(setup, in_root) -> Path:
+    """A finished search run with all three export formats (made once per module)."""
+    run = in_root / "run-a"
+    if not (run / "best_arch.yaml").exists():
+        assert main(search_args(setup, "run-a")) == 0
+    if not (run / "model.pt").exists():
+        assert main(["export", "--run", str(run), "--format", "state-dict"]) == 0
+    return run
+
+
+def test_exported_models_evaluate_alike_and_predict(setup, in_root, searched, capsys):
+    root, dataset, _ = setup
+    run = searched
+    results = {}
+    for name in ("model.ts", "model.onnx", "model.pt"):
+        out = in_root / f"eval-{name}.json"
+        argv = ["evaluate", "--model", str(run / name), "--dataset", dataset, "--split", "val", "--seed", "3",
+                "--out", str(out)]  # fmt: skip
+        assert main(argv) == 0
+        assert "Sample_mIoU" in capsys.readouterr().out
+        results[name] = json.loads(out.read_text())
+    for key in ("miou", "mf1", "sample_miou", "seg_recall", "confusion"):
+        assert results["model.ts"][key] == results["model.onnx"][key] == results["model.pt"][key], key
+
+    image = root / "odd.png"
+    Image.fromarray((np.random.default_rng(0).random((57, 91, 3)) * 255).astype(np.uint8)).save(image)
+    out = in_root / "pred"
+    assert main(["predict", "--model", str(run / "model.ts"), str(image), "--out", str(out)]) == 0
+    assert Image.open(out / "odd_mask.png").size == (91, 57) and (out / "odd_overlay.png").is_file()
+    verdict = json.loads((out / "predictions.json").read_text())[0]
+    assert 0.0 <= verdict["score"] <= 1.0 and isinstance(verdict["defective"], bool)
+
+
+def test_deploy_bad_input_is_one_line(setup, in_root, searched, capsys):
+    root, dataset, _ = setup
+    run = searched
+    (root / "notes.png").write_text("not an image")
+    two = root / "two-classes"
+    (two / "images").mkdir(parents=True, exist_ok=True)
+    (two / "masks").mkdir(exist_ok=True)
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(two / "images" / "a.png")
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(two / "masks" / "a.png")
+    (two / "classes.txt").write_text("background\nscratch\n")
+    cases = [
+        (["predict", "--model", str(run / "model.ts"), str(root / "notes.png")], "not a readable image file"),
+        (["evaluate", "--model", str(run / "best_arch.yaml"), "--dataset", dataset], "not an exported model"),
+        (["evaluate", "--model", str(run / "model.ts"), "--dataset", f"folder:{two}"], "retrain the arch"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err

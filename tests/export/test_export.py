@@ -1,28 +1,70 @@
+import re
+
 import pytest
 import torch
 
 from autonad.errors import AutoNADError
-from autonad.export import export_subnet, load_exported
+from autonad.export import FORMATS, export_subnet, load_exported
 from autonad.space import HeadsArch
 from autonad.supernet import Supernet, SupernetConfig
 
 
-def test_exported_subnet_matches_the_supernet_and_keeps_metadata(tmp_path):
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    torch.manual_seed(0)
     net = Supernet(SupernetConfig.load("tiny"), num_classes=3).eval()
     arch = net.space.smallest(heads=HeadsArch(cap=True))
-    paths = export_subnet(net, arch, tmp_path, (48, 64), {"dataset": "x", "latency_ms": 1.5})
-    model, meta = load_exported(paths["torchscript"])
+    out = tmp_path_factory.mktemp("export")
+    paths = export_subnet(net, arch, out, (48, 64), {"dataset": "x", "latency_ms": 1.5}, FORMATS)
+    return net, arch, paths
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_matches_the_supernet_and_keeps_metadata(exported, fmt):
+    net, arch, paths = exported
+    model, meta = load_exported(paths[fmt])
     assert meta["arch_hash"] == arch.hash and meta["dataset"] == "x" and meta["input_size"] == [48, 64]
     x = torch.randn(2, 3, 48, 64)
     net.set_arch(arch)
     with torch.inference_mode():
         want, got = net(x), model(x)
     assert set(got) == {"seg", "cap", "cls"}
-    assert torch.allclose(want["seg"], got["seg"], atol=1e-5)
+    for key in want:
+        assert torch.allclose(want[key], got[key], atol=1e-4), key
 
 
-def test_unreadable_export_is_one_line(tmp_path):
-    bad = tmp_path / "model.ts"
-    bad.write_bytes(b"not a model")
-    with pytest.raises(AutoNADError, match="not a readable exported model"):
-        load_exported(bad)
+def test_metadata_file_is_written(exported):
+    import json
+
+    _, arch, paths = exported
+    meta = json.loads(paths["metadata"].read_text())
+    assert meta["arch_hash"] == arch.hash and meta["outputs"] == "seg,cap,cls" and meta["latency_ms"] == 1.5
+
+
+def test_unknown_format_is_one_line(exported, tmp_path):
+    net, arch, _ = exported
+    with pytest.raises(AutoNADError, match="unknown export format 'tflite'"):
+        export_subnet(net, arch, tmp_path, (48, 64), {}, ["tflite"])
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("model.ts", b"not a model", "not a readable TorchScript model"),
+        ("model.onnx", b"not a model", "not a readable ONNX model"),
+        ("model.pt", b"not a model", "not a readable checkpoint"),
+        ("model.h5", b"", "not an exported model (expected model.ts, model.onnx or model.pt)"),
+    ],
+)
+def test_unreadable_or_foreign_files_are_one_line(tmp_path, name, content, message):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(AutoNADError, match=re.escape(message)):
+        load_exported(tmp_path / name)
+
+
+def test_a_checkpoint_of_another_kind_is_refused(tmp_path):
+    from autonad.train.checkpoint import save_atomic
+
+    save_atomic({"format": "autonad-supernet/1", "model": {}}, tmp_path / "model.pt")
+    with pytest.raises(AutoNADError, match="is a 'autonad-supernet/1' checkpoint, expected 'autonad-model/1'"):
+        load_exported(tmp_path / "model.pt")

@@ -1,0 +1,92 @@
+"""`autonad evaluate` and `autonad predict`: use an exported model on a dataset or on image files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from rich.table import Table
+
+from autonad.cli.common import positive_int
+from autonad.cli.train import add_data_options
+from autonad.config import write_text_atomic
+from autonad.data import open_dataset
+from autonad.data.io import read_image
+from autonad.data.preview import class_colour, overlay
+from autonad.export.inference import ExportedModel, evaluate_model, predict_image, report_rows
+from autonad.ui import console, progress
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    ev = sub.add_parser("evaluate", help="every metric of an exported model on a dataset split")
+    ev.add_argument("--model", type=Path, required=True, help="model.ts, model.onnx or model.pt")
+    add_data_options(ev)
+    ev.add_argument("--split", default="test", choices=("train", "val", "test"))
+    ev.add_argument("--split-file", type=Path, help="a split.json to use (default: the dataset's seeded split)")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the generated split (the recipe's; default 0)")
+    ev.add_argument("--batch", type=positive_int, default=8)
+    ev.add_argument("--tau", type=float, help="sample decision threshold on defect pixels (default: 1 pixel)")
+    ev.add_argument("--out", type=Path, help="write all metrics as JSON")
+    ev.set_defaults(func=evaluate)
+
+    pr = sub.add_parser("predict", help="masks, overlays and a defect verdict for image files")
+    pr.add_argument("--model", type=Path, required=True)
+    pr.add_argument("images", nargs="+", type=Path)
+    pr.add_argument("--out", type=Path, default=Path("predictions"))
+    pr.add_argument("--threshold", type=float, default=0.5, help="defect if max defect probability >= this")
+    pr.set_defaults(func=predict)
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    model = ExportedModel.load(args.model)
+    source = open_dataset(args.dataset, args.data_root, seed=args.seed, split_file=args.split_file,
+                          skip_bad=args.skip_bad)  # fmt: skip
+    report = evaluate_model(model, source, args.split, args.batch, args.tau)
+    table = Table(
+        "metric", "value", title=f"{args.model.name} on {source.name} {args.split} ({report.num_samples} images)"
+    )
+    for name, value in report_rows(report):
+        table.add_row(name, _pct(value))
+    for name, value in report.per_class_iou.items():
+        table.add_row(f"IoU {name}", _pct(value))
+    console.print(table)
+    if args.out:
+        write_text_atomic(args.out, json.dumps(report.to_dict(), indent=1) + "\n")
+    return 0
+
+
+def predict(args: argparse.Namespace) -> int:
+    model = ExportedModel.load(args.model)
+    args.out.mkdir(parents=True, exist_ok=True)
+    table = Table("image", "verdict", "score", "CaP", "defect pixels")
+    results = []
+    with progress() as bar:
+        for path in bar.track(args.images, description="predicting"):
+            image = read_image(path)
+            pred = predict_image(model, path, image, args.threshold)
+            Image.fromarray(_colour_mask(pred.mask)).save(args.out / f"{path.stem}_mask.png")
+            Image.fromarray(overlay(image, pred.mask)).save(args.out / f"{path.stem}_overlay.png")
+            pixels = int((pred.mask > 0).sum())
+            table.add_row(path.name, "DEFECT" if pred.defective else "ok", f"{pred.score:.3f}",
+                          "-" if pred.cap is None else f"{pred.cap:.3f}", str(pixels))  # fmt: skip
+            results.append({"image": str(path), "defective": pred.defective, "score": pred.score, "cap": pred.cap,
+                            "defect_pixels": pixels})  # fmt: skip
+    console.print(table)
+    write_text_atomic(args.out / "predictions.json", json.dumps(results, indent=1) + "\n")
+    console.print(f"masks and overlays in {args.out}")
+    return 0
+
+
+def _colour_mask(mask: np.ndarray) -> np.ndarray:
+    out = np.zeros((*mask.shape, 3), dtype=np.uint8)
+    for class_id in np.unique(mask):
+        if class_id:
+            out[mask == class_id] = class_colour(int(class_id))
+    return out
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"

@@ -1,0 +1,109 @@
+"""Using an exported model: evaluation on a dataset split and prediction on image files.
+
+Images go through the same transform pipeline as training (`autonad.data.Transform`, eval mode:
+resize to the model's input size, normalise with its stored mean/std), so an exported model sees
+exactly what the supernet saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from autonad.data import SegmentationDataset, SegSource, Transform, TransformConfig
+from autonad.errors import AutoNADError
+from autonad.export import load_exported
+from autonad.metrics import MetricsReport, SegMetrics
+from autonad.ui import progress
+
+
+@dataclass
+class ExportedModel:
+    run: Callable[[torch.Tensor], dict[str, torch.Tensor]]
+    meta: dict[str, Any]
+    path: Path
+
+    @staticmethod
+    def load(path: str | Path) -> ExportedModel:
+        run, meta = load_exported(path)
+        missing = [k for k in ("classes", "normalisation", "input_size") if k not in meta]
+        if missing:
+            raise AutoNADError(f"{path}: model metadata lacks '{missing[0]}' (export it with `autonad export`)")
+        return ExportedModel(run, meta, Path(path))
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.meta["classes"])
+
+    @property
+    def transform(self) -> Transform:
+        norm = self.meta["normalisation"]
+        config = TransformConfig(size=tuple(self.meta["input_size"]), hflip=False, vflip=False, rotate90=False,
+                                 resize_crop=None, brightness=0.0, contrast=0.0, mean=tuple(norm["mean"]),
+                                 std=tuple(norm["std"]))  # fmt: skip
+        return Transform(config, train=False)
+
+    def check_classes(self, source: SegSource) -> None:
+        if list(source.classes) != self.classes:
+            raise AutoNADError(
+                f"{source.name} has classes {list(source.classes)}, model {self.path.name} predicts {self.classes}; "
+                "retrain the arch on this dataset first (autonad retrain)"
+            )
+
+    @torch.inference_mode()
+    def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.run(images)
+
+
+def evaluate_model(model: ExportedModel, source: SegSource, split: str, batch: int = 8, tau: float | None = None):
+    """Every SPEC section 8 metric of the model on a split, at the model's input size."""
+    model.check_classes(source)
+    if not source.splits.get(split):
+        raise AutoNADError(f"{source.name}: split '{split}' is empty or does not exist")
+    data = SegmentationDataset(source, split, model.transform)
+    metrics = SegMetrics(len(model.classes), tau=tau, class_names=model.classes)
+    loader = DataLoader(data, batch_size=batch)
+    with progress() as bar:
+        for images, masks in bar.track(loader, description=f"evaluating on {source.name} {split}"):
+            out = model(images)
+            metrics.update(out["seg"].float(), masks, out.get("cap"))
+    return metrics.compute()
+
+
+@dataclass
+class Prediction:
+    path: Path
+    mask: np.ndarray  # H x W class ids at the image's own size
+    score: float  # max defect probability over pixels (phi = max_prob)
+    defective: bool
+    cap: float | None  # CaP defect-presence probability, when the model has the head
+
+
+def predict_image(model: ExportedModel, path: Path, image: np.ndarray, threshold: float) -> Prediction:
+    """Segment one image of any size: resize to the model's input, upsample logits back."""
+    h, w = image.shape[:2]
+    x, _ = model.transform(image, np.zeros((h, w), dtype=np.int64))
+    out = model(x[None])
+    logits = F.interpolate(out["seg"].float(), size=(h, w), mode="bilinear", align_corners=False)[0]
+    probs = logits.softmax(0)
+    score = float((1 - probs[0]).max())
+    cap = float(torch.sigmoid(out["cap"][0])) if "cap" in out else None
+    return Prediction(path, probs.argmax(0).numpy().astype(np.uint8), score, score >= threshold, cap)
+
+
+def report_rows(report: MetricsReport) -> list[tuple[str, float | None]]:
+    """(name, value) of the headline metrics, in the order users read them."""
+    rows = [("mIoU", report.miou), ("mIoU (defects)", report.miou_fg), ("mF1", report.mf1),
+            ("Sample_mIoU", report.sample_miou), ("Seg_Accuracy", report.seg_accuracy),
+            ("Seg_Recall", report.seg_recall), ("Seg_Precision", report.seg_precision)]  # fmt: skip
+    if report.cap is not None:
+        cap = report.cap.to_dict("cap")
+        rows += [("CaP accuracy", cap.get("cap_accuracy")), ("CaP recall", cap.get("cap_recall"))]
+    return rows
