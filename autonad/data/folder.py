@@ -71,3 +71,20 @@ def _classes_from_masks(pairs: list, mask_dir: Path, problems: Problems) -> tupl
             "anti-aliased masks?); use class indices, 0/255 for binary masks, or add classes.txt"
         )
     return ["background", *(f"class_{i}" for i in range(1, max(ids) + 1))], pairs
+
+
+def write_folder(source: SegSource, root: Path) -> Path:
+    """Write any dataset in the folder layout (`images/`, `masks/` as PNG, `classes.txt`), e.g. the
+    synthetic data for a quick `folder:` run or a test."""
+    import numpy as np
+    from PIL import Image
+
+    root = Path(root)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(exist_ok=True)
+    for sample_id in source.ids:
+        image, mask = source.load(sample_id)
+        Image.fromarray(image).save(root / "images" / f"{sample_id}.png")
+        Image.fromarray(mask.astype(np.uint8)).save(root / "masks" / f"{sample_id}.png")
+    (root / "classes.txt").write_text("\n".join(source.classes) + "\n")
+    return root

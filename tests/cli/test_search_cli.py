@@ -18,6 +18,7 @@ from PIL import Image
 
 from autonad.cli import main
 from autonad.data import SyntheticSource
+from autonad.data.folder import write_folder
 from autonad.export import load_exported
 from autonad.space import Arch
 
@@ -30,15 +31,7 @@ RECIPE = {"name": "search-cli-test", "dataset": "folder", "supernet": "tiny", "n
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("search-cli")
-    data = root / "data"
-    source = SyntheticSource(n=24, size=40, seed=1)
-    for sub in ("images", "masks"):
-        (data / sub).mkdir(parents=True)
-    for sample_id in source.ids:
-        image, mask = source.load(sample_id)
-        Image.fromarray(image).save(data / "images" / f"{sample_id}.png")
-        Image.fromarray(mask.astype(np.uint8)).save(data / "masks" / f"{sample_id}.png")
-    (data / "classes.txt").write_text("\n".join(source.classes) + "\n")
+    data = write_folder(SyntheticSource(n=24, size=40, seed=1), root / "data")
     (root / "recipe.yaml").write_text(yaml.safe_dump(RECIPE, sort_keys=False))
     table = root / "tables" / "test-gpu.yaml"
     old = os.getcwd()

@@ -45,3 +45,17 @@ def test_greyscale_masks_are_not_taken_for_class_ids(make_folder, layout):
     layout.save(np.arange(14 * 18, dtype=np.uint8).reshape(14, 18), root / "masks" / "part00.png")
     with pytest.raises(AutoNADError, match=r"masks: mask values go up to 251, which does not look like class ids"):
         open_dataset(f"folder:{root}")
+
+
+def test_write_folder_round_trips_any_source(tmp_path):
+    import numpy as np
+
+    from autonad.data import SyntheticSource, open_dataset
+    from autonad.data.folder import write_folder
+
+    source = SyntheticSource(n=6, size=32, seed=2)
+    folder = open_dataset(f"folder:{write_folder(source, tmp_path / 'copy')}")
+    assert list(folder.classes) == list(source.classes) and sorted(folder.ids) == sorted(source.ids)
+    for sample_id in source.ids:
+        (image, mask), (image2, mask2) = source.load(sample_id), folder.load(sample_id)
+        assert np.array_equal(image, image2) and np.array_equal(mask, mask2)

@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from autonad.config import from_mapping, to_mapping
 from autonad.data import SyntheticSource, open_dataset
+from autonad.data.folder import write_folder
 from autonad.search import Evaluator, SearchConfig
 from autonad.search.evaluate import SUPERNET_FORMAT, EvalSettings
 from autonad.space import Arch, SearchSpace
@@ -99,14 +98,7 @@ class TinyCheckpoint:
 def tiny_checkpoint(tmp_path_factory) -> TinyCheckpoint:
     """An untrained tiny supernet in the trainer's checkpoint format, its split.json and a folder dataset."""
     data = tmp_path_factory.mktemp("search-data")
-    source = SyntheticSource(n=24, size=40, seed=1, defect_free=0.3)
-    (data / "images").mkdir()
-    (data / "masks").mkdir()
-    for sample_id in source.ids:
-        image, mask = source.load(sample_id)
-        Image.fromarray(image).save(data / "images" / f"{sample_id}.png")
-        Image.fromarray(mask.astype(np.uint8)).save(data / "masks" / f"{sample_id}.png")
-    (data / "classes.txt").write_text("\n".join(source.classes) + "\n")
+    write_folder(SyntheticSource(n=24, size=40, seed=1, defect_free=0.3), data)
 
     run = tmp_path_factory.mktemp("search-supernet")
     recipe = from_mapping(Recipe, RECIPE, "test recipe")

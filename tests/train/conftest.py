@@ -14,14 +14,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import yaml
-from PIL import Image
 
 from autonad import resources
 from autonad.data import SyntheticSource
+from autonad.data.folder import write_folder
 from autonad.errors import AutoNADError
 from autonad.train.checkpoint import load_checkpoint
 from autonad.train.trainer import CHECKPOINT_FORMAT
@@ -70,15 +69,7 @@ class TinyRun:
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny-data")
-    source = SyntheticSource(n=32, size=64, seed=1)
-    (root / "images").mkdir()
-    (root / "masks").mkdir()
-    for sample_id in source.ids:
-        image, mask = source.load(sample_id)
-        Image.fromarray(image).save(root / "images" / f"{sample_id}.png")
-        Image.fromarray(mask.astype(np.uint8)).save(root / "masks" / f"{sample_id}.png")
-    (root / "classes.txt").write_text("\n".join(source.classes) + "\n")
-    return root
+    return write_folder(SyntheticSource(n=32, size=64, seed=1), root)
 
 
 def write_supernet(path: Path, name: str, **changes) -> Path:
