@@ -164,9 +164,11 @@ def predict(args: argparse.Namespace) -> int:
 
 def list_tables(args: argparse.Namespace) -> int:
     from autonad import resources
+    from autonad.latency.table import LOCAL_DIR
 
     table = Table("device", "aliases", "profile", "provenance", "entries", "calibration", title="latency tables")
-    for name in resources.list_shipped("latency_tables"):
+    local = [p.stem for p in LOCAL_DIR.glob("*.yaml")] if LOCAL_DIR.is_dir() else []
+    for name in sorted(set(resources.list_shipped("latency_tables")) | set(local)):
         tables = DeviceTables.read(table_path(name))
         for prof in tables.profiles:
             cal = prof.calibration

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 import torch
@@ -12,7 +11,7 @@ from rich.table import Table
 from autonad.cli.common import positive_int
 from autonad.cli.export import export_trained
 from autonad.cli.latency import predictor_for
-from autonad.cli.train import add_data_options, supernet_run_dir
+from autonad.cli.train import add_data_options, dataset_slug, name_slug, supernet_run_dir
 from autonad.config import dump_yaml
 from autonad.data import open_dataset
 from autonad.errors import AutoNADError
@@ -132,8 +131,7 @@ def check_constraints_satisfiable(config, predictor, sn_config, num_classes: int
 
 
 def search_run_dir(dataset: str, hw: str, recipe: str) -> Path:
-    slug = supernet_run_dir(dataset, "x", recipe).name.split("__")[0]
-    return Path("runs/search") / f"{slug}__{re.sub(r'[^A-Za-z0-9_.-]+', '-', Path(hw).stem)}__{Path(recipe).stem}"
+    return Path("runs/search") / f"{dataset_slug(dataset)}__{name_slug(Path(hw).stem)}__{Path(recipe).stem}"
 
 
 def ensure_supernet(args, recipe: Recipe, sn_config: SupernetConfig, supernet_name: str, source) -> Path:

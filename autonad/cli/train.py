@@ -44,13 +44,21 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-bad", action="store_true", help="skip (and list) unreadable or inconsistent files")
 
 
-def supernet_run_dir(dataset: str, supernet: str, recipe: str, base: Path = Path("runs/supernet")) -> Path:
-    """Where the supernet for (dataset, supernet definition, recipe) lives, so it is trained once."""
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", dataset).strip("-")
+def dataset_slug(dataset: str) -> str:
+    """A folder-name-safe, unique label for a dataset argument."""
     if ":" in dataset:  # voc:/folder: roots: keep it short but unique per path
         root = str(Path(dataset.partition(":")[2]).expanduser().resolve())
-        slug = f"{dataset.partition(':')[0]}-{Path(root).name}-{hashlib.sha256(root.encode()).hexdigest()[:8]}"
-    return base / f"{slug}__{Path(supernet).stem}__{Path(recipe).stem}"
+        return f"{dataset.partition(':')[0]}-{Path(root).name}-{hashlib.sha256(root.encode()).hexdigest()[:8]}"
+    return name_slug(dataset)
+
+
+def name_slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
+
+
+def supernet_run_dir(dataset: str, supernet: str, recipe: str, base: Path = Path("runs/supernet")) -> Path:
+    """Where the supernet for (dataset, supernet definition, recipe) lives, so it is trained once."""
+    return base / f"{dataset_slug(dataset)}__{Path(supernet).stem}__{Path(recipe).stem}"
 
 
 def train_supernet(args: argparse.Namespace) -> int:

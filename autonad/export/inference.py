@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ class ExportedModel:
     def classes(self) -> list[str]:
         return list(self.meta["classes"])
 
-    @property
+    @cached_property
     def transform(self) -> Transform:
         norm = self.meta["normalisation"]
         config = TransformConfig(size=tuple(self.meta["input_size"]), hflip=False, vflip=False, rotate90=False,

@@ -4,7 +4,7 @@ autonad profile --hw NAME        measure every component of a space here (or --r
 device, profile = load_profile("jetson", "autonad", (320, 320))   # name, alias or path
 predictor = LatencyPredictor(device, profile, space, classes=2)
 predictor.predict(arch)          # ms: calibrated sum of the arch's component entries
-prior = LatencyPrior.from_predictor(predictor, temperature=1.0)
+prior = LatencyPrior.from_profile(profile, space, temperature=1.0)   # autonad.latency.prior
 space.sample(rng, gene_weights=prior.gene_weights)    # faster ops are drawn more often
 """
 

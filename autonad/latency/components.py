@@ -139,15 +139,6 @@ class DecoderRest(nn.Module):
         return self.mfam([f1, f2, f3, f4])
 
 
-class HeadOnly(nn.Module):
-    def __init__(self, head: SegHead):
-        super().__init__()
-        self.head = head
-
-    def forward(self, x: Tensor, image: Tensor) -> Tensor:
-        return self.head(x, image)
-
-
 def profiling_supernet(space: SearchSpace, classes: int = 2) -> Supernet:
     """A randomly initialised supernet for the space (the weights' values do not change timings);
     `extract(arch)` gives the plain network whose latency the table models."""
@@ -296,6 +287,6 @@ class ComponentFactory:
     def _head_builder(self, width: int, classes: int):
         def build():
             head = SegHead(nn.Conv2d(width, classes, 1), dropout=0.0)
-            return HeadOnly(head).eval(), (self.channels_last(0, width), self.image())
+            return head.eval(), (self.channels_last(0, width), self.image())
 
         return build

@@ -13,6 +13,7 @@ machine it removes the slow-fast swings that otherwise dominate the error.
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 import statistics
 import time
@@ -54,9 +55,15 @@ class Probe(nn.Module):
         return self.fc2(nn.functional.gelu(self.fc1(y)))
 
 
+@functools.cache
+def probe_on(device: torch.device) -> Probe:
+    """One probe per device: every timing compares against the same module and weights."""
+    return Probe().to(device).eval()
+
+
 def probe_reference_ms(device: torch.device, timing: TimingConfig) -> float:
     """The probe's median time now (stored in a table as `probe_ms`)."""
-    probe = Probe().to(device).eval()
+    probe = probe_on(device)
     with torch.inference_mode():
         return median_ms(probe, device, timing.warmup * 4, timing.repeats * 4)
 
@@ -85,8 +92,7 @@ def time_module(module: nn.Module, inputs: Sequence[Tensor], device: torch.devic
 
         if timing.probe_ms is None:
             return median_ms(run, device, timing.warmup, timing.repeats) / loops
-        probe = Probe().to(device).eval()
-        ratio = median_relative(run, probe, device, timing.warmup, timing.repeats)
+        ratio = median_relative(run, probe_on(device), device, timing.warmup, timing.repeats)
         return ratio * timing.probe_ms / loops
 
 

@@ -24,7 +24,7 @@ from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import flop_registry
 
 from autonad.latency.components import Component, ComponentFactory
-from autonad.latency.table import Calibration, DeviceTables, Profile
+from autonad.latency.table import Calibration, Profile
 from autonad.ui import progress
 
 
@@ -117,10 +117,3 @@ def roofline_profile(factory: ComponentFactory, hw: str, spec: DeviceSpec) -> Pr
         for component in bar.track(components, description=f"roofline {factory.space.name} on {hw}"):
             profile.entries[component.key] = round(roofline_ms(component, spec), 5)
     return profile
-
-
-def roofline_tables(hw: str, tables: DeviceTables | None = None) -> DeviceTables:
-    spec = ROOFLINE_DEVICES[hw]
-    if tables is None:
-        tables = DeviceTables(device=hw, aliases=list(spec.aliases), description=spec.description)
-    return tables

@@ -34,7 +34,8 @@ def load_checkpoint(path: str | os.PathLike, kind: str) -> dict[str, Any]:
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; torch's own error would be misleading
         raise AutoNADError(f"{path}: not a readable checkpoint (truncated, corrupt or not saved by AutoNAD)")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        # mmap: reading one entry (e.g. the epoch of a 275 MB supernet run) no longer reads the whole file
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
         reason = str(e).splitlines()[0][:120] if str(e) else e.__class__.__name__
         raise AutoNADError(f"{path}: not a readable checkpoint (corrupt or not saved by AutoNAD: {reason})") from None
