@@ -1,4 +1,4 @@
-"""AdamW without weight decay on norms and biases, and a cosine schedule with linear warm-up."""
+"""AdamW without weight decay on norms and biases, and cosine or poly decay after a linear warm-up."""
 
 from __future__ import annotations
 
@@ -26,13 +26,29 @@ def cosine_with_warmup(
     optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, min_lr_ratio: float = 0.01
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up to the base lr, then cosine decay to `min_lr_ratio` of it (per step)."""
+    return decay_with_warmup(optimizer, total_steps, warmup_steps, min_lr_ratio, "cosine")
+
+
+def decay_with_warmup(
+    optimizer: torch.optim.Optimizer,
+    total_steps: int,
+    warmup_steps: int,
+    min_lr_ratio: float = 0.01,
+    decay: str = "cosine",
+    power: float = 0.9,
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up to the base lr, then cosine or poly ((1 - progress) ** power, the paper's
+    retraining schedule) decay to `min_lr_ratio` of it, per step."""
+    if decay not in ("cosine", "poly"):
+        raise ValueError(f"unknown decay '{decay}'")
     total_steps = max(1, total_steps)
     warmup_steps = min(max(0, warmup_steps), total_steps - 1)
 
     def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / (warmup_steps + 1)
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        shape = 0.5 * (1 + math.cos(math.pi * progress)) if decay == "cosine" else (1 - progress) ** power
+        return min_lr_ratio + (1 - min_lr_ratio) * shape
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -1,7 +1,9 @@
-"""Training recipes (`recipes/*.yaml`): input size, augmentation and supernet-training settings.
+"""Training recipes (`recipes/*.yaml`): input size, augmentation, supernet training (`train`),
+search budget (`search`) and retraining of a searched subnet (`retrain`).
 
-One recipe per dataset, with the paper's GPU settings where it gives them (AdamW 5e-4, cosine;
-800 epochs NEU, 3000 MT, 2000 MSD) and a `-cpu` variant sized for a 2-core machine.
+One recipe per dataset, with the paper's GPU settings where it gives them (supernet: AdamW 5e-4,
+cosine; 800 epochs NEU, 3000 MT, 2000 MSD; retraining: Adam 1e-4, poly, 500 epochs) and a `-cpu`
+variant sized for a 2-core machine.
 """
 
 from __future__ import annotations
@@ -19,30 +21,30 @@ from autonad.errors import AutoNADError
 
 
 @dataclass(frozen=True)
-class SupernetTraining:
+class TrainingSettings:
+    """What every training run (supernet or one subnet) needs: schedule, loss, checkpoints."""
+
     epochs: int
     batch_size: int = 8
     lr: float = 5e-4
     weight_decay: float = 0.05  # none on norms and biases
     warmup_epochs: float = 1.0
-    min_lr_ratio: float = 0.01  # cosine decays to this fraction of lr
-    sampler: Literal["uniform", "sandwich"] = "uniform"  # paper: uniform
-    sandwich_random: int = 2  # random subnets per sandwich step (besides largest and smallest)
-    distill_weight: float = 1.0  # sandwich: weight of in-place distillation from the largest
+    schedule: Literal["cosine", "poly"] = "cosine"  # decay after the linear warm-up
+    poly_power: float = 0.9
+    min_lr_ratio: float = 0.01  # the schedule decays to this fraction of lr
     dice_weight: float = 0.0  # segmentation loss = CE + dice_weight * Dice
     class_weights: Literal["none", "sqrt_inv_freq"] = "none"  # CE class weights from train pixel shares
-    cap: bool = True  # train the CaP head jointly when the supernet has one
+    cap: bool = True  # train the CaP head jointly when the net has one
     cap_weighting: Literal["fixed", "uncertainty"] = "fixed"
     w_seg: float = 0.5
     w_cls: float = 0.5
     cap_balance: bool = False  # weight the CaP loss by the train split's negative/positive ratio
     amp: bool = True  # bf16 autocast on GPU; ignored on CPU
     grad_clip: float | None = 5.0
-    val_every: int = 1  # epochs between validations of the largest/smallest/fixed-random subnet
+    val_every: int = 1  # epochs between validations
     val_images: int | None = None  # at most this many validation images (None: all)
     checkpoint_minutes: float = 10.0  # besides every epoch
     checkpoint_steps: int = 0  # also every N steps (0: off)
-    latency_every: int = 25  # steps between latency records of the sampled subnet (0: off)
     workers: int = 0  # DataLoader worker processes
     seed: int = 0
 
@@ -51,6 +53,28 @@ class SupernetTraining:
             raise AutoNADError("epochs and batch_size must be at least 1")
         if self.lr <= 0:
             raise AutoNADError(f"lr: must be positive, got {self.lr}")
+        if self.val_every < 1:
+            raise AutoNADError("val_every: must be at least 1")
+
+
+@dataclass(frozen=True)
+class SupernetTraining(TrainingSettings):
+    sampler: Literal["uniform", "sandwich"] = "uniform"  # paper: uniform
+    sandwich_random: int = 2  # random subnets per sandwich step (besides largest and smallest)
+    distill_weight: float = 1.0  # sandwich: weight of in-place distillation from the largest
+    latency_every: int = 25  # steps between latency records of the sampled subnet (0: off)
+
+
+@dataclass(frozen=True)
+class SubnetTraining(TrainingSettings):
+    """Retraining one searched subnet as a standalone model (paper V-B: Adam 1e-4, poly, 500 epochs, CE)."""
+
+    epochs: int = 500
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    schedule: Literal["cosine", "poly"] = "poly"
+    select: Literal["miou", "miou_fg", "mf1", "sample_miou", "seg_recall"] = "miou"  # best-checkpoint metric
+    calibrate: str | None = None  # tau target on validation, e.g. "recall>=0.95" (None: keep the default tau)
 
 
 @dataclass(frozen=True)
@@ -71,6 +95,7 @@ class SearchBudget:
 class Recipe:
     name: str
     train: SupernetTraining
+    retrain: SubnetTraining = SubnetTraining()
     transform: TransformConfig = TransformConfig()
     search: SearchBudget = SearchBudget()
     normalise: Literal["dataset", "config"] = "dataset"  # dataset: mean/std of the train split

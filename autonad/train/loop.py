@@ -1,0 +1,399 @@
+"""The training loop every AutoNAD training run shares (the supernet's and a retrained subnet's).
+
+`Trainer` owns the data (recorded split, normalisation, seeded augmentation), the joint
+segmentation + CaP loss, AdamW with a warm-up schedule, the step loop with progress, periodic
+validation and atomic checkpoints that resume bit for bit. A subclass says what is trained
+(`build_model`, `build_step`, `step_inputs`), how it is validated (`validate`) and what else its
+checkpoint and run file hold.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import random
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Subset
+
+from autonad import __version__
+from autonad.config import dump_yaml, from_mapping, write_text_atomic
+from autonad.data import SegmentationDataset, SegSource, Transform, compute_norm_stats
+from autonad.errors import AutoNADError
+from autonad.timing import device_name
+from autonad.train.batches import EpochBatches, batches_per_epoch
+from autonad.train.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
+from autonad.train.distributed import DistInfo, barrier, mean_across_ranks
+from autonad.train.losses import JointLoss, SegLoss, sqrt_inverse_frequency
+from autonad.train.optim import build_optimizer, decay_with_warmup
+from autonad.train.recipe import Recipe, TrainingSettings
+from autonad.ui import progress
+
+
+@dataclass
+class TrainState:
+    """Where training stands; everything here is saved in the checkpoint."""
+
+    epoch: int = 0  # current epoch (== epochs when done)
+    step_in_epoch: int = 0  # batches of `epoch` already trained
+    global_step: int = 0
+    history: list[dict] = field(default_factory=list)
+    latency_records: list[dict] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    # the current epoch so far: logged values of its steps (averaged over ranks) and its seconds, so an
+    # epoch interrupted by a kill and resumed logs the same mean loss as an uninterrupted one
+    epoch_losses: list[dict[str, float]] = field(default_factory=list)
+    epoch_s: float = 0.0
+    best: dict[str, Any] = field(default_factory=dict)  # best validation so far (runs that keep one)
+
+
+class Trainer:
+    checkpoint_format: str = ""  # set by subclasses
+    stage: str = "train"  # the recipe section holding this run's settings
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        settings: TrainingSettings,
+        source: SegSource,
+        run_dir: Path,
+        dist: DistInfo | None = None,
+        max_epochs: int | None = None,
+    ):
+        self.recipe, self.tr, self.source = recipe, settings, source
+        self.run_dir, self.dist = Path(run_dir), dist or DistInfo()
+        self.epochs = self.tr.epochs
+        self.stop_after = max_epochs  # stop early (a budget), the schedule stays the recipe's
+        self.device = self.dist.device
+        self.state = TrainState()
+        # called on rank 0 after each epoch's checkpoint is written (e.g. to report to Ray Tune)
+        self.on_epoch_end: Callable[[Trainer], None] | None = None
+
+    # ------------------------------------------------------------------ what subclasses define
+    def build_model(self) -> nn.Module:
+        """The trained network (on self.device); called after the data is prepared."""
+        raise NotImplementedError
+
+    def build_step(self) -> nn.Module:
+        """The module one step calls: (images, masks, *step_inputs()) -> (loss, logged values)."""
+        raise NotImplementedError
+
+    def step_inputs(self) -> tuple:
+        return ()
+
+    def after_step(self) -> None:
+        """Called on every rank after each optimisation step."""
+
+    def validate(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def after_validation(self, record: dict[str, Any]) -> None:
+        """Called on rank 0 with the epoch's history record once it holds `val`."""
+
+    def title(self) -> str:
+        """The progress bar's label."""
+        raise NotImplementedError
+
+    def model_label(self) -> str:
+        """What is trained, for error messages (e.g. "supernet 'tiny'")."""
+        raise NotImplementedError
+
+    def checkpoint_extra(self) -> dict[str, Any]:
+        return {}
+
+    def check_checkpoint(self, ckpt: dict[str, Any]) -> None:
+        """Refuse (AutoNADError) a checkpoint this run cannot continue."""
+
+    def restore_extra(self, ckpt: dict[str, Any]) -> None:
+        pass
+
+    def run_info(self) -> dict[str, Any]:
+        return {}
+
+    # ------------------------------------------------------------------ set-up
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoint.pt"
+
+    def setup(self, resume: bool) -> None:
+        if self.checkpoint_path.exists() and not resume:
+            raise AutoNADError(f"{self.run_dir}: already holds a training run; pass --resume or choose another --out")
+        torch.manual_seed(self.tr.seed)
+        random.seed(self.tr.seed)
+        self._prepare_data()
+        self.net = self.build_model()
+        seg_loss = SegLoss(self.tr.dice_weight, self._class_weights())
+        self.loss = JointLoss(seg_loss, self.tr.cap_weighting, self.tr.w_seg, self.tr.w_cls, self._pos_weight())
+        self.loss.to(self.device)
+        self.step_module = self.build_step()
+        self.model: nn.Module = self.step_module
+        if self.dist.enabled:
+            # channels-last convolutions give some weights channels-last gradients, which DDP copies into its
+            # contiguous buckets (correct, a little slower) with a multi-line warning per process
+            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = DistributedDataParallel(self.step_module, device_ids=ids, find_unused_parameters=True)
+        self.optimizer = build_optimizer(self.step_module, self.tr.lr, self.tr.weight_decay)
+        self.steps_per_epoch = batches_per_epoch(len(self.train_set), self.tr.batch_size)
+        self.scheduler = decay_with_warmup(
+            self.optimizer,
+            total_steps=self.epochs * self.steps_per_epoch,
+            warmup_steps=round(self.tr.warmup_epochs * self.steps_per_epoch),
+            min_lr_ratio=self.tr.min_lr_ratio,
+            decay=self.tr.schedule,
+            power=self.tr.poly_power,
+        )
+        self.after_setup()
+        if resume and self.checkpoint_path.exists():
+            self._restore(load_checkpoint(self.checkpoint_path, self.checkpoint_format))
+        elif self.dist.is_main:
+            self._write_run_file()
+
+    def after_setup(self) -> None:
+        """Anything built after the optimiser (e.g. the subnets validated each epoch)."""
+
+    def _prepare_data(self) -> None:
+        src = self.source
+        split_file = self.run_dir / "split.json"
+        recorded = split_file.exists()
+        if self.dist.is_main and not recorded:
+            src.save_split(split_file)
+        barrier(self.dist)  # other ranks train on the split rank 0 recorded (the run folder is shared)
+        if recorded or not self.dist.is_main:
+            src.use_split(split_file)
+        if not src.splits["train"] or not src.splits["val"]:
+            raise AutoNADError(f"{src.name}: the train and val splits must not be empty")
+        transform = self.recipe.transform
+        if self.recipe.normalise == "dataset":
+            mean, std = compute_norm_stats(src, ids=src.splits["train"], seed=self.tr.seed)
+            transform = dataclasses.replace(transform, mean=tuple(mean), std=tuple(std))
+        self.transform_config = transform
+        self.train_set = SegmentationDataset(src, "train", Transform(transform, train=True), seed=self.tr.seed)
+        val = SegmentationDataset(src, "val", Transform(transform, train=False))
+        limit = self.tr.val_images
+        self.val_set = Subset(val, range(min(limit, len(val)))) if limit else val
+
+    def _class_weights(self) -> torch.Tensor | None:
+        if self.tr.class_weights == "none":
+            return None
+        train = set(self.source.splits["train"])
+        counts = [0] * self.source.num_classes
+        for info in self.source.verify():
+            if info.id in train:
+                counts = [c + p for c, p in zip(counts, info.pixels)]  # last entry (ignore) dropped by zip
+        return sqrt_inverse_frequency(counts)
+
+    def _pos_weight(self) -> float | None:
+        if not self.tr.cap_balance:
+            return None
+        labels = [bool(self.source.present(i)) for i in self.source.splits["train"]]
+        pos = sum(labels)
+        return (len(labels) - pos) / pos if pos else None
+
+    @property
+    def normalisation(self) -> dict[str, list[float]]:
+        return {"mean": list(self.transform_config.mean), "std": list(self.transform_config.std)}
+
+    # ------------------------------------------------------------------ loop
+    def fit(self, resume: bool = False) -> TrainState:
+        self.setup(resume)
+        st, last_save, self._clock = self.state, time.monotonic(), time.monotonic()
+        stop = min(self.epochs, self.stop_after or self.epochs)
+        total = (stop - st.epoch) * self.steps_per_epoch - st.step_in_epoch
+        with progress(disable=not self.dist.is_main) as bar:
+            task = bar.add_task(self.title(), total=max(total, 0))
+            while st.epoch < stop:
+                for images, masks in self._loader():
+                    st.epoch_losses.append(self._step(images.to(self.device), masks.to(self.device)))
+                    st.step_in_epoch += 1
+                    st.global_step += 1
+                    bar.update(task, advance=1, description=self._describe(st.epoch_losses[-1]))
+                    minutes = (time.monotonic() - last_save) / 60
+                    every = self.tr.checkpoint_steps
+                    if minutes >= self.tr.checkpoint_minutes or (every and st.global_step % every == 0):
+                        self.save()
+                        last_save = time.monotonic()
+                self._end_epoch()
+                self.save()
+                last_save = time.monotonic()
+                if self.on_epoch_end is not None and self.dist.is_main:
+                    self.on_epoch_end(self)
+        barrier(self.dist)
+        return st
+
+    def _loader(self) -> DataLoader:
+        st = self.state
+        batches = EpochBatches(
+            len(self.train_set), self.tr.batch_size, self.tr.seed, st.epoch, st.step_in_epoch,
+            self.dist.rank, self.dist.world,
+        )  # fmt: skip
+        # An own generator: creating a DataLoader iterator otherwise draws from the global torch RNG,
+        # and a resumed run (which creates one mid-epoch) would then diverge from an uninterrupted one.
+        generator = torch.Generator().manual_seed(self.tr.seed + st.epoch)
+        return DataLoader(self.train_set, batch_sampler=batches, num_workers=self.tr.workers, generator=generator)
+
+    def _step(self, images: torch.Tensor, masks: torch.Tensor) -> dict[str, float]:
+        inputs = self.step_inputs()
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.autocast():
+            loss, logged = self.model(images, masks, *inputs)
+        loss.backward()
+        if self.tr.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.step_module.parameters(), self.tr.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.after_step()
+        logged = mean_across_ranks(logged, self.dist)  # every rank logs (and checkpoints) the same values
+        logged["lr"] = self.optimizer.param_groups[0]["lr"]
+        return logged
+
+    def autocast(self):
+        if self.device.type == "cuda" and self.tr.amp:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _end_epoch(self) -> None:
+        st = self.state
+        self._tick()
+        losses = st.epoch_losses
+        mean = {k: sum(d[k] for d in losses) / len(losses) for k in losses[0]} if losses else {}
+        record: dict[str, Any] = {
+            "epoch": st.epoch + 1,
+            "step": st.global_step,
+            **{k: round(v, 6) for k, v in mean.items()},
+        }
+        record["images_per_s"] = round(len(losses) * self.tr.batch_size / max(st.epoch_s, 1e-9), 2)
+        due = (st.epoch + 1) % self.tr.val_every == 0 or st.epoch + 1 == self.epochs
+        if due and self.dist.is_main:
+            record["val"] = self.validate()
+            self.after_validation(record)
+        st.history.append(record)
+        st.epoch += 1
+        st.step_in_epoch = 0
+        self._tick()  # validation counts in the run's time, not in the next epoch's
+        st.epoch_losses, st.epoch_s = [], 0.0
+
+    def _describe(self, logged: dict[str, float]) -> str:
+        st = self.state
+        return f"epoch {st.epoch + 1}/{self.epochs} loss {logged['loss']:.4f} lr {logged['lr']:.2e}"
+
+    # ------------------------------------------------------------------ persistence
+    def _tick(self) -> None:
+        """Add the time since the last tick to the run's and the epoch's seconds."""
+        now = time.monotonic()
+        self.state.elapsed_s += now - self._clock
+        self.state.epoch_s += now - self._clock
+        self._clock = now
+
+    def save(self) -> None:
+        if not self.dist.is_main:
+            return
+        st = self.state
+        self._tick()
+        payload = {
+            "format": self.checkpoint_format,
+            "autonad_version": __version__,
+            "recipe": self.recipe.to_dict(),
+            "classes": list(self.source.classes),
+            "normalisation": self.normalisation,
+            "model": self.net.state_dict(),
+            "loss": self.loss.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": rng_state(),
+            "state": {"epoch": st.epoch, "step_in_epoch": st.step_in_epoch, "global_step": st.global_step,
+                      "elapsed_s": st.elapsed_s, "epoch_losses": st.epoch_losses, "epoch_s": st.epoch_s,
+                      "best": st.best},
+            "history": st.history,
+            "latency_records": st.latency_records,
+            **self.checkpoint_extra(),
+        }  # fmt: skip
+        save_atomic(payload, self.checkpoint_path)
+        write_text_atomic(self.run_dir / "history.jsonl", "".join(json.dumps(h) + "\n" for h in st.history))
+
+    def _restore(self, ckpt: dict[str, Any]) -> None:
+        path = self.checkpoint_path
+        try:
+            self.check_checkpoint(ckpt)
+            if list(ckpt["classes"]) != list(self.source.classes):
+                raise AutoNADError(f"{path}: was trained on classes {ckpt['classes']}, the dataset has "
+                                   f"{list(self.source.classes)}")  # fmt: skip
+            if training_part(ckpt["recipe"], self.stage) != training_part(self.recipe.to_dict(), self.stage):
+                raise AutoNADError(
+                    f"{path}: was trained with recipe '{ckpt['recipe'].get('name')}' as it was then; it has changed"
+                )
+            check_weights(ckpt["model"], self.net, f"{path}: its weights do not fit {self.model_label()}")
+            check_weights(ckpt["loss"], self.loss, f"{path}: its loss state does not fit recipe '{self.recipe.name}'")
+            self.net.load_state_dict(ckpt["model"])
+            self.loss.load_state_dict(ckpt["loss"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+            self.restore_extra(ckpt)
+            s = ckpt["state"]
+            self.state = TrainState(
+                s["epoch"], s["step_in_epoch"], s["global_step"], list(ckpt["history"]),
+                list(ckpt["latency_records"]), s["elapsed_s"], list(s.get("epoch_losses", [])), s.get("epoch_s", 0.0),
+                dict(s.get("best", {})),
+            )  # fmt: skip
+            set_rng_state(ckpt["rng"])  # last: building the model above drew from the generators
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as e:
+            reason = str(e).splitlines()[0][:160] if str(e) else e.__class__.__name__
+            raise AutoNADError(
+                f"{path}: incomplete or damaged training checkpoint, cannot resume from it ({e.__class__.__name__}: "
+                f"{reason})"
+            ) from None
+
+    def _write_run_file(self) -> None:
+        info = {
+            "dataset": {"name": self.source.name, "root": str(self.source.root) if self.source.root else None,
+                        "classes": list(self.source.classes), "split": self.source.split_origin},
+            **self.run_info(),
+            "recipe": self.recipe.to_dict(),
+            "normalisation": self.normalisation,
+            "device": device_name(self.device),
+            "world_size": self.dist.world,
+            "autonad_version": __version__,
+            "torch_version": str(torch.__version__),
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }  # fmt: skip
+        dump_yaml(info, self.run_dir / "run.yaml")
+
+
+def training_part(recipe: dict[str, Any], stage: str = "train") -> dict[str, Any]:
+    """What of a recipe shapes a run of `stage` ("train": the supernet, "retrain": a subnet): the
+    data settings and that stage's own section. Defaults are filled in first, so a recipe saved
+    before a setting existed still matches one that states that setting's default."""
+    full = from_mapping(Recipe, recipe, "recipe").to_dict()
+    part = {k: v for k, v in full.items() if k in ("transform", "normalise", stage)}
+    if stage == "retrain":  # the decision threshold is calibrated after training
+        part["retrain"] = {k: v for k, v in part["retrain"].items() if k != "calibrate"}
+    return part
+
+
+def check_weights(saved: dict[str, torch.Tensor], module: nn.Module, problem: str) -> None:
+    """One line naming the first tensors that a saved state dict lacks, adds or shapes differently."""
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in saved]
+    unexpected = [k for k in saved if k not in expected]
+    reshaped = [
+        f"{k} {tuple(saved[k].shape)} vs {tuple(expected[k].shape)}"
+        for k in expected
+        if k in saved and saved[k].shape != expected[k].shape
+    ]
+    parts = [
+        f"{label} {', '.join(items[:3])}{f' (+{len(items) - 3} more)' if len(items) > 3 else ''}"
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("shape", reshaped))
+        if items
+    ]
+    if parts:
+        raise AutoNADError(f"{problem} as the code defines it now ({'; '.join(parts)})")
