@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -39,3 +40,13 @@ def wide_console():
     ui.console.width = ui.err_console.width = 200
     yield
     ui.console.width, ui.err_console.width = old
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray session (2 CPUs) for every Ray test (search workers, tuning trials); they join it."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+             logging_level=logging.ERROR)  # fmt: skip
+    yield ray
+    ray.shutdown()

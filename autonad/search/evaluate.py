@@ -18,9 +18,7 @@ Evaluators share one interface: ``imap(archs)`` yields ``(index, result)`` as re
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
-import socket
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -32,6 +30,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from autonad.cluster import connect_ray
 from autonad.data import SegmentationDataset, Transform, open_dataset
 from autonad.errors import AutoNADError
 from autonad.space import Arch, HeadsArch
@@ -42,7 +41,6 @@ from autonad.train.trainer import CHECKPOINT_FORMAT, load_trained_supernet
 
 SUPERNET_FORMAT = CHECKPOINT_FORMAT  # what a supernet training run writes
 MAX_DEATHS_PER_CANDIDATE = 3  # a candidate that kills this many actors in a row is reported, not retried
-CONNECT_TIMEOUT_S = 5.0
 READY_TIMEOUT_S = 600.0  # for every worker to load the supernet and the validation images
 
 
@@ -316,49 +314,6 @@ class RayEvaluator(Evaluator):
         if self.owns_ray:
             ray.shutdown()
             self.owns_ray = False
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def connect_ray(address: str | None, workers: int | None) -> bool:
-    """Join the cluster at `address`, or start a local Ray with `workers` CPUs; True if this call started it.
-
-    An already initialised Ray session (e.g. the caller's) is used as it is.
-    """
-    import ray
-
-    if address:
-        check_reachable(address)
-    if ray.is_initialized():
-        return False
-    quiet = {"log_to_driver": False, "logging_level": logging.ERROR, "ignore_reinit_error": True}
-    if not address:
-        ray.init(num_cpus=workers or available_cores(), include_dashboard=False, **quiet)
-        return True
-    try:
-        ray.init(address=address, **quiet)
-    except (ConnectionError, TimeoutError, RuntimeError, ValueError) as e:
-        raise AutoNADError(f"cannot join the Ray cluster at {address} ({_first_line(e)})") from None
-    return True
-
-
-def check_reachable(address: str) -> None:
-    """Fail fast with one line: `ray.init` waits minutes on an address where no cluster answers."""
-    if address in ("auto", "local"):
-        return
-    host, sep, port = address.removeprefix("ray://").rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise AutoNADError(f"--ray-address {address}: expected HOST:PORT, ray://HOST:PORT or auto")
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
-    except OSError as e:
-        reason = e.strerror or e.__class__.__name__
-        raise AutoNADError(f"cannot reach the Ray cluster at {address} ({reason})") from None
 
 
 def make_evaluator(settings: EvalSettings, workers: int | None, address: str | None = None) -> Evaluator:

@@ -2,12 +2,12 @@
 
 The evolution tests score archs with a deterministic function of the arch (no network), so a
 generation takes milliseconds. The evaluation tests use an untrained `tiny` supernet saved in the
-trainer's checkpoint format, on a small `folder:` dataset, and share ONE local Ray session (two CPUs).
+trainer's checkpoint format, on a small `folder:` dataset, and share ONE local Ray session
+(two CPUs, `ray_session` in tests/conftest.py).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,13 +118,3 @@ def tiny_checkpoint(tmp_path_factory) -> TinyCheckpoint:
     }
     save_atomic(payload, run / "checkpoint.pt")
     return TinyCheckpoint(run, run / "checkpoint.pt", data, f"folder:{data}")
-
-
-@pytest.fixture(scope="session")
-def ray_session():
-    """One local Ray session (2 CPUs) for every Ray test; evaluators join it and leave it running."""
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
-             logging_level=logging.ERROR)  # fmt: skip
-    yield ray
-    ray.shutdown()

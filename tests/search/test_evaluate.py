@@ -6,6 +6,7 @@ import time
 import pytest
 import torch
 
+from autonad.cluster import check_reachable
 from autonad.errors import AutoNADError
 from autonad.search import (
     EvalContext,
@@ -16,7 +17,6 @@ from autonad.search import (
     make_evaluator,
     write_outputs,
 )
-from autonad.search.evaluate import check_reachable
 from autonad.space import HeadsArch
 from autonad.supernet import SupernetConfig, arch_complexity
 
