@@ -17,6 +17,7 @@ from autonad.data import open_dataset
 from autonad.data.io import read_image
 from autonad.data.preview import class_colour, overlay
 from autonad.export.inference import ExportedModel, evaluate_model, predict_image, report_rows
+from autonad.metrics import DEFAULT_TAU, PHIS
 from autonad.ui import console, progress
 
 
@@ -28,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--split-file", type=Path, help="a split.json to use (default: the dataset's seeded split)")
     ev.add_argument("--seed", type=int, default=0, help="seed of the generated split (the recipe's; default 0)")
     ev.add_argument("--batch", type=positive_int, default=8)
-    ev.add_argument("--tau", type=float, help="sample decision threshold on defect pixels (default: 1 pixel)")
+    add_decision_options(ev)
     ev.add_argument("--out", type=Path, help="write all metrics as JSON")
     ev.set_defaults(func=evaluate)
 
@@ -36,15 +37,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--model", type=Path, required=True)
     pr.add_argument("images", nargs="+", type=Path)
     pr.add_argument("--out", type=Path, default=Path("predictions"))
-    pr.add_argument("--threshold", type=float, default=0.5, help="defect if max defect probability >= this")
+    add_decision_options(pr)
     pr.set_defaults(func=predict)
+
+
+def add_decision_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--phi", choices=PHIS, help="sample score: defect pixel count or max defect probability "
+                   "(default: the model's decision, calibrated when retrained with --calibrate)")  # fmt: skip
+    p.add_argument("--tau", type=float, help="a sample is defective when phi >= tau (default: the model's)")
+
+
+def decision_of(model: ExportedModel, args: argparse.Namespace) -> dict:
+    """The model's own decision, with --phi / --tau overriding it (a new phi starts from its default tau)."""
+    decision = model.decision
+    if args.phi and args.phi != decision["phi"]:
+        decision = {"phi": args.phi, "tau": DEFAULT_TAU[args.phi]}
+    if args.tau is not None:
+        decision = {"phi": decision["phi"], "tau": args.tau}
+    return decision
 
 
 def evaluate(args: argparse.Namespace) -> int:
     model = ExportedModel.load(args.model)
     source = open_dataset(args.dataset, args.data_root, seed=args.seed, split_file=args.split_file,
                           skip_bad=args.skip_bad)  # fmt: skip
-    report = evaluate_model(model, source, args.split, args.batch, args.tau)
+    decision = decision_of(model, args)
+    report = evaluate_model(model, source, args.split, args.batch, decision["tau"], decision["phi"])
     table = Table(
         "metric", "value", title=f"{args.model.name} on {source.name} {args.split} ({report.num_samples} images)"
     )
@@ -60,20 +78,21 @@ def evaluate(args: argparse.Namespace) -> int:
 
 def predict(args: argparse.Namespace) -> int:
     model = ExportedModel.load(args.model)
+    decision = decision_of(model, args)
     args.out.mkdir(parents=True, exist_ok=True)
-    table = Table("image", "verdict", "score", "CaP", "defect pixels")
+    rule = f"defective when {decision['phi']} >= {decision['tau']:g}"
+    table = Table("image", "verdict", "score", "CaP", "defect pixels", title=f"{args.model.name}: {rule}")
     results = []
     with progress() as bar:
         for path in bar.track(args.images, description="predicting"):
             image = read_image(path)
-            pred = predict_image(model, path, image, args.threshold)
+            pred = predict_image(model, path, image, decision)
             Image.fromarray(_colour_mask(pred.mask)).save(args.out / f"{path.stem}_mask.png")
             Image.fromarray(overlay(image, pred.mask)).save(args.out / f"{path.stem}_overlay.png")
-            pixels = int((pred.mask > 0).sum())
             table.add_row(path.name, "DEFECT" if pred.defective else "ok", f"{pred.score:.3f}",
-                          "-" if pred.cap is None else f"{pred.cap:.3f}", str(pixels))  # fmt: skip
+                          "-" if pred.cap is None else f"{pred.cap:.3f}", str(pred.defect_pixels))  # fmt: skip
             results.append({"image": str(path), "defective": pred.defective, "score": pred.score, "cap": pred.cap,
-                            "defect_pixels": pixels})  # fmt: skip
+                            "defect_pixels": pred.defect_pixels, "decision": decision})  # fmt: skip
     console.print(table)
     write_text_atomic(args.out / "predictions.json", json.dumps(results, indent=1) + "\n")
     console.print(f"masks and overlays in {args.out}")

@@ -16,6 +16,7 @@ and its provenance. Each file is checked against the eager extracted model on ex
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import warnings
@@ -29,7 +30,7 @@ import torch
 from autonad.config import from_mapping, to_mapping, write_atomic, write_text_atomic
 from autonad.errors import AutoNADError
 from autonad.space import Arch
-from autonad.supernet import Supernet, SupernetConfig
+from autonad.supernet import SegmentationNet, Supernet, SupernetConfig
 
 FORMATS = ("torchscript", "onnx", "state-dict")
 FILE_NAMES = {"torchscript": "model.ts", "onnx": "model.onnx", "state-dict": "model.pt"}
@@ -48,15 +49,29 @@ def export_subnet(
     formats: Iterable[str] = ("torchscript",),
 ) -> dict[str, Path]:
     """Extract `arch` from the (trained) supernet and write it in each format, checked on export."""
+    model = supernet.extract(arch)
+    return export_model(model, out_dir, input_size, {**info, "supernet_config": to_mapping(supernet.config)}, formats)
+
+
+def export_model(
+    model: SegmentationNet,
+    out_dir: str | Path,
+    input_size: tuple[int, int],
+    info: Mapping[str, Any],
+    formats: Iterable[str] = ("torchscript",),
+) -> dict[str, Path]:
+    """Write an extracted (possibly retrained) subnet in each format, each checked against it.
+
+    `info` must hold `supernet_config` (the state-dict format rebuilds the network from it)."""
     formats = list(formats)
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise AutoNADError(f"unknown export format '{unknown[0]}' (choose from {', '.join(FORMATS)})")
-    model = supernet.extract(arch).cpu().float().eval()
-    meta = {**model.metadata, **info, "input_size": list(input_size),
-            "supernet_config": to_mapping(supernet.config)}  # fmt: skip
+    model = copy.deepcopy(model).cpu().float().eval()
+    meta = {**model.metadata, **info, "input_size": list(input_size)}
     out_dir = Path(out_dir)
-    x = torch.randn(1, supernet.space.in_channels, *input_size, generator=torch.Generator().manual_seed(0))
+    channels = int(model.metadata["in_channels"])
+    x = torch.randn(1, channels, *input_size, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         want = model(x)
     paths = {}

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from autonad.data import SegmentationDataset, SegSource, Transform, TransformConfig
 from autonad.errors import AutoNADError
 from autonad.export import load_exported
-from autonad.metrics import MetricsReport, SegMetrics
+from autonad.metrics import DEFAULT_TAU, MetricsReport, SegMetrics, parse_target
 from autonad.ui import progress
 
 
@@ -43,6 +43,12 @@ class ExportedModel:
     def classes(self) -> list[str]:
         return list(self.meta["classes"])
 
+    @property
+    def decision(self) -> dict[str, Any]:
+        """How a sample is called defective: phi >= tau (calibrated on validation when the model
+        was retrained with --calibrate; else any predicted defect pixel)."""
+        return dict(self.meta.get("decision") or {"phi": "pixels", "tau": DEFAULT_TAU["pixels"]})
+
     @cached_property
     def transform(self) -> Transform:
         norm = self.meta["normalisation"]
@@ -63,40 +69,69 @@ class ExportedModel:
         return self.run(images)
 
 
-def evaluate_model(model: ExportedModel, source: SegSource, split: str, batch: int = 8, tau: float | None = None):
-    """Every SPEC section 8 metric of the model on a split, at the model's input size."""
+def evaluate_model(
+    model: ExportedModel,
+    source: SegSource,
+    split: str,
+    batch: int = 8,
+    tau: float | None = None,
+    phi: str | None = None,
+) -> MetricsReport:
+    """Every SPEC section 8 metric of the model on a split, at the model's input size; the sample
+    decision is the model's own (calibrated) one unless `phi`/`tau` say otherwise."""
+    decision = model.decision
+    phi = phi or decision["phi"]
+    if tau is None and phi == decision["phi"]:
+        tau = decision["tau"]
+    return accumulate_model(model, source, split, batch, phi).compute(tau)
+
+
+def accumulate_model(model: ExportedModel, source: SegSource, split: str, batch: int, phi: str) -> SegMetrics:
+    """The metrics accumulator of the model over a split (for a report, or to calibrate tau)."""
     model.check_classes(source)
     if not source.splits.get(split):
         raise AutoNADError(f"{source.name}: split '{split}' is empty or does not exist")
     data = SegmentationDataset(source, split, model.transform)
-    metrics = SegMetrics(len(model.classes), tau=tau, class_names=model.classes)
+    metrics = SegMetrics(len(model.classes), phi=phi, class_names=model.classes)
     loader = DataLoader(data, batch_size=batch)
     with progress() as bar:
         for images, masks in bar.track(loader, description=f"evaluating on {source.name} {split}"):
             out = model(images)
             metrics.update(out["seg"].float(), masks, out.get("cap"))
-    return metrics.compute()
+    return metrics
+
+
+def calibrate_decision(model: ExportedModel, source: SegSource, target: str, split: str = "val") -> dict[str, Any]:
+    """The sample-level decision (phi = max defect probability, tau) meeting `target` on `split`;
+    stored in the model's metadata, it is what `evaluate` and `predict` then use."""
+    target = str(parse_target(target))
+    tau = accumulate_model(model, source, split, 8, "max_prob").calibrate(target)
+    return {"phi": "max_prob", "tau": tau, "target": target, "calibrated_on": f"{source.name} {split}"}
 
 
 @dataclass
 class Prediction:
     path: Path
     mask: np.ndarray  # H x W class ids at the image's own size
-    score: float  # max defect probability over pixels (phi = max_prob)
-    defective: bool
+    score: float  # max defect probability over pixels
+    defect_pixels: int  # predicted defect pixels at the image's own size
+    defective: bool  # the sample decision: phi >= tau
     cap: float | None  # CaP defect-presence probability, when the model has the head
 
 
-def predict_image(model: ExportedModel, path: Path, image: np.ndarray, threshold: float) -> Prediction:
-    """Segment one image of any size: resize to the model's input, upsample logits back."""
+def predict_image(model: ExportedModel, path: Path, image: np.ndarray, decision: dict[str, Any]) -> Prediction:
+    """Segment one image of any size (resized to the model's input, logits upsampled back) and
+    decide whether it is defective: phi ("max_prob" or "pixels") >= tau."""
     h, w = image.shape[:2]
     x, _ = model.transform(image, np.zeros((h, w), dtype=np.int64))
     out = model(x[None])
     logits = F.interpolate(out["seg"].float(), size=(h, w), mode="bilinear", align_corners=False)[0]
     probs = logits.softmax(0)
-    score = float((1 - probs[0]).max())
+    mask = probs.argmax(0).numpy().astype(np.uint8)
+    score, pixels = float((1 - probs[0]).max()), int((mask > 0).sum())
+    phi = score if decision["phi"] == "max_prob" else pixels
     cap = float(torch.sigmoid(out["cap"][0])) if "cap" in out else None
-    return Prediction(path, probs.argmax(0).numpy().astype(np.uint8), score, score >= threshold, cap)
+    return Prediction(path, mask, score, pixels, bool(phi >= decision["tau"]), cap)
 
 
 def report_rows(report: MetricsReport) -> list[tuple[str, float | None]]:

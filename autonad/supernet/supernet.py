@@ -423,6 +423,13 @@ class Supernet(SegmentationNet, Elastic):
         param = next(self.parameters())
         return model.to(device=param.device, dtype=param.dtype).train(self.training)
 
+    def class_specific_keys(self) -> list[str]:
+        """State-dict keys whose weights mean something only for this class list: the segmentation
+        classifier and, with a multi-label CaP head, its output layer (retraining on another product
+        line gives these new heads and keeps every other weight)."""
+        prefixes = ["seg_head.classifier."] + (["cap_head.fc2."] if self.config.heads.multilabel else [])
+        return [k for k in self.state_dict() if k.startswith(tuple(prefixes))]
+
     def metadata_for(self, arch: Arch) -> dict[str, str]:
         outputs = ["seg"] + (["cap"] if arch.heads.cap else [])
         if arch.heads.cap and self.config.heads.multilabel:

@@ -1,4 +1,5 @@
-"""Evaluate one subnet of a supernet with inherited weights (validation, and later the search)."""
+"""Evaluate a network on a loader: one subnet of a supernet (inherited weights: validation, the
+search) or a standalone, retrained subnet."""
 
 from __future__ import annotations
 
@@ -14,12 +15,17 @@ def evaluate_arch(
     net: torch.nn.Module, arch: Arch, loader: DataLoader, num_classes: int, device: torch.device
 ) -> MetricsReport:
     """Set `arch` on the supernet and compute every metric over `loader` (eval mode, fp32)."""
-    was_training = net.training
     net.set_arch(arch)
+    return accumulate(net, loader, SegMetrics(num_classes), device).compute()
+
+
+@torch.no_grad()
+def accumulate(net: torch.nn.Module, loader: DataLoader, metrics: SegMetrics, device: torch.device) -> SegMetrics:
+    """Run `net` (eval mode, fp32; its train/eval mode is restored) over `loader` into `metrics`."""
+    was_training = net.training
     net.eval()
-    metrics = SegMetrics(num_classes)
     for images, masks in loader:
         out = net(images.to(device))
         metrics.update(out["seg"].float(), masks.to(device), out.get("cap"))
     net.train(was_training)
-    return metrics.compute()
+    return metrics

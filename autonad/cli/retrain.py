@@ -1,0 +1,278 @@
+"""`autonad retrain`: train a searched arch as a standalone model on a (new) dataset, then
+calibrate its sample decision, report every metric on the test split and export it."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from autonad.cli.common import positive_int
+from autonad.cli.train import add_data_options, dataset_slug
+from autonad.config import from_mapping, load_yaml, write_text_atomic
+from autonad.data import SegSource, open_dataset
+from autonad.errors import AutoNADError
+from autonad.export import FORMATS, export_model
+from autonad.export.inference import ExportedModel, calibrate_decision, evaluate_model, report_rows
+from autonad.metrics import parse_target
+from autonad.space import Arch, HeadsArch, SearchSpace
+from autonad.supernet import SupernetConfig
+from autonad.train.checkpoint import load_checkpoint
+from autonad.train.recipe import Recipe, default_recipe
+from autonad.train.trainer import CHECKPOINT_FORMAT
+from autonad.ui import console
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("retrain", help="retrain a searched arch as a standalone model (new classes welcome)")
+    p.add_argument("--arch", type=Path, required=True, help="arch YAML, e.g. runs/search/<run>/best_arch.yaml")
+    add_data_options(p)
+    add_retrain_options(p)
+    p.add_argument("--calibrate", metavar="TARGET",
+                   help="choose the sample decision threshold on validation: 'recall>=0.95', 'precision>=0.9', "
+                        "'f1', 'accuracy' or 'precision+recall' (stored with the model)")  # fmt: skip
+    p.add_argument("--hw", help="also store the predicted latency on this device with the model")
+    p.add_argument("--format", nargs="+", choices=FORMATS, default=["torchscript", "onnx"], dest="formats")
+    p.add_argument("--out", type=Path, help="run folder (default: runs/retrain/<dataset>__<arch>__<init>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    p.add_argument("--max-epochs", type=positive_int, help="stop after this many epochs (the schedule stays)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)")
+    p.set_defaults(func=retrain)
+
+    t = sub.add_parser("tune", help="tune retraining hyperparameters with Ray Tune (ASHA); writes the best recipe")
+    t.add_argument("--arch", type=Path, required=True, help="arch YAML, e.g. runs/search/<run>/best_arch.yaml")
+    add_data_options(t)
+    add_retrain_options(t)
+    t.add_argument("--samples", type=positive_int, default=8, help="trials (sampled settings; default 8)")
+    t.add_argument("--grace-period", type=positive_int, default=1, help="epochs before ASHA may stop a trial")
+    t.add_argument("--concurrent", type=positive_int, help="trials at once (default: one per CPU Ray has)")
+    t.add_argument("--threads", type=positive_int, default=1, help="torch threads (and Ray CPUs) per trial")
+    t.add_argument("--ray-address", help="join this Ray cluster (HOST:PORT, ray://HOST:PORT or auto)")
+    t.add_argument("--out", type=Path, help="study folder (default: runs/tune/<dataset>__<arch>__<init>)")
+    t.add_argument("--resume", action="store_true", help="continue the study in --out (finished trials are kept)")
+    t.set_defaults(func=tune)
+
+
+def add_retrain_options(p: argparse.ArgumentParser) -> None:
+    """Options `retrain` and `tune` share: where the weights start, which recipe, the CaP head."""
+    p.add_argument("--init", choices=("supernet", "scratch"),
+                   help="start from the trained supernet's weights or from scratch (default: supernet when one "
+                        "is known: --supernet, or the summary.yaml beside --arch)")  # fmt: skip
+    p.add_argument("--supernet", type=Path, help="trained supernet checkpoint the arch was searched in")
+    p.add_argument("--recipe", help="recipe name or YAML (its `retrain` section; default: the dataset's)")
+    p.add_argument("--cap", action=argparse.BooleanOptionalAction,
+                   help="train with the Classifier-as-Plugin head (default: as the arch says)")  # fmt: skip
+    p.add_argument("--epochs", type=positive_int, help="retraining epochs (default: the recipe's)")
+
+
+@dataclasses.dataclass
+class RetrainJob:
+    """What `retrain` and `tune` resolve from their arguments before any training."""
+
+    arch: Arch
+    config: SupernetConfig
+    recipe: Recipe
+    checkpoint: Path | None  # supernet weights to start from (None: scratch)
+
+    @property
+    def init(self) -> str:
+        return "scratch" if self.checkpoint is None else "supernet"
+
+    def load_supernet(self):
+        from autonad.train.trainer import load_trained_supernet
+
+        return None if self.checkpoint is None else load_trained_supernet(self.checkpoint)
+
+
+def resolve_job(args: argparse.Namespace) -> RetrainJob:
+    arch = Arch.load(args.arch)
+    known = args.supernet or _supernet_beside(args.arch)
+    init = args.init or ("supernet" if known else "scratch")
+    if init == "supernet" and known is None:
+        raise AutoNADError(f"--init supernet: no supernet known for {args.arch}; pass --supernet CHECKPOINT")
+    recipe = Recipe.load(args.recipe or default_recipe(args.dataset))
+    if known is not None:
+        config_map = load_checkpoint(known, CHECKPOINT_FORMAT).get("supernet_config")
+        if config_map is None:
+            raise AutoNADError(f"{known}: incomplete supernet checkpoint (no supernet_config)")
+        config = from_mapping(SupernetConfig, config_map, f"{known}: supernet_config")
+    else:
+        config = SupernetConfig.load(recipe.supernet)
+    settings = recipe.retrain
+    if args.epochs:
+        settings = dataclasses.replace(settings, epochs=args.epochs)
+    if getattr(args, "calibrate", None):
+        settings = dataclasses.replace(settings, calibrate=str(parse_target(args.calibrate)))
+    recipe = dataclasses.replace(recipe, retrain=settings)
+    cap = arch.heads.cap and settings.cap if args.cap is None else args.cap
+    arch = dataclasses.replace(arch, heads=HeadsArch(cap=cap))
+    SearchSpace.load(config.search_space).validate(arch, f"{args.arch}: in supernet '{config.name}'")
+    if cap and not config.heads.cap:
+        raise AutoNADError(f"--cap: supernet '{config.name}' has no CaP head (heads.cap: false)")
+    return RetrainJob(arch, config, recipe, known if init == "supernet" else None)
+
+
+def _supernet_beside(arch_file: Path) -> Path | None:
+    """The supernet of the search run an arch file belongs to (its summary.yaml), if any."""
+    summary = arch_file.parent / "summary.yaml"
+    if not summary.is_file():
+        return None
+    path = load_yaml(summary).get("supernet")
+    if not path:
+        return None
+    # written relative to where the search ran: try there, then each folder above the run
+    bases = [Path.cwd(), *arch_file.resolve().parent.parents]
+    return next((base / path for base in bases if (base / path).is_file()), None)
+
+
+def retrain(args: argparse.Namespace) -> int:
+    import torch
+
+    from autonad.train.distributed import init_distributed, shutdown
+    from autonad.train.subnet import SubnetTrainer
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    job = resolve_job(args)
+    out = args.out or Path("runs/retrain") / f"{dataset_slug(args.dataset)}__{job.arch.hash[:8]}__{job.init}"
+    source = open_dataset(args.dataset, args.data_root, seed=job.recipe.retrain.seed, skip_bad=args.skip_bad)
+    for message in source.bad:
+        console.print(f"[yellow]skipped:[/] {message}")
+    dist = init_distributed(args.device)
+    try:
+        if dist.is_main:
+            heads = "with CaP" if job.arch.heads.cap else "without CaP"
+            start = f"supernet weights ({job.checkpoint})" if job.checkpoint else "scratch"
+            epochs = job.recipe.retrain.epochs
+            console.print(f"retraining arch [bold]{job.arch.hash}[/] ({heads}) on [bold]{source.name}[/] from "
+                          f"{start}, recipe [bold]{job.recipe.name}[/], {epochs} epochs -> {out}")  # fmt: skip
+        trainer = SubnetTrainer(job.recipe, job.config, job.arch, source, out, job.load_supernet(), dist,
+                                args.max_epochs)  # fmt: skip
+        state = trainer.fit(resume=args.resume)
+    finally:
+        shutdown(dist)
+    if not dist.is_main:
+        return 0
+    if trainer.new_heads:
+        console.print(f"new class heads (the supernet knew other classes): {', '.join(trainer.new_heads)}")
+    if state.epoch < job.recipe.retrain.epochs:
+        console.print(f"stopped after epoch {state.epoch}/{job.recipe.retrain.epochs}; continue with --resume")
+    result = finish(out, source, job.recipe.retrain.calibrate, args.formats, args.hw)
+    print_result(result, out)
+    return 0
+
+
+def finish(run_dir: Path, source: SegSource, calibrate: str | None, formats: list[str], hw: str | None) -> dict:
+    """Best checkpoint -> calibrated decision, test metrics, exported model files, metrics.json."""
+    from autonad.config import to_mapping
+    from autonad.train.subnet import load_trained_subnet
+
+    trained = load_trained_subnet(run_dir / "best.pt")
+    meta: dict[str, Any] = {
+        "classes": trained.classes, "normalisation": trained.normalisation, "input_size": list(trained.input_size),
+        "recipe": trained.recipe.name, "init": trained.init, "retrained_on": source.name,
+        "best_epoch": trained.best["epoch"], "selected_by": trained.best["metric"], "val": trained.best["val"],
+    }  # fmt: skip
+    model = ExportedModel(trained.net, meta, run_dir / "best.pt")
+    if calibrate:
+        meta["decision"] = calibrate_decision(model, source, calibrate)
+    split = "test" if source.splits.get("test") else "val"
+    report = evaluate_model(model, source, split)
+    meta["metrics"] = {"split": split, **report.to_dict()}
+    if hw:
+        meta.update(_latency(hw, trained, source.num_classes))
+    info = {**meta, "supernet_config": to_mapping(trained.config)}
+    files = export_model(trained.net, run_dir, trained.input_size, info, formats)
+    write_text_atomic(run_dir / "metrics.json", json.dumps(meta["metrics"], indent=1) + "\n")
+    return {"meta": meta, "report": report, "files": files, "split": split}
+
+
+def _latency(hw: str, trained, num_classes: int) -> dict[str, Any]:
+    from autonad.cli.latency import predictor_for
+
+    predictor = predictor_for(hw, trained.config.search_space, trained.input_size, 1, num_classes)
+    return {"hw": predictor.device, "latency_ms": predictor.predict(trained.arch),
+            "latency_provenance": predictor.provenance}  # fmt: skip
+
+
+def print_result(result: dict, out: Path) -> None:
+    meta, report = result["meta"], result["report"]
+    table = Table("metric", "value", title=f"best epoch {meta['best_epoch']} on {meta['retrained_on']} "
+                  f"{result['split']} ({report.num_samples} images)")  # fmt: skip
+    for name, value in report_rows(report):
+        table.add_row(name, "-" if value is None else f"{100 * value:.1f}")
+    for name, value in report.per_class_iou.items():
+        table.add_row(f"IoU {name}", "-" if value is None else f"{100 * value:.1f}")
+    console.print(table)
+    decision = meta.get("decision")
+    if decision:
+        console.print(f"decision: defective when {decision['phi']} >= {decision['tau']:.4g} "
+                      f"(calibrated for {decision['target']} on {decision['calibrated_on']})")  # fmt: skip
+    for fmt, path in result["files"].items():
+        console.print(f"{fmt}: {path}")
+    console.print(f"run folder: {out} (best.pt, checkpoint.pt, history.jsonl, metrics.json, split.json)")
+
+
+def tune(args: argparse.Namespace) -> int:
+    import ray
+
+    from autonad.cluster import connect_ray
+    from autonad.config import dump_yaml
+    from autonad.train.tune import RANGES, TuneJob, tune_retraining
+
+    job = resolve_job(args)
+    out = (args.out or Path("runs/tune") / f"{dataset_slug(args.dataset)}__{job.arch.hash[:8]}__{job.init}").resolve()
+    if (out / "study").exists() and not args.resume:
+        raise AutoNADError(f"{out}: already holds a tuning study; pass --resume or choose another --out")
+    source = open_dataset(args.dataset, args.data_root, seed=job.recipe.retrain.seed, skip_bad=args.skip_bad)
+    dataset = _absolute_dataset(args.dataset)
+    root = str(source.root.resolve()) if source.root and ":" not in dataset else None
+    tune_job = TuneJob(job.arch, job.config, job.recipe, job.checkpoint.resolve() if job.checkpoint else None,
+                       dataset, root, args.skip_bad, out / "trials", args.threads)  # fmt: skip
+    owns = connect_ray(args.ray_address, None)
+    try:
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        concurrent = args.concurrent or max(1, cpus // args.threads)
+        tuned = ", ".join(k for k in RANGES if k != "w_cls" or job.arch.heads.cap)
+        console.print(f"tuning {tuned} for arch [bold]{job.arch.hash}[/] on [bold]{source.name}[/]: {args.samples} "
+                      f"trials, {job.recipe.retrain.epochs} epochs, ASHA, {concurrent} at once -> {out}")  # fmt: skip
+        result = tune_retraining(tune_job, out, args.samples, args.grace_period, concurrent, args.resume)
+    finally:
+        if owns:
+            ray.shutdown()
+    metric = job.recipe.retrain.select
+    best = tune_job.recipe_for(result.params)
+    best = dataclasses.replace(best, name=f"{job.recipe.name}-tuned", description=(
+        f"{job.recipe.name} with retraining settings tuned by ASHA over {len(result.rows)} trials on {source.name} "
+        f"for arch {job.arch.hash} (best val {metric} {result.value:.4f})"))  # fmt: skip
+    dump_yaml(best.to_dict(), out / "best_recipe.yaml")
+    write_text_atomic(out / "trials.json", json.dumps(result.rows, indent=1) + "\n")
+    print_trials(result.rows, metric, result.params)
+    if result.failures:
+        console.print(f"[yellow]{len(result.failures)} trial(s) failed[/], e.g.: {result.failures[0]}")
+    console.print(f"best recipe: {out / 'best_recipe.yaml'} (autonad retrain --recipe {out / 'best_recipe.yaml'} ...)")
+    return 0
+
+
+def _absolute_dataset(dataset: str) -> str:
+    """folder:/voc: roots made absolute: trials run in other processes and folders."""
+    kind, sep, root = dataset.partition(":")
+    return f"{kind}:{Path(root).expanduser().resolve()}" if sep else dataset
+
+
+def print_trials(rows: list[dict], metric: str, best: dict) -> None:
+    keys = [k for k in RANGES_ORDER if k in rows[0]]
+    table = Table("trial", *keys, f"best val {metric}", "epochs", title="tuning trials (ASHA stops weak ones early)")
+    for row in sorted(rows, key=lambda r: -r[f"best_{metric}"]):
+        style = "bold green" if all(row.get(k) == best.get(k) for k in keys) else None
+        table.add_row(row["trial"][-12:], *(f"{row[k]:.3g}" for k in keys), f"{row[f'best_{metric}']:.4f}",
+                      str(row["epochs"]), style=style)  # fmt: skip
+    console.print(table)
+
+
+RANGES_ORDER = ("lr", "weight_decay", "dice_weight", "w_cls")

@@ -1,0 +1,192 @@
+"""Retraining one searched subnet as a standalone model (paper V-B), e.g. on a new product line.
+
+The subnet is extracted as plain layers (`Supernet.extract`), from a trained supernet's weights
+(`init="supernet"`) or from a fresh supernet's initialisation (`init="scratch"`). When the dataset's
+classes differ from the supernet's, the class-specific layers (`Supernet.class_specific_keys`) start
+new and every other weight is kept. Training runs the shared loop (`autonad.train.loop`) with the
+recipe's `retrain` settings: the run folder holds `checkpoint.pt` (resumable, bit for bit),
+`best.pt` (the weights of the best validation epoch by `retrain.select`, written atomically when
+it improves), `history.jsonl`, `split.json` and `run.yaml`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from autonad.config import from_mapping, to_mapping
+from autonad.data import SegSource
+from autonad.errors import AutoNADError
+from autonad.metrics import SegMetrics
+from autonad.space import Arch
+from autonad.supernet import SegmentationNet, Supernet, SupernetConfig
+from autonad.train.checkpoint import load_checkpoint, save_atomic
+from autonad.train.distributed import DistInfo
+from autonad.train.evaluate import accumulate
+from autonad.train.loop import Trainer, check_weights
+from autonad.train.losses import JointLoss
+from autonad.train.recipe import Recipe
+from autonad.train.trainer import VAL_METRICS, TrainedSupernet
+
+RETRAIN_FORMAT = "autonad-retrain/1"  # checkpoint.pt: everything to resume
+SUBNET_FORMAT = "autonad-subnet/1"  # best.pt: a trained standalone subnet and what it needs to run
+
+
+class SubnetStep(nn.Module):
+    """One step's forward for a fixed network: output, joint loss, logged parts."""
+
+    def __init__(self, net: nn.Module, loss: JointLoss):
+        super().__init__()
+        self.net, self.loss = net, loss
+
+    def forward(self, images: torch.Tensor, masks: torch.Tensor):
+        out = self.net(images)
+        loss, logged = self.loss(out["seg"].float(), masks, out.get("cap"))
+        logged["loss"] = loss.item()
+        return loss, logged
+
+
+def initial_subnet(
+    arch: Arch, config: SupernetConfig, classes: list[str], supernet: TrainedSupernet | None
+) -> tuple[SegmentationNet, list[str]]:
+    """The subnet to start from and the class-specific weights that start new (none from scratch).
+
+    A fresh supernet (drawn from torch's current generator) supplies the initialisation; a trained
+    supernet's weights replace it everywhere except in layers tied to another class list."""
+    fresh = Supernet(config, len(classes))
+    new_heads: list[str] = []
+    if supernet is not None:
+        if to_mapping(supernet.config) != to_mapping(config):
+            raise AutoNADError(f"the supernet checkpoint is of supernet '{supernet.config.name}', not '{config.name}'")
+        new_heads = [] if list(supernet.classes) == list(classes) else fresh.class_specific_keys()
+        inherited = {k: v for k, v in supernet.net.state_dict().items() if k not in new_heads}
+        fresh.load_state_dict(inherited, strict=False)
+    fresh.space.validate(arch, "arch")
+    return fresh.extract(arch), new_heads
+
+
+class SubnetTrainer(Trainer):
+    checkpoint_format = RETRAIN_FORMAT
+    stage = "retrain"
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        config: SupernetConfig,
+        arch: Arch,
+        source: SegSource,
+        run_dir: Path,
+        supernet: TrainedSupernet | None = None,
+        dist: DistInfo | None = None,
+        max_epochs: int | None = None,
+    ):
+        super().__init__(recipe, recipe.retrain, source, run_dir, dist, max_epochs)
+        self.config, self.arch, self.supernet = config, arch, supernet
+        self.init = "supernet" if supernet is not None else "scratch"
+        self.new_heads: list[str] = []
+
+    @property
+    def best_path(self) -> Path:
+        return self.run_dir / "best.pt"
+
+    def title(self) -> str:
+        return f"retrain {self.arch.hash[:8]} on {self.source.name}"
+
+    def model_label(self) -> str:
+        return f"subnet {self.arch.hash} of supernet '{self.config.name}'"
+
+    def build_model(self) -> nn.Module:
+        net, self.new_heads = initial_subnet(self.arch, self.config, list(self.source.classes), self.supernet)
+        self.supernet = None  # its weights are copied; free the memory
+        return net.to(self.device)
+
+    def build_step(self) -> nn.Module:
+        return SubnetStep(self.net, self.loss)
+
+    def validate(self) -> dict[str, float | None]:
+        loader = DataLoader(self.val_set, batch_size=self.tr.batch_size, generator=torch.Generator())
+        report = accumulate(self.net, loader, SegMetrics(self.source.num_classes), self.device).compute()
+        values = report.to_dict()
+        return {k: values[k] for k in VAL_METRICS}
+
+    def after_validation(self, record: dict[str, Any]) -> None:
+        value = record["val"][self.tr.select]
+        value = float("-inf") if value is None else value
+        if not self.state.best or value > self.state.best["value"]:
+            self.state.best = {"epoch": record["epoch"], "metric": self.tr.select, "value": value,
+                               "val": record["val"]}  # fmt: skip
+            save_atomic(self.subnet_payload(), self.best_path)
+
+    def subnet_payload(self) -> dict[str, Any]:
+        return {
+            "format": SUBNET_FORMAT,
+            "arch": self.arch.to_dict(),
+            "supernet_config": to_mapping(self.config),
+            "classes": list(self.source.classes),
+            "normalisation": self.normalisation,
+            "input_size": list(self.recipe.input_size),
+            "recipe": self.recipe.to_dict(),
+            "init": self.init,
+            "best": self.state.best,
+            "model": self.net.state_dict(),
+        }
+
+    def checkpoint_extra(self) -> dict[str, Any]:
+        return {"supernet_config": to_mapping(self.config), "arch": self.arch.to_dict(), "init": self.init,
+                "new_heads": self.new_heads}  # fmt: skip
+
+    def check_checkpoint(self, ckpt: dict[str, Any]) -> None:
+        path = self.checkpoint_path
+        if ckpt["arch"] != self.arch.to_dict():
+            raise AutoNADError(f"{path}: retrains another arch ({Arch.from_dict(ckpt['arch']).hash})")
+        if ckpt["supernet_config"] != to_mapping(self.config):
+            raise AutoNADError(f"{path}: retrains a subnet of another supernet definition")
+        if ckpt["init"] != self.init:
+            raise AutoNADError(f"{path}: was started with --init {ckpt['init']}, not {self.init}")
+
+    def restore_extra(self, ckpt: dict[str, Any]) -> None:
+        self.new_heads = list(ckpt["new_heads"])
+
+    def run_info(self) -> dict[str, Any]:
+        return {"arch": self.arch.to_dict(), "arch_hash": self.arch.hash, "supernet": to_mapping(self.config),
+                "init": self.init, "new_heads": self.new_heads}  # fmt: skip
+
+
+@dataclass
+class TrainedSubnet:
+    """A retrained subnet (`best.pt`) loaded for use: the network and what it needs to run."""
+
+    net: SegmentationNet
+    arch: Arch
+    config: SupernetConfig
+    classes: list[str]
+    normalisation: dict[str, list[float]]
+    input_size: tuple[int, int]
+    recipe: Recipe
+    init: str
+    best: dict[str, Any]
+
+
+def load_trained_subnet(path: str | Path) -> TrainedSubnet:
+    """Rebuild a retrained subnet from `best.pt`, in eval mode; problems are one line."""
+    path = Path(path)
+    ckpt = load_checkpoint(path, SUBNET_FORMAT)
+    try:
+        arch = Arch.from_dict(ckpt["arch"], f"{path}: arch")
+        config = from_mapping(SupernetConfig, ckpt["supernet_config"], f"{path}: supernet_config")
+        recipe = from_mapping(Recipe, ckpt["recipe"], f"{path}: recipe")
+        classes = [str(c) for c in ckpt["classes"]]
+        norm = {k: list(ckpt["normalisation"][k]) for k in ("mean", "std")}
+        size = (int(ckpt["input_size"][0]), int(ckpt["input_size"][1]))
+        state, init, best = ckpt["model"], str(ckpt["init"]), dict(ckpt["best"])
+    except KeyError as e:
+        raise AutoNADError(f"{path}: incomplete retrained-subnet file (no {e})") from None
+    net = Supernet(config, len(classes)).extract(arch)
+    check_weights(state, net, f"{path}: its weights do not fit subnet {arch.hash}")
+    net.load_state_dict(state)
+    return TrainedSubnet(net.eval(), arch, config, classes, norm, size, recipe, init, best)

@@ -1,0 +1,195 @@
+"""`autonad retrain`, `evaluate`, `predict` and `tune` on a new product line with other classes.
+
+Set-up: a tiny supernet trained one epoch on a 4-class synthetic `folder:` dataset, a search-run
+folder beside it (best_arch.yaml + summary.yaml, as `autonad search` leaves them), and a second
+`folder:` dataset with one defect class (bg + defect), the "new product line".
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from autonad.cli import main
+from autonad.data import SyntheticSource
+from autonad.data.folder import write_folder
+from autonad.space import HeadsArch, SearchSpace
+from autonad.train.checkpoint import load_checkpoint
+from autonad.train.recipe import Recipe
+from autonad.train.subnet import RETRAIN_FORMAT, SUBNET_FORMAT
+
+RECIPE = {"name": "retrain-cli-test", "dataset": "folder", "supernet": "tiny", "normalise": "dataset",
+          "transform": {"size": [32, 32], "hflip": True},
+          "train": {"epochs": 1, "batch_size": 4, "latency_every": 0, "val_every": 1, "seed": 3},
+          "retrain": {"epochs": 3, "batch_size": 4, "lr": 2.0e-3, "warmup_epochs": 0, "dice_weight": 1.0,
+                      "checkpoint_steps": 1, "seed": 3}}  # fmt: skip
+METRICS = ("miou", "miou_fg", "mf1", "sample_miou", "seg_accuracy", "seg_recall", "seg_precision")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("retrain-cli")
+    four = write_folder(SyntheticSource(n=24, size=40, seed=1, defect_free=0.3), root / "four")
+    two = write_folder(SyntheticSource(n=24, size=40, seed=2, defect_free=0.3), root / "two")
+    for mask in (two / "masks").iterdir():  # one defect class: the new product line
+        values = np.asarray(Image.open(mask))
+        Image.fromarray(np.where(values > 0, 1, 0).astype(np.uint8)).save(mask)
+    (two / "classes.txt").write_text("background\ndefect\n")
+    recipe = root / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(RECIPE, sort_keys=False))
+    supernet = root / "supernet"
+    assert main(["train-supernet", "--dataset", f"folder:{four}", "--recipe", str(recipe), "--out", str(supernet),
+                 "--threads", "1"]) == 0  # fmt: skip
+    search = root / "search"
+    search.mkdir()
+    arch = SearchSpace.load("tiny").sample(random.Random(2), heads=HeadsArch(cap=False))
+    arch.save(search / "best_arch.yaml")
+    (search / "summary.yaml").write_text(yaml.safe_dump({"supernet": str(supernet / "checkpoint.pt")}))
+    return {"root": root, "four": f"folder:{four}", "two": f"folder:{two}", "recipe": str(recipe),
+            "arch": str(search / "best_arch.yaml"), "supernet": supernet / "checkpoint.pt"}  # fmt: skip
+
+
+def retrain_args(setup, out: Path, *extra: str, dataset: str = "two") -> list[str]:
+    return ["retrain", "--arch", setup["arch"], "--dataset", setup[dataset], "--recipe", setup["recipe"],
+            "--out", str(out), "--threads", "1", *extra]  # fmt: skip
+
+
+def one_line_error(capsys, code: int) -> str:
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def retrained(setup, tmp_path_factory):
+    """The arch retrained with CaP on the 2-class data from the supernet found beside it, calibrated."""
+    out = tmp_path_factory.mktemp("retrained") / "run"
+    argv = retrain_args(setup, out, "--cap", "--calibrate", "recall>=0.5", "--format", "torchscript", "onnx",
+                        "state-dict")  # fmt: skip
+    assert main(argv) == 0
+    return out
+
+
+def test_retrain_on_a_new_product_line_with_other_classes(setup, retrained, capsys):
+    out = retrained
+    for name in ("best.pt", "checkpoint.pt", "history.jsonl", "split.json", "run.yaml", "metrics.json", "model.ts",
+                 "model.onnx", "model.pt", "model.json"):  # fmt: skip
+        assert (out / name).is_file(), name
+    run = yaml.safe_load((out / "run.yaml").read_text())
+    assert run["init"] == "supernet" and "seg_head.classifier.weight" in run["new_heads"]
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    best = load_checkpoint(out / "best.pt", SUBNET_FORMAT)
+    scores = [h["val"]["miou"] for h in history]
+    assert best["best"]["epoch"] == 1 + scores.index(max(scores))  # the first of the best, kept
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["classes"] == ["background", "defect"] and meta["outputs"] == "seg,cap,cls"  # tiny: multi-label CaP
+    assert meta["decision"]["phi"] == "max_prob" and meta["decision"]["target"] == "recall>=0.5"
+    assert meta["metrics"]["split"] == "test" and meta["metrics"]["cap_accuracy"] is not None
+    assert json.loads((out / "metrics.json").read_text()) == meta["metrics"]
+
+
+def test_exported_models_give_the_in_memory_metrics(setup, retrained, capsys):
+    """The round trip: TorchScript, ONNX and the state dict give the metrics retrain reported."""
+    want = json.loads((retrained / "metrics.json").read_text())
+    for name in ("model.ts", "model.onnx", "model.pt"):
+        report = retrained / f"{name}.json"
+        argv = ["evaluate", "--model", str(retrained / name), "--dataset", setup["two"], "--split-file",
+                str(retrained / "split.json"), "--out", str(report)]  # fmt: skip
+        assert main(argv) == 0
+        got = json.loads(report.read_text())
+        assert got["tau"] == want["tau"] and got["phi"] == "max_prob"  # the calibrated decision travels
+        for key in METRICS:
+            assert got[key] == pytest.approx(want[key], abs=1e-9), (name, key)
+        assert got["confusion"] == want["confusion"] or name == "model.onnx"
+    assert "Sample_mIoU" in capsys.readouterr().out
+
+
+def test_predict_uses_the_calibrated_decision(setup, retrained, tmp_path, capsys):
+    images = sorted((Path(setup["two"][7:]) / "images").iterdir())[:3]
+    assert main(["predict", "--model", str(retrained / "model.ts"), *map(str, images), "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "predictions.json").read_text())
+    tau = json.loads((retrained / "model.json").read_text())["decision"]["tau"]
+    assert [r["defective"] for r in results] == [r["score"] >= tau for r in results]
+    assert all(r["cap"] is not None for r in results)
+    assert (tmp_path / f"{images[0].stem}_overlay.png").is_file()
+
+
+def test_stop_and_resume_equals_an_uninterrupted_retrain(setup, retrained, tmp_path):
+    out = tmp_path / "run"
+    argv = retrain_args(setup, out, "--cap", "--format", "torchscript")
+    assert main([*argv, "--max-epochs", "1"]) == 0
+    assert load_checkpoint(out / "checkpoint.pt", RETRAIN_FORMAT)["state"]["epoch"] == 1
+    assert main([*argv, "--resume", "--calibrate", "recall>=0.5"]) == 0  # the calibration target may change
+    want = load_checkpoint(retrained / "checkpoint.pt", RETRAIN_FORMAT)
+    got = load_checkpoint(out / "checkpoint.pt", RETRAIN_FORMAT)
+    untimed = [[{k: v for k, v in h.items() if k != "images_per_s"} for h in c["history"]] for c in (got, want)]
+    assert untimed[0] == untimed[1]
+    assert all(torch.equal(got["model"][k], want["model"][k]) for k in want["model"])
+
+
+def test_retrain_from_scratch_on_the_supernets_classes(setup, tmp_path, capsys):
+    out = tmp_path / "scratch"
+    assert main(retrain_args(setup, out, "--init", "scratch", "--epochs", "1", dataset="four")) == 0
+    assert "from scratch" in capsys.readouterr().out.replace("\n", " ")
+    run = yaml.safe_load((out / "run.yaml").read_text())
+    assert run["init"] == "scratch" and run["new_heads"] == []
+    recipe = Recipe.load(setup["recipe"])
+    assert load_checkpoint(out / "checkpoint.pt", RETRAIN_FORMAT)["recipe"]["retrain"]["epochs"] == 1
+    assert recipe.retrain.epochs == 3
+
+
+def test_bad_input_is_one_line(setup, retrained, tmp_path, capsys):
+    # a model trained on other classes, without a retrain
+    line = one_line_error(capsys, main(["evaluate", "--model", str(retrained / "model.ts"), "--dataset",
+                                        setup["four"]]))  # fmt: skip
+    assert "predicts ['background', 'defect']" in line and "autonad retrain" in line
+    # a model file of another format: a supernet checkpoint, a text file
+    line = one_line_error(capsys, main(["evaluate", "--model", str(setup["supernet"]), "--dataset", setup["two"]]))
+    assert "'autonad-supernet/1' checkpoint, expected 'autonad-model/1'" in line
+    text = tmp_path / "notes.onnx"
+    text.write_text("not a model")
+    line = one_line_error(capsys, main(["predict", "--model", str(text), "x.png"]))
+    assert "not a readable ONNX model" in line
+    # an image that is not an image
+    fake = tmp_path / "photo.png"
+    fake.write_text("hello")
+    line = one_line_error(capsys, main(["predict", "--model", str(retrained / "model.ts"), str(fake)]))
+    assert "photo.png" in line
+    # another arch into an existing run, --init supernet with no supernet known, --cap without a CaP head
+    other = SearchSpace.load("tiny").smallest()
+    other.save(tmp_path / "other.yaml")
+    argv = ["retrain", "--arch", str(tmp_path / "other.yaml"), "--dataset", setup["two"], "--recipe",
+            setup["recipe"], "--threads", "1"]  # fmt: skip
+    line = one_line_error(capsys, main([*argv, "--supernet", str(setup["supernet"]), "--out", str(retrained),
+                                        "--resume"]))  # fmt: skip
+    assert "retrains another arch" in line
+    line = one_line_error(capsys, main([*argv, "--init", "supernet", "--out", str(tmp_path / "x")]))
+    assert "no supernet known" in line
+    line = one_line_error(capsys, main([*argv, "--calibrate", "recall"]))
+    assert "bad calibration target 'recall'" in line
+
+
+def test_tune_writes_the_best_recipe(setup, ray_session, tmp_path, capsys):
+    out = tmp_path / "study"
+    argv = ["tune", "--arch", setup["arch"], "--dataset", setup["two"], "--recipe", setup["recipe"], "--epochs", "2",
+            "--samples", "3", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    rows = json.loads((out / "trials.json").read_text())
+    assert len(rows) == 3 and all(1 <= r["epochs"] <= 2 for r in rows)
+    best = Recipe.load(out / "best_recipe.yaml")
+    top = max(rows, key=lambda r: r["best_miou"])
+    assert best.retrain.lr == pytest.approx(top["lr"]) and best.retrain.dice_weight == pytest.approx(top["dice_weight"])
+    assert best.name == "retrain-cli-test-tuned" and best.retrain.epochs == 2
+    assert "tuning trials" in capsys.readouterr().out
+    line = one_line_error(capsys, main(argv))
+    assert "already holds a tuning study" in line
