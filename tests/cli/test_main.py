@@ -18,11 +18,13 @@ def test_help_lists_every_command(capsys):
         "latency",
         "search",
         "export",
+        "retrain",
+        "tune",
         "evaluate",
         "predict",
     ):
         assert command in out
-    assert len(COMMAND_MODULES) == 8
+    assert len(COMMAND_MODULES) == 9
 
 
 def test_version_and_unknown_command(capsys):
