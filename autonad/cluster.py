@@ -54,8 +54,6 @@ def check_reachable(address: str) -> None:
         raise AutoNADError(f"cannot reach the Ray cluster at {address} ({reason})") from None
 
 
-
-
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0][:200] if text else e.__class__.__name__

@@ -119,8 +119,13 @@ def tune_retraining(
             tuner = tune.Tuner(
                 trainable,
                 param_space=param_space(job.arch.heads.cap),
-                tune_config=tune.TuneConfig(metric=job.metric, mode="max", scheduler=scheduler, num_samples=samples,
-                                            max_concurrent_trials=concurrent),  # fmt: skip
+                tune_config=tune.TuneConfig(
+                    metric=job.metric,
+                    mode="max",
+                    scheduler=scheduler,
+                    num_samples=samples,
+                    max_concurrent_trials=concurrent,
+                ),  # fmt: skip
                 run_config=run_config,
             )
         try:
