@@ -95,26 +95,32 @@ def resolve_job(args: argparse.Namespace) -> RetrainJob:
     init = args.init or ("supernet" if known else "scratch")
     if init == "supernet" and known is None:
         raise AutoNADError(f"--init supernet: no supernet known for {args.arch}; pass --supernet CHECKPOINT")
-    recipe = Recipe.load(args.recipe or default_recipe(args.dataset))
-    if known is not None:
-        config_map = load_checkpoint(known, CHECKPOINT_FORMAT).get("supernet_config")
-        if config_map is None:
-            raise AutoNADError(f"{known}: incomplete supernet checkpoint (no supernet_config)")
-        config = from_mapping(SupernetConfig, config_map, f"{known}: supernet_config")
-    else:
-        config = SupernetConfig.load(recipe.supernet)
-    settings = recipe.retrain
-    if args.epochs:
-        settings = dataclasses.replace(settings, epochs=args.epochs)
-    if getattr(args, "calibrate", None):
-        settings = dataclasses.replace(settings, calibrate=str(parse_target(args.calibrate)))
-    recipe = dataclasses.replace(recipe, retrain=settings)
-    cap = arch.heads.cap and settings.cap if args.cap is None else args.cap
+    recipe = _with_overrides(Recipe.load(args.recipe or default_recipe(args.dataset)), args)
+    config = _supernet_config(known) if known is not None else SupernetConfig.load(recipe.supernet)
+    cap = arch.heads.cap and recipe.retrain.cap if args.cap is None else args.cap
     arch = dataclasses.replace(arch, heads=HeadsArch(cap=cap))
     SearchSpace.load(config.search_space).validate(arch, f"{args.arch}: in supernet '{config.name}'")
     if cap and not config.heads.cap:
         raise AutoNADError(f"--cap: supernet '{config.name}' has no CaP head (heads.cap: false)")
     return RetrainJob(arch, config, recipe, known if init == "supernet" else None)
+
+
+def _with_overrides(recipe: Recipe, args: argparse.Namespace) -> Recipe:
+    """The recipe with --epochs and --calibrate applied to its retrain section."""
+    settings = recipe.retrain
+    if args.epochs:
+        settings = dataclasses.replace(settings, epochs=args.epochs)
+    if getattr(args, "calibrate", None):
+        settings = dataclasses.replace(settings, calibrate=str(parse_target(args.calibrate)))
+    return dataclasses.replace(recipe, retrain=settings)
+
+
+def _supernet_config(checkpoint: Path) -> SupernetConfig:
+    """The supernet definition a training checkpoint was made with (without loading its weights)."""
+    config = load_checkpoint(checkpoint, CHECKPOINT_FORMAT).get("supernet_config")
+    if config is None:
+        raise AutoNADError(f"{checkpoint}: incomplete supernet checkpoint (no supernet_config)")
+    return from_mapping(SupernetConfig, config, f"{checkpoint}: supernet_config")
 
 
 def _supernet_beside(arch_file: Path) -> Path | None:

@@ -193,3 +193,8 @@ def test_tune_writes_the_best_recipe(setup, ray_session, tmp_path, capsys):
     assert "tuning trials" in capsys.readouterr().out
     line = one_line_error(capsys, main(argv))
     assert "already holds a tuning study" in line
+    # a finished study resumes to the same result without new trials
+    (out / "best_recipe.yaml").unlink()
+    assert main([*argv, "--resume"]) == 0
+    assert sorted(json.loads((out / "trials.json").read_text()), key=str) == sorted(rows, key=str)
+    assert Recipe.load(out / "best_recipe.yaml").retrain == best.retrain

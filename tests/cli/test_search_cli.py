@@ -171,3 +171,25 @@ def test_deploy_bad_input_is_one_line(setup, in_root, searched, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_retrain_the_searched_arch_on_a_new_line_with_other_classes(setup, in_root, searched, capsys):
+    """The spec's second headline command: the arch searched above, retrained on a `folder:` product
+    line with one defect class, starting from the search's supernet (found via summary.yaml)."""
+    root, _, _ = setup
+    line = write_folder(SyntheticSource(n=20, size=40, seed=5, defect_free=0.3), root / "new-line")
+    for mask in (line / "masks").iterdir():
+        Image.fromarray((np.asarray(Image.open(mask)) > 0).astype(np.uint8)).save(mask)
+    (line / "classes.txt").write_text("background\ndefect\n")
+    out = in_root / "retrained"
+    argv = ["retrain", "--arch", str(searched / "best_arch.yaml"), "--dataset", f"folder:{line}", "--recipe",
+            str(root / "recipe.yaml"), "--epochs", "2", "--out", str(out), "--format", "onnx"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out.replace("\n", " ")
+    assert "from supernet weights" in printed and "new class heads" in printed and "Seg_Recall" in printed
+    meta = json.loads((out / "model.json").read_text())
+    assert (
+        meta["classes"] == ["background", "defect"]
+        and meta["arch_hash"] == Arch.load(out.parent / "run-a" / "best_arch.yaml").hash
+    )
+    assert main(["evaluate", "--model", str(out / "model.onnx"), "--dataset", f"folder:{line}"]) == 0
