@@ -210,7 +210,7 @@ class Trainer:
         st, last_save, self._clock = self.state, time.monotonic(), time.monotonic()
         stop = min(self.epochs, self.stop_after or self.epochs)
         total = (stop - st.epoch) * self.steps_per_epoch - st.step_in_epoch
-        with progress(disable=not self.dist.is_main) as bar:
+        with progress(disable=not self.dist.is_main or total <= 0) as bar:
             task = bar.add_task(self.title(), total=max(total, 0))
             while st.epoch < stop:
                 for images, masks in self._loader():
