@@ -137,7 +137,8 @@ def tune_retraining(
         error = next((_last_line(r.error) for r in results if r.error), "no trial reported a result")
         raise AutoNADError(f"tuning failed: no trial finished an epoch ({error})")
     rows = [_row(r, job.metric) for r in reported]
-    best = max(rows, key=lambda row: row[f"best_{job.metric}"])
+    rows.sort(key=lambda row: (-row[f"best_{job.metric}"], row["trial"]))  # best first; ties by trial name
+    best = rows[0]
     params = {k: best[k] for k in RANGES if k in best}
     failures = [_last_line(r.error) for r in results if r.error]
     return TuneResult(params, best[f"best_{job.metric}"], rows, failures)
