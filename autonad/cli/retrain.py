@@ -276,7 +276,7 @@ def print_trials(rows: list[dict], metric: str, best: dict) -> None:
     table = Table("trial", *keys, f"best val {metric}", "epochs", title="tuning trials (ASHA stops weak ones early)")
     for row in sorted(rows, key=lambda r: -r[f"best_{metric}"]):
         style = "bold green" if all(row.get(k) == best.get(k) for k in keys) else None
-        table.add_row(row["trial"][-12:], *(f"{row[k]:.3g}" for k in keys), f"{row[f'best_{metric}']:.4f}",
+        table.add_row(row["trial"], *(f"{row[k]:.3g}" for k in keys), f"{row[f'best_{metric}']:.4f}",
                       str(row["epochs"]), style=style)  # fmt: skip
     console.print(table)
 

@@ -152,7 +152,8 @@ def _last_line(error: BaseException) -> str:
 
 def _row(result, metric: str) -> dict[str, Any]:
     frame = result.metrics_dataframe
-    return {"trial": Path(result.path).name, **result.config, f"best_{metric}": float(frame[metric].max()),
+    trial = str(result.metrics.get("trial_id") or Path(result.path).name)
+    return {"trial": trial, **result.config, f"best_{metric}": float(frame[metric].max()),
             "epochs": int(frame["training_iteration"].max())}  # fmt: skip
 
 
