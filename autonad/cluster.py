@@ -6,7 +6,7 @@ import logging
 import os
 import socket
 
-from autonad.errors import AutoNADError
+from autonad.errors import AutoNADError, reason
 
 CONNECT_TIMEOUT_S = 5.0
 
@@ -36,7 +36,7 @@ def connect_ray(address: str | None, workers: int | None) -> bool:
     try:
         ray.init(address=address, **quiet)
     except (ConnectionError, TimeoutError, RuntimeError, ValueError) as e:
-        raise AutoNADError(f"cannot join the Ray cluster at {address} ({_first_line(e)})") from None
+        raise AutoNADError(f"cannot join the Ray cluster at {address} ({reason(e)})") from None
     return True
 
 
@@ -50,10 +50,5 @@ def check_reachable(address: str) -> None:
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as e:
-        reason = e.strerror or e.__class__.__name__
-        raise AutoNADError(f"cannot reach the Ray cluster at {address} ({reason})") from None
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:200] if text else e.__class__.__name__
+        why = e.strerror or e.__class__.__name__
+        raise AutoNADError(f"cannot reach the Ray cluster at {address} ({why})") from None

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from autonad.config import from_mapping, to_mapping, write_atomic, write_text_atomic
-from autonad.errors import AutoNADError
+from autonad.errors import AutoNADError, reason
 from autonad.space import Arch
 from autonad.supernet import SegmentationNet, Supernet, SupernetConfig
 
@@ -139,7 +139,7 @@ def _load_torchscript(path: Path):
         with quiet_export():
             model = torch.jit.load(str(path), map_location="cpu", _extra_files=files)
     except (RuntimeError, ValueError, OSError) as e:
-        raise AutoNADError(f"{path}: not a readable TorchScript model ({_first_line(e)})") from None
+        raise AutoNADError(f"{path}: not a readable TorchScript model ({reason(e, 120)})") from None
     model.eval()
     return model, json.loads(files["autonad.json"] or "{}")
 
@@ -150,7 +150,7 @@ def _load_onnx(path: Path):
     try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types for unreadable files
-        raise AutoNADError(f"{path}: not a readable ONNX model ({_first_line(e)})") from None
+        raise AutoNADError(f"{path}: not a readable ONNX model ({reason(e, 120)})") from None
     meta = json.loads(session.get_modelmeta().custom_metadata_map.get("autonad.json", "{}"))
     names = [o.name for o in session.get_outputs()]
 
@@ -173,7 +173,7 @@ def _load_state_dict(path: Path):
         model = supernet.extract(arch).eval()
         model.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise AutoNADError(f"{path}: damaged or incompatible exported state dict ({_first_line(e)})") from None
+        raise AutoNADError(f"{path}: damaged or incompatible exported state dict ({reason(e, 120)})") from None
     return model, meta
 
 
@@ -194,8 +194,3 @@ def quiet_export():
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         yield
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:120] if text else e.__class__.__name__

@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Subset
 
 from autonad.cluster import connect_ray
 from autonad.data import SegmentationDataset, Transform, open_dataset
-from autonad.errors import AutoNADError
+from autonad.errors import AutoNADError, reason
 from autonad.space import Arch, HeadsArch
 from autonad.supernet import Supernet, SupernetConfig
 from autonad.supernet.complexity import fvcore_flops
@@ -241,7 +241,7 @@ class RayEvaluator(Evaluator):
         try:
             infos = ray.get([a.ready.remote() for a in self.actors], timeout=READY_TIMEOUT_S)
         except RayActorError as e:
-            raise AutoNADError(f"a Ray worker died while loading the supernet ({_first_line(e)})") from None
+            raise AutoNADError(f"a Ray worker died while loading the supernet ({reason(e)})") from None
         except GetTimeoutError:
             raise AutoNADError(
                 f"the Ray workers did not load the supernet within {READY_TIMEOUT_S:g} s (is the cluster busy?)"
@@ -285,8 +285,7 @@ class RayEvaluator(Evaluator):
         except (RayActorError, WorkerCrashedError, ObjectLostError) as e:
             if deaths + 1 >= MAX_DEATHS_PER_CANDIDATE:
                 raise AutoNADError(
-                    f"candidate {arch.hash} ({arch.short()}) lost {deaths + 1} Ray workers in a row "
-                    f"(last: {_first_line(e)})"
+                    f"candidate {arch.hash} ({arch.short()}) lost {deaths + 1} Ray workers in a row (last: {reason(e)})"
                 ) from None
             return None
         except RayTaskError as e:
@@ -321,8 +320,3 @@ def make_evaluator(settings: EvalSettings, workers: int | None, address: str | N
     if workers == 0 and not address:
         return LocalEvaluator(settings)
     return RayEvaluator(settings, workers or None, address)
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:200] if text else e.__class__.__name__

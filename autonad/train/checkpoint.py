@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from autonad.config import write_atomic
-from autonad.errors import AutoNADError
+from autonad.errors import AutoNADError, reason
 
 
 def save_atomic(payload: dict[str, Any], path: str | os.PathLike) -> None:
@@ -37,8 +37,9 @@ def load_checkpoint(path: str | os.PathLike, kind: str) -> dict[str, Any]:
         # mmap: reading one entry (e.g. the epoch of a 275 MB supernet run) no longer reads the whole file
         payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
-        reason = str(e).splitlines()[0][:120] if str(e) else e.__class__.__name__
-        raise AutoNADError(f"{path}: not a readable checkpoint (corrupt or not saved by AutoNAD: {reason})") from None
+        raise AutoNADError(
+            f"{path}: not a readable checkpoint (corrupt or not saved by AutoNAD: {reason(e, 120)})"
+        ) from None
     if not isinstance(payload, dict) or "format" not in payload:
         raise AutoNADError(f"{path}: not an AutoNAD checkpoint")
     if payload["format"] != kind:

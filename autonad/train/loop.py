@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Subset
 from autonad import __version__
 from autonad.config import dump_yaml, from_mapping, write_text_atomic
 from autonad.data import SegmentationDataset, SegSource, Transform, compute_norm_stats
-from autonad.errors import AutoNADError
+from autonad.errors import AutoNADError, reason
 from autonad.timing import device_name
 from autonad.train.batches import EpochBatches, batches_per_epoch
 from autonad.train.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
@@ -347,10 +347,9 @@ class Trainer:
             )  # fmt: skip
             set_rng_state(ckpt["rng"])  # last: building the model above drew from the generators
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as e:
-            reason = str(e).splitlines()[0][:160] if str(e) else e.__class__.__name__
             raise AutoNADError(
                 f"{path}: incomplete or damaged training checkpoint, cannot resume from it ({e.__class__.__name__}: "
-                f"{reason})"
+                f"{reason(e, 160)})"
             ) from None
 
     def _write_run_file(self) -> None:

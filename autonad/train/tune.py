@@ -22,7 +22,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
 from autonad.data import open_dataset
-from autonad.errors import AutoNADError
+from autonad.errors import AutoNADError, reason
 from autonad.space import Arch
 from autonad.supernet import SupernetConfig
 from autonad.train.recipe import Recipe
@@ -134,20 +134,14 @@ def tune_retraining(
             ProgressCallback.advance = None
     reported = [r for r in results if r.metrics_dataframe is not None and job.metric in r.metrics_dataframe]
     if not reported:
-        error = next((_last_line(r.error) for r in results if r.error), "no trial reported a result")
+        error = next((reason(r.error, last=True) for r in results if r.error), "no trial reported a result")
         raise AutoNADError(f"tuning failed: no trial finished an epoch ({error})")
     rows = [_row(r, job.metric) for r in reported]
     rows.sort(key=lambda row: (-row[f"best_{job.metric}"], row["trial"]))  # best first; ties by trial name
     best = rows[0]
     params = {k: best[k] for k in RANGES if k in best}
-    failures = [_last_line(r.error) for r in results if r.error]
+    failures = [reason(r.error, last=True) for r in results if r.error]
     return TuneResult(params, best[f"best_{job.metric}"], rows, failures)
-
-
-def _last_line(error: BaseException) -> str:
-    """A trial's error as its last line (Ray wraps the worker's traceback around it)."""
-    lines = [line for line in str(error).strip().splitlines() if line.strip()]
-    return (lines[-1] if lines else error.__class__.__name__)[:200]
 
 
 def _row(result, metric: str) -> dict[str, Any]:
