@@ -27,3 +27,22 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'")
     return value
+
+
+def pct(value: float | None) -> str:
+    """A [0, 1] metric as a percentage with one decimal; "-" where it is undefined."""
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def metrics_table(report, title: str):
+    """The headline metrics of a `MetricsReport`, then the IoU of every class, as a rich table."""
+    from rich.table import Table
+
+    from autonad.export.inference import report_rows
+
+    table = Table("metric", "value", title=title)
+    for name, value in report_rows(report):
+        table.add_row(name, pct(value))
+    for name, value in report.per_class_iou.items():
+        table.add_row(f"IoU {name}", pct(value))
+    return table

@@ -10,13 +10,13 @@ import numpy as np
 from PIL import Image
 from rich.table import Table
 
-from autonad.cli.common import positive_int
+from autonad.cli.common import metrics_table, positive_int
 from autonad.cli.train import add_data_options
 from autonad.config import write_text_atomic
 from autonad.data import open_dataset
 from autonad.data.io import read_image
 from autonad.data.preview import class_colour, overlay
-from autonad.export.inference import ExportedModel, evaluate_model, predict_image, report_rows
+from autonad.export.inference import ExportedModel, evaluate_model, predict_image
 from autonad.metrics import DEFAULT_TAU, PHIS
 from autonad.ui import console, progress
 
@@ -63,14 +63,8 @@ def evaluate(args: argparse.Namespace) -> int:
                           skip_bad=args.skip_bad)  # fmt: skip
     decision = decision_of(model, args)
     report = evaluate_model(model, source, args.split, args.batch, decision["tau"], decision["phi"])
-    table = Table(
-        "metric", "value", title=f"{args.model.name} on {source.name} {args.split} ({report.num_samples} images)"
-    )
-    for name, value in report_rows(report):
-        table.add_row(name, _pct(value))
-    for name, value in report.per_class_iou.items():
-        table.add_row(f"IoU {name}", _pct(value))
-    console.print(table)
+    title = f"{args.model.name} on {source.name} {args.split} ({report.num_samples} images)"
+    console.print(metrics_table(report, title))
     if args.out:
         write_text_atomic(args.out, json.dumps(report.to_dict(), indent=1) + "\n")
     return 0
@@ -105,7 +99,3 @@ def _colour_mask(mask: np.ndarray) -> np.ndarray:
         if class_id:
             out[mask == class_id] = class_colour(int(class_id))
     return out
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}"

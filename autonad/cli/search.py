@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from rich.table import Table
 
-from autonad.cli.common import positive_int
+from autonad.cli.common import pct, positive_int
 from autonad.cli.export import export_trained
 from autonad.cli.latency import predictor_for
 from autonad.cli.train import add_data_options, dataset_slug, name_slug, supernet_run_dir
@@ -162,17 +162,13 @@ def print_summary(result, latency_label: str, out: Path) -> None:
     front = sorted(result.pareto, key=lambda c: c.latency_ms or 0.0)
     for label, cand in [("best", best), *((f"pareto {i + 1}", c) for i, c in enumerate(front[:5]))]:
         m = cand.metrics
-        table.add_row(label, f"{cand.score:.4f}", f"{cand.fitness:.4f}", _pct(m.get("miou")),
-                      _pct(m.get("sample_miou")), _pct(m.get("seg_recall")), _num(cand.latency_ms, 2),
+        table.add_row(label, f"{cand.score:.4f}", f"{cand.fitness:.4f}", pct(m.get("miou")),
+                      pct(m.get("sample_miou")), pct(m.get("seg_recall")), _num(cand.latency_ms, 2),
                       _num(cand.params, 2, 1e6, "M"), _num(cand.flops, 2, 1e9))  # fmt: skip
     console.print(table)
     console.print(f"latency: {latency_label}; S_mIoU = Sample_mIoU, Seg_Rec = Seg_Recall (paper 000)")
     console.print(f"run folder: {out} (best_arch.yaml, model.ts, model.onnx, model.json, pareto.csv, pareto.png, "
                   "history.jsonl, latency_prior.png, summary.yaml)")  # fmt: skip
-
-
-def _pct(value) -> str:
-    return "-" if value is None else f"{100 * value:.1f}"
 
 
 def _num(value, digits: int, scale: float = 1.0, unit: str = "") -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from rich.table import Table
 
-from autonad.cli.common import positive_int
+from autonad.cli.common import pct, positive_int
 from autonad.data import open_dataset
 from autonad.supernet import SupernetConfig
 from autonad.train.distributed import init_distributed, shutdown
@@ -93,10 +93,6 @@ def print_summary(history: list[dict], run_dir: Path) -> None:
         table = Table("subnet", "mIoU", "mIoU (defects)", "mF1", "Sample_mIoU", "Seg_Recall",
                       title=f"validation after epoch {last_val['epoch']}")  # fmt: skip
         for name, m in last_val["val"].items():
-            table.add_row(name, *(_pct(m[k]) for k in ("miou", "miou_fg", "mf1", "sample_miou", "seg_recall")))
+            table.add_row(name, *(pct(m[k]) for k in ("miou", "miou_fg", "mf1", "sample_miou", "seg_recall")))
         console.print(table)
     console.print(f"run folder: {run_dir} (checkpoint.pt, history.jsonl, run.yaml, split.json)")
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}"
