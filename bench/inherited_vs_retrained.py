@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     from autonad.space import HeadsArch
     from autonad.train.evaluate import evaluate_arch
     from autonad.train.recipe import Recipe
-    from autonad.train.subnet import SubnetTrainer
+    from autonad.train.subnet import RetrainJob
     from autonad.train.trainer import load_trained_supernet
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         if not (run / "split.json").exists():
             shutil.copy(split, run / "split.json")  # the supernet's split: the same validation images
         start = time.perf_counter()
-        trainer = SubnetTrainer(recipe, trained.config, arch, source, run, load_trained_supernet(args.checkpoint))
-        state = trainer.fit(resume=(run / "checkpoint.pt").exists())
+        job = RetrainJob(arch, trained.config, recipe, args.checkpoint)
+        state = job.trainer(source, run).fit(resume=(run / "checkpoint.pt").exists())
         seconds = round(time.perf_counter() - start, 1)
         rows.append({"arch": arch.hash, "inherited": inherited[args.metric], "retrained": state.best["value"],
                      "best_epoch": state.best["epoch"], "retrain_s": seconds})  # fmt: skip

@@ -11,18 +11,19 @@ from typing import Any
 
 from rich.table import Table
 
-from autonad.cli.common import positive_int
+from autonad.cli.common import metrics_table, positive_int
 from autonad.cli.train import add_data_options, dataset_slug
 from autonad.config import from_mapping, load_yaml, write_text_atomic
 from autonad.data import SegSource, open_dataset
 from autonad.errors import AutoNADError
 from autonad.export import FORMATS, export_model
-from autonad.export.inference import ExportedModel, calibrate_decision, evaluate_model, report_rows
+from autonad.export.inference import ExportedModel, calibrate_decision, evaluate_model
 from autonad.metrics import parse_target
 from autonad.space import Arch, HeadsArch, SearchSpace
 from autonad.supernet import SupernetConfig
 from autonad.train.checkpoint import load_checkpoint
 from autonad.train.recipe import Recipe, default_recipe
+from autonad.train.subnet import RetrainJob
 from autonad.train.trainer import CHECKPOINT_FORMAT
 from autonad.ui import console
 
@@ -68,25 +69,6 @@ def add_retrain_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cap", action=argparse.BooleanOptionalAction,
                    help="train with the Classifier-as-Plugin head (default: as the arch says)")  # fmt: skip
     p.add_argument("--epochs", type=positive_int, help="retraining epochs (default: the recipe's)")
-
-
-@dataclasses.dataclass
-class RetrainJob:
-    """What `retrain` and `tune` resolve from their arguments before any training."""
-
-    arch: Arch
-    config: SupernetConfig
-    recipe: Recipe
-    checkpoint: Path | None  # supernet weights to start from (None: scratch)
-
-    @property
-    def init(self) -> str:
-        return "scratch" if self.checkpoint is None else "supernet"
-
-    def load_supernet(self):
-        from autonad.train.trainer import load_trained_supernet
-
-        return None if self.checkpoint is None else load_trained_supernet(self.checkpoint)
 
 
 def resolve_job(args: argparse.Namespace) -> RetrainJob:
@@ -140,7 +122,6 @@ def retrain(args: argparse.Namespace) -> int:
     import torch
 
     from autonad.train.distributed import init_distributed, shutdown
-    from autonad.train.subnet import SubnetTrainer
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -157,8 +138,7 @@ def retrain(args: argparse.Namespace) -> int:
             epochs = job.recipe.retrain.epochs
             console.print(f"retraining arch [bold]{job.arch.hash}[/] ({heads}) on [bold]{source.name}[/] from "
                           f"{start}, recipe [bold]{job.recipe.name}[/], {epochs} epochs -> {out}")  # fmt: skip
-        trainer = SubnetTrainer(job.recipe, job.config, job.arch, source, out, job.load_supernet(), dist,
-                                args.max_epochs)  # fmt: skip
+        trainer = job.trainer(source, out, dist, args.max_epochs)
         state = trainer.fit(resume=args.resume)
     finally:
         shutdown(dist)
@@ -208,13 +188,8 @@ def _latency(hw: str, trained, num_classes: int) -> dict[str, Any]:
 
 def print_result(result: dict, out: Path) -> None:
     meta, report = result["meta"], result["report"]
-    table = Table("metric", "value", title=f"best epoch {meta['best_epoch']} on {meta['retrained_on']} "
-                  f"{result['split']} ({report.num_samples} images)")  # fmt: skip
-    for name, value in report_rows(report):
-        table.add_row(name, "-" if value is None else f"{100 * value:.1f}")
-    for name, value in report.per_class_iou.items():
-        table.add_row(f"IoU {name}", "-" if value is None else f"{100 * value:.1f}")
-    console.print(table)
+    title = f"best epoch {meta['best_epoch']} on {meta['retrained_on']} {result['split']} ({report.num_samples} images)"
+    console.print(metrics_table(report, title))
     decision = meta.get("decision")
     if decision:
         console.print(f"decision: defective when {decision['phi']} >= {decision['tau']:.4g} "
@@ -229,7 +204,7 @@ def tune(args: argparse.Namespace) -> int:
 
     from autonad.cluster import connect_ray
     from autonad.config import dump_yaml
-    from autonad.train.tune import RANGES, TuneJob, tune_retraining
+    from autonad.train.tune import TuneJob, param_space, tune_retraining
 
     job = resolve_job(args)
     out = (args.out or Path("runs/tune") / f"{dataset_slug(args.dataset)}__{job.arch.hash[:8]}__{job.init}").resolve()
@@ -238,13 +213,13 @@ def tune(args: argparse.Namespace) -> int:
     source = open_dataset(args.dataset, args.data_root, seed=job.recipe.retrain.seed, skip_bad=args.skip_bad)
     dataset = _absolute_dataset(args.dataset)
     root = str(source.root.resolve()) if source.root and ":" not in dataset else None
-    tune_job = TuneJob(job.arch, job.config, job.recipe, job.checkpoint.resolve() if job.checkpoint else None,
-                       dataset, root, args.skip_bad, out / "trials", args.threads)  # fmt: skip
+    absolute = dataclasses.replace(job, checkpoint=job.checkpoint.resolve() if job.checkpoint else None)
+    tune_job = TuneJob(absolute, dataset, root, args.skip_bad, out / "trials", args.threads)
     owns = connect_ray(args.ray_address, None)
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         concurrent = args.concurrent or max(1, cpus // args.threads)
-        tuned = ", ".join(k for k in RANGES if k != "w_cls" or job.arch.heads.cap)
+        tuned = ", ".join(param_space(job.arch.heads.cap))
         console.print(f"tuning {tuned} for arch [bold]{job.arch.hash}[/] on [bold]{source.name}[/]: {args.samples} "
                       f"trials, {job.recipe.retrain.epochs} epochs, ASHA, {concurrent} at once -> {out}")  # fmt: skip
         result = tune_retraining(tune_job, out, args.samples, args.grace_period, concurrent, args.resume)
@@ -258,7 +233,7 @@ def tune(args: argparse.Namespace) -> int:
         f"for arch {job.arch.hash} (best val {metric} {result.value:.4f})"))  # fmt: skip
     dump_yaml(best.to_dict(), out / "best_recipe.yaml")
     write_text_atomic(out / "trials.json", json.dumps(result.rows, indent=1) + "\n")
-    print_trials(result.rows, metric, result.params)
+    print_trials(result.rows, metric)
     if result.failures:
         console.print(f"[yellow]{len(result.failures)} trial(s) failed[/], e.g.: {result.failures[0]}")
     console.print(f"best recipe: {out / 'best_recipe.yaml'} (autonad retrain --recipe {out / 'best_recipe.yaml'} ...)")
@@ -271,14 +246,11 @@ def _absolute_dataset(dataset: str) -> str:
     return f"{kind}:{Path(root).expanduser().resolve()}" if sep else dataset
 
 
-def print_trials(rows: list[dict], metric: str, best: dict) -> None:
-    keys = [k for k in RANGES_ORDER if k in rows[0]]
+def print_trials(rows: list[dict], metric: str) -> None:
+    """One row per trial, best first (as `tune_retraining` orders them), the best highlighted."""
+    keys = [k for k in rows[0] if k not in ("trial", f"best_{metric}", "epochs")]
     table = Table("trial", *keys, f"best val {metric}", "epochs", title="tuning trials (ASHA stops weak ones early)")
-    for row in sorted(rows, key=lambda r: -r[f"best_{metric}"]):
-        style = "bold green" if all(row.get(k) == best.get(k) for k in keys) else None
+    for i, row in enumerate(rows):
         table.add_row(row["trial"], *(f"{row[k]:.3g}" for k in keys), f"{row[f'best_{metric}']:.4f}",
-                      str(row["epochs"]), style=style)  # fmt: skip
+                      str(row["epochs"]), style="bold green" if i == 0 else None)  # fmt: skip
     console.print(table)
-
-
-RANGES_ORDER = ("lr", "weight_decay", "dice_weight", "w_cls")

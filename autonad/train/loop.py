@@ -153,14 +153,10 @@ class Trainer:
             decay=self.tr.schedule,
             power=self.tr.poly_power,
         )
-        self.after_setup()
         if resume and self.checkpoint_path.exists():
             self._restore(load_checkpoint(self.checkpoint_path, self.checkpoint_format))
         elif self.dist.is_main:
             self._write_run_file()
-
-    def after_setup(self) -> None:
-        """Anything built after the optimiser (e.g. the subnets validated each epoch)."""
 
     def _prepare_data(self) -> None:
         src = self.source

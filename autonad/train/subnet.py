@@ -31,10 +31,33 @@ from autonad.train.evaluate import accumulate
 from autonad.train.loop import Trainer, check_weights
 from autonad.train.losses import JointLoss
 from autonad.train.recipe import Recipe
-from autonad.train.trainer import VAL_METRICS, TrainedSupernet
+from autonad.train.trainer import VAL_METRICS, TrainedSupernet, load_trained_supernet
 
 RETRAIN_FORMAT = "autonad-retrain/1"  # checkpoint.pt: everything to resume
 SUBNET_FORMAT = "autonad-subnet/1"  # best.pt: a trained standalone subnet and what it needs to run
+
+
+@dataclass(frozen=True)
+class RetrainJob:
+    """What to retrain (`autonad retrain`, each `autonad tune` trial): the arch with its heads, the
+    supernet definition it belongs to, the recipe and the supernet weights to start from."""
+
+    arch: Arch
+    config: SupernetConfig
+    recipe: Recipe
+    checkpoint: Path | None  # supernet weights to start from (None: scratch)
+
+    @property
+    def init(self) -> str:
+        return "scratch" if self.checkpoint is None else "supernet"
+
+    def load_supernet(self) -> TrainedSupernet | None:
+        return None if self.checkpoint is None else load_trained_supernet(self.checkpoint)
+
+    def trainer(self, source: SegSource, run_dir: Path, dist: DistInfo | None = None,
+                max_epochs: int | None = None) -> SubnetTrainer:  # fmt: skip
+        return SubnetTrainer(self.recipe, self.config, self.arch, source, run_dir, self.load_supernet(), dist,
+                             max_epochs)  # fmt: skip
 
 
 class SubnetStep(nn.Module):

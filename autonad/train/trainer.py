@@ -98,18 +98,15 @@ class SupernetTrainer(Trainer):
         net = Supernet(self.config, num_classes=self.source.num_classes).to(self.device)
         self.heads = HeadsArch(cap=self.config.heads.cap and self.tr.cap)
         self.sampler = ArchSampler(net.space, self.tr.sampler, self.tr.sandwich_random, self.tr.seed, self.heads)
+        self.val_archs = {
+            "largest": net.space.largest(heads=self.heads),
+            "smallest": net.space.smallest(heads=self.heads),
+            "random": net.space.sample(random.Random(self.tr.seed + 7919), heads=self.heads),
+        }
         return net
 
     def build_step(self) -> nn.Module:
         return TrainStep(self.net, self.loss, self.tr.distill_weight)
-
-    def after_setup(self) -> None:
-        space, heads = self.net.space, self.heads
-        self.val_archs = {
-            "largest": space.largest(heads=heads),
-            "smallest": space.smallest(heads=heads),
-            "random": space.sample(random.Random(self.tr.seed + 7919), heads=heads),
-        }
 
     def step_inputs(self) -> tuple:
         self._archs = self.sampler.next()

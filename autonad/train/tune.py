@@ -23,24 +23,20 @@ from ray.tune.schedulers import ASHAScheduler
 
 from autonad.data import open_dataset
 from autonad.errors import AutoNADError, reason
-from autonad.space import Arch
-from autonad.supernet import SupernetConfig
 from autonad.train.recipe import Recipe
-from autonad.train.subnet import SubnetTrainer
+from autonad.train.subnet import RetrainJob, SubnetTrainer
 from autonad.ui import progress
 
-# Sampled ranges: lr and weight decay log-uniform, loss weights uniform.
-RANGES = {"lr": (1e-5, 3e-3), "weight_decay": (1e-4, 1e-1), "dice_weight": (0.0, 2.0), "w_cls": (0.1, 1.0)}
+# Sampled settings of the recipe's `retrain` section: (Tune sampler, low, high); w_cls only with CaP.
+RANGES = {"lr": ("loguniform", 1e-5, 3e-3), "weight_decay": ("loguniform", 1e-4, 1e-1),
+          "dice_weight": ("uniform", 0.0, 2.0), "w_cls": ("uniform", 0.1, 1.0)}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class TuneJob:
     """Everything a trial needs, plain and picklable (it travels to Ray workers); paths absolute."""
 
-    arch: Arch
-    config: SupernetConfig
-    recipe: Recipe
-    checkpoint: Path | None  # supernet weights to start from (None: scratch)
+    retrain: RetrainJob
     dataset: str
     data_root: str | None
     skip_bad: bool
@@ -49,26 +45,21 @@ class TuneJob:
 
     @property
     def metric(self) -> str:
-        return self.recipe.retrain.select
+        return self.retrain.recipe.retrain.select
 
     def recipe_for(self, params: dict[str, float]) -> Recipe:
         """The recipe with a trial's sampled settings (validated every epoch: ASHA needs each one)."""
-        settings = dataclasses.replace(self.recipe.retrain, **params, val_every=1)
-        return dataclasses.replace(self.recipe, retrain=settings)
+        recipe = self.retrain.recipe
+        return dataclasses.replace(recipe, retrain=dataclasses.replace(recipe.retrain, **params, val_every=1))
 
 
 def param_space(cap: bool) -> dict[str, Any]:
-    space = {name: tune.loguniform(*RANGES[name]) for name in ("lr", "weight_decay")}
-    space["dice_weight"] = tune.uniform(*RANGES["dice_weight"])
-    if cap:
-        space["w_cls"] = tune.uniform(*RANGES["w_cls"])
-    return space
+    return {name: getattr(tune, kind)(low, high) for name, (kind, low, high) in RANGES.items()
+            if cap or name != "w_cls"}  # fmt: skip
 
 
 def run_trial(params: dict[str, float], job: TuneJob) -> None:
     """One Tune trial: retrain with `params`, report after every epoch (continues from Tune's checkpoint)."""
-    from autonad.train.trainer import load_trained_supernet
-
     torch.set_num_threads(job.threads)
     run_dir = job.trials_dir / tune.get_context().get_trial_id()
     checkpoint = tune.get_checkpoint()
@@ -76,9 +67,9 @@ def run_trial(params: dict[str, float], job: TuneJob) -> None:
         with checkpoint.as_directory() as saved:
             shutil.rmtree(run_dir, ignore_errors=True)
             shutil.copytree(saved, run_dir)
-    source = open_dataset(job.dataset, job.data_root, seed=job.recipe.retrain.seed, skip_bad=job.skip_bad)
-    supernet = load_trained_supernet(job.checkpoint) if job.checkpoint else None
-    trainer = SubnetTrainer(job.recipe_for(params), job.config, job.arch, source, run_dir, supernet)
+    trial = dataclasses.replace(job.retrain, recipe=job.recipe_for(params))
+    source = open_dataset(job.dataset, job.data_root, seed=trial.recipe.retrain.seed, skip_bad=job.skip_bad)
+    trainer = trial.trainer(source, run_dir)
 
     def report(tr: SubnetTrainer) -> None:
         val = tr.state.history[-1]["val"]
@@ -104,7 +95,7 @@ def tune_retraining(
     """Run (or resume) the study in `storage/study`."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic reporter honours verbose=0: our bar only
     trainable = tune.with_resources(tune.with_parameters(run_trial, job=job), {"cpu": job.threads})
-    epochs = job.recipe.retrain.epochs
+    epochs = job.retrain.recipe.retrain.epochs
     with progress() as bar:
         task = bar.add_task(f"tuning {samples} trials x {epochs} epochs (ASHA)", total=samples * epochs)
         ProgressCallback.advance = lambda n: bar.update(task, advance=n)
@@ -118,7 +109,7 @@ def tune_retraining(
                                       reduction_factor=3)  # fmt: skip
             tuner = tune.Tuner(
                 trainable,
-                param_space=param_space(job.arch.heads.cap),
+                param_space=param_space(job.retrain.arch.heads.cap),
                 tune_config=tune.TuneConfig(
                     metric=job.metric,
                     mode="max",
