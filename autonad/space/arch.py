@@ -85,6 +85,12 @@ class DecoderArch:
             if op not in EDGE_OPS:
                 raise AutoNADError(f"decoder edge {name}: unknown op '{op}' (choose from {', '.join(EDGE_OPS)})")
 
+    @staticmethod
+    def upernet(width: int) -> DecoderArch:
+        """The fixed UPerNet decoder (Xiao et al. 2018) as one MFAM choice, for the paper's Table VI
+        ablation: PPM with pool sizes 1, 2, 3, 6 and 1x1 branch convs, 1x1 laterals, 3x3 FPN convs."""
+        return DecoderArch(width, (1, 2, 3, 6), ("conv1x1",) * 7 + ("conv3x3",) * 3)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "width": self.width,

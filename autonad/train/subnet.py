@@ -93,9 +93,40 @@ def initial_subnet(
     return fresh.extract(arch), new_heads
 
 
-class SubnetTrainer(Trainer):
-    checkpoint_format = RETRAIN_FORMAT
+class StandaloneTrainer(Trainer):
+    """Trains one fixed network (no supernet): a retrained subnet or a baseline. Keeps `best.pt`,
+    the weights of the best validation epoch by `retrain.select`, written atomically when it
+    improves; subclasses say what the network is (`build_model`) and what `best.pt` holds."""
+
     stage = "retrain"
+
+    @property
+    def best_path(self) -> Path:
+        return self.run_dir / "best.pt"
+
+    def best_payload(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def build_step(self) -> nn.Module:
+        return SubnetStep(self.net, self.loss)
+
+    def validate(self) -> dict[str, float | None]:
+        loader = DataLoader(self.val_set, batch_size=self.tr.batch_size, generator=torch.Generator())
+        report = accumulate(self.net, loader, SegMetrics(self.source.num_classes), self.device).compute()
+        values = report.to_dict()
+        return {k: values[k] for k in VAL_METRICS}
+
+    def after_validation(self, record: dict[str, Any]) -> None:
+        value = record["val"][self.tr.select]
+        value = float("-inf") if value is None else value
+        if not self.state.best or value > self.state.best["value"]:
+            self.state.best = {"epoch": record["epoch"], "metric": self.tr.select, "value": value,
+                               "val": record["val"]}  # fmt: skip
+            save_atomic(self.best_payload(), self.best_path)
+
+
+class SubnetTrainer(StandaloneTrainer):
+    checkpoint_format = RETRAIN_FORMAT
 
     def __init__(
         self,
@@ -113,10 +144,6 @@ class SubnetTrainer(Trainer):
         self.init = "supernet" if supernet is not None else "scratch"
         self.new_heads: list[str] = []
 
-    @property
-    def best_path(self) -> Path:
-        return self.run_dir / "best.pt"
-
     def title(self) -> str:
         return f"retrain {self.arch.hash[:8]} on {self.source.name}"
 
@@ -128,24 +155,7 @@ class SubnetTrainer(Trainer):
         self.supernet = None  # its weights are copied; free the memory
         return net.to(self.device)
 
-    def build_step(self) -> nn.Module:
-        return SubnetStep(self.net, self.loss)
-
-    def validate(self) -> dict[str, float | None]:
-        loader = DataLoader(self.val_set, batch_size=self.tr.batch_size, generator=torch.Generator())
-        report = accumulate(self.net, loader, SegMetrics(self.source.num_classes), self.device).compute()
-        values = report.to_dict()
-        return {k: values[k] for k in VAL_METRICS}
-
-    def after_validation(self, record: dict[str, Any]) -> None:
-        value = record["val"][self.tr.select]
-        value = float("-inf") if value is None else value
-        if not self.state.best or value > self.state.best["value"]:
-            self.state.best = {"epoch": record["epoch"], "metric": self.tr.select, "value": value,
-                               "val": record["val"]}  # fmt: skip
-            save_atomic(self.subnet_payload(), self.best_path)
-
-    def subnet_payload(self) -> dict[str, Any]:
+    def best_payload(self) -> dict[str, Any]:
         return {
             "format": SUBNET_FORMAT,
             "arch": self.arch.to_dict(),

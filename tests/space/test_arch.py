@@ -92,3 +92,15 @@ def test_load_rejects_missing_and_invalid_files(tmp_path):
     bad.write_text("stages: [\n")
     with pytest.raises(AutoNADError, match="not valid YAML"):
         Arch.load(bad)
+
+
+@pytest.mark.parametrize("name", ["autonad", "tiny"])
+def test_upernet_decoder_is_one_choice_of_mfam(name):
+    space = SearchSpace.load(name)
+    arch = space.sample(random.Random(0))
+    decoder = DecoderArch.upernet(arch.decoder.width)
+    edges = dict(zip(EDGE_NAMES, decoder.edges))
+    assert decoder.pool_sizes == (1, 2, 3, 6)
+    assert {edges[f"ppm{i}"] for i in range(1, 5)} | {edges[f"lateral{i}"] for i in range(1, 4)} == {"conv1x1"}
+    assert {edges[f"fpn{i}"] for i in range(1, 4)} == {"conv3x3"}
+    space.validate(Arch(arch.stages, decoder, arch.heads))
