@@ -1,0 +1,460 @@
+"""Render docs/results.md (`make results`) from the benchmark JSON in bench/results/ and the run
+folders the benchmarks name: tables next to the paper's figures, training curves, Pareto fronts,
+latency-prior heatmaps and prediction overlays (PNG files in docs/img/).
+
+Every figure on the page comes from one JSON file, whose producing command is printed with it;
+a benchmark that has not run is listed with the command that runs it.
+
+    python bench/report.py            # -> docs/results.md, docs/img/*.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from common import RESULTS
+from run_all import BY_NAME
+
+ROOT = Path(__file__).resolve().parent.parent
+PAPER_II = {"neu-seg": (84.6, 91.4, "200x200, 800 + 500 epochs, RTX 3090"),
+            "mt": (81.3, 89.3, "320x320, 3000 + 500 epochs, RTX 3090")}  # fmt: skip
+PAPER_V = {"conv": (79.7, 88.2), "transformer": (79.9, 88.4), "mlp": (79.5, 88.1), "conv+transformer": (80.3, 88.6),
+           "conv+mlp": (80.7, 88.9), "transformer+mlp": (80.9, 89.1), "conv+transformer+mlp": (81.3, 89.3)}  # fmt: skip
+PAPER_VI_NEU = {"UPerNet (PPM 1,2,3,6; 1x1 laterals; 3x3 FPN)": (83.6, 90.8), "MFAM (searched)": (84.6, 91.4)}
+PAPER_VII = {"classical": (62.1, 83.9), "entangled": (72.5, 84.2), "cross": (79.0, 84.6)}
+CANDIDATE_NAMES = {"largest": "largest subnet", "random": "random subnet", "upernet": "searched encoder + UPerNet",
+                   "unet": "plain U-Net (scratch)"}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "results.md")
+    args = p.parse_args(argv)
+    page = Page(args.out)
+    for section in (headline, neu_pipeline, mt_pipeline, ablations, cap_on_off, ranking, latency, search, overhead,
+                    export_round_trip):  # fmt: skip
+        section(page)
+    page.write()
+    print(f"wrote {args.out} ({len(page.images)} images in {page.img})")
+    return 0
+
+
+class Page:
+    def __init__(self, path: Path):
+        self.path, self.img = path, path.parent / "img"
+        self.lines: list[str] = [HEADER]
+        self.images: list[Path] = []
+
+    def add(self, *lines: str) -> None:
+        self.lines.extend(lines)
+
+    def source(self, name: str) -> dict | None:
+        """The benchmark's JSON (None if not run), with the command and file noted on the page."""
+        path = RESULTS / f"{name}.json"
+        bench = BY_NAME[name]
+        command = " ".join(bench.command())
+        if not path.exists():
+            self.add(f"_Not run yet._ Command: `{command}` (budget {bench.budget}).", "")
+            return None
+        data = json.loads(path.read_text())
+        command = data.get("command", command)  # as it was run, when the benchmark records it
+        self.add(f"Command: `{command}` · JSON: [`bench/results/{name}.json`](../bench/results/{name}.json)", "")
+        return data
+
+    def table(self, header: list[str], rows: list[list]) -> None:
+        self.add("| " + " | ".join(header) + " |", "|" + "---|" * len(header))
+        self.add(*("| " + " | ".join(str(c) for c in row) + " |" for row in rows), "")
+
+    def copy_image(self, src: str | Path, name: str, caption: str) -> None:
+        src = ROOT / src
+        if src.exists():
+            self.img.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, self.img / name)
+            self.picture(name, caption)
+
+    def picture(self, name: str, caption: str) -> None:
+        self.images.append(self.img / name)
+        self.add(f"![{caption}](img/{name})", f"_{caption}_", "")
+
+    def figure(self, name: str):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        self.img.mkdir(parents=True, exist_ok=True)
+        return plt, self.img / name
+
+    def write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text("\n".join(self.lines).rstrip() + "\n")
+
+
+HEADER = """# AutoNAD results
+
+What AutoNAD reaches, next to the papers' figures, measured by the benchmarks in [`bench/`](../bench).
+Every number below comes from the JSON file named above its table, written by the command named
+there. Regenerate everything with `make bench` (hours on 2 CPU cores; it resumes) and this page with
+`make results`.
+
+**Budget.** Unless a table says otherwise, everything ran on the project's 2-core x86 CPU machine
+(no GPU was available to this work). The paper trains supernets for 800-3000 epochs and retrains for
+500 epochs at 200x200-320x320 on RTX 3090 GPUs; our runs are minutes to hours at 96x96-128x128, so
+absolute accuracy is far below the paper's and every figure carries its budget. Comparisons inside
+one table are at equal budget.
+"""
+
+
+# -- formatting -----------------------------------------------------------------------------------
+def pct(value) -> str:
+    return "—" if value is None else f"{100 * value:.1f}"
+
+
+def millions(value) -> str:
+    return "—" if value is None else f"{value / 1e6:.2f} M"
+
+
+def gflops(value) -> str:
+    return "—" if value is None else f"{value / 1e9:.2f} G"
+
+
+def hours(value) -> str:
+    return "—" if value is None else (f"{60 * value:.0f} min" if value < 1 else f"{value:.2f} h")
+
+
+def ms(value) -> str:
+    return "—" if value is None else f"{value:.1f} ms"
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+# -- sections -------------------------------------------------------------------------------------
+def headline(page: Page) -> None:
+    page.add("## Headline: searched models vs paper Table II", "")
+    neu, mt, cap = _load("pipeline_neu-seg"), _load("pipeline_mt"), _load("retrain_cap")
+    rows = []
+    if neu:
+        for label, row in neu["candidates"].items():
+            if label.startswith("searched-"):
+                rows.append(_headline_row("NEU-Seg", label.removeprefix("searched-"), row, neu, "neu-seg"))
+    if mt and cap:
+        search = mt["searches"].get("cpu-x86-2core", {})
+        res = cap["results"]["no-cap"]
+        row = {"test": res, "params": search.get("params"), "flops": search.get("flops"),
+               "predicted_latency": {"cpu-x86-2core": {"ms": search.get("latency_ms")}},
+               "train_hours": res["train_hours"]}  # fmt: skip
+        rows.append(_headline_row("Magnetic Tile", "cpu-x86-2core", row, mt, "mt", retrain_epochs=res["epochs"]))
+    if not rows:
+        page.add("_The real-data pipelines have not run yet (see below)._", "")
+        return
+    page.table(["dataset", "searched for", "mIoU", "mF1", "Sample_mIoU", "Seg_Recall", "params", "FLOPs",
+                "predicted latency", "budget (2-core CPU)", "paper mIoU / mF1"], rows)  # fmt: skip
+    page.add(
+        "mIoU and mF1 are over all classes incl. background on the test split (NEU-Seg: the official 840 "
+        "images; MT: our recorded 15% split). The paper's figures are at its own budget (last column).",
+        "",
+    )
+
+
+def _headline_row(dataset: str, device: str, row: dict, run: dict, key: str, retrain_epochs=None) -> list:
+    t = row["test"]
+    paper = PAPER_II[key]
+    supernet = run["supernet"]
+    budget = (f"{run['input_size'][0]}², supernet {supernet['epochs']} ep ({hours(supernet['hours'])}), "
+              f"retrain {retrain_epochs or run['retrain_epochs']} ep ({hours(row['train_hours'])})")  # fmt: skip
+    lat = row["predicted_latency"].get(device, {}).get("ms")
+    return [dataset, device, pct(t["miou"]), pct(t["mf1"]), pct(t.get("sample_miou")), pct(t.get("seg_recall")),
+            millions(row["params"]), gflops(row["flops"]), f"{ms(lat)} ({device})", budget,
+            f"{paper[0]} / {paper[1]} ({paper[2]})"]  # fmt: skip
+
+
+def neu_pipeline(page: Page) -> None:
+    page.add("## NEU-Seg: supernet, search on two devices, retraining against baselines", "")
+    data = page.source("pipeline_neu-seg")
+    if data is None:
+        return
+    _pipeline_budget(page, data)
+    rows = []
+    for label, row in data["candidates"].items():
+        t, lat = row["test"], row["predicted_latency"]
+        name = CANDIDATE_NAMES.get(label, label.replace("searched-", "searched for "))
+        rows.append([name, pct(t["miou"]), pct(t["mf1"]), pct(t["miou_fg"]), pct(t["sample_miou"]),
+                     millions(row["params"]), gflops(row["flops"]),
+                     " / ".join(ms(lat.get(d, {}).get("ms")) for d in data["searches"]) if lat else "not in space",
+                     ms(row.get("measured_ms_here")), hours(row["train_hours"]), row["init"]])  # fmt: skip
+    devices = " / ".join(data["searches"])
+    page.add(
+        f"All candidates retrained {data['retrain_epochs']} epochs with the recipe's `retrain` settings "
+        f"({data['recipe']}, {data['input_size'][0]}x{data['input_size'][1]}), without CaP; test split.",
+        "",
+    )
+    page.table(["model", "mIoU", "mF1", "mIoU defects", "Sample_mIoU", "params", "FLOPs",
+                f"predicted ({devices})", "measured here (1 thread)", "retrain time", "init"], rows)  # fmt: skip
+    _curves(page, data, "neu")
+    _search_pictures(page, data, "neu")
+    _overlays(page, data, "neu")
+
+
+def mt_pipeline(page: Page) -> None:
+    page.add("## Magnetic Tile: supernet and search on two devices", "")
+    data = page.source("pipeline_mt")
+    if data is None:
+        return
+    _pipeline_budget(page, data)
+    page.add(
+        "The MT supernet at this budget predicts only background for every subnet (validation mIoU 19.7 = "
+        "background IoU / 6 classes), so both searches rank candidates by latency alone. Retraining the "
+        "cpu-searched arch for 30 epochs does segment blowholes: see *CaP on/off* below.",
+        "",
+    )
+    _search_pictures(page, data, "mt")
+
+
+def _pipeline_budget(page: Page, data: dict) -> None:
+    s = data["supernet"]
+    rows = [["supernet", f"{s['epochs']} epochs ({s['steps']} steps)", hours(s["hours"]), data["machine"]]]
+    for device, search in data["searches"].items():
+        cfg = search["search"]
+        minutes = "—" if search["minutes"] is None else f"{search['minutes']:.0f} min"
+        rows.append([f"search for {device} ({search['hw']['provenance']} table)",
+                     f"population {cfg['population']} x {cfg['generations']} generations, {search['candidates']} "
+                     f"candidates", minutes, data["machine"]])  # fmt: skip
+    page.table(["stage", "size", "time", "device"], rows)
+
+
+def _curves(page: Page, data: dict, prefix: str) -> None:
+    plt, path = page.figure(f"{prefix}_curves.png")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    hist = data["supernet"]["history"]
+    left.plot([h["epoch"] for h in hist], [h["loss"] for h in hist], marker="o")
+    left.set(xlabel="epoch", ylabel="train loss", title="supernet training")
+    for label, row in data["candidates"].items():
+        epochs = [h["epoch"] for h in row["history"] if "val" in h]
+        right.plot(epochs, [100 * h["val"]["miou"] for h in row["history"] if "val" in h], marker="o", label=label)
+    right.set(xlabel="epoch", ylabel="val mIoU (%)", title="retraining (same budget)")
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    page.picture(path.name, "Left: supernet training loss per epoch. Right: validation mIoU of every retrained model.")
+
+
+def _search_pictures(page: Page, data: dict, prefix: str) -> None:
+    for device, search in data["searches"].items():
+        page.copy_image(
+            search["pareto_png"],
+            f"{prefix}_pareto_{device}.png",
+            f"Every candidate of the search for {device}: fitness vs predicted latency, Pareto front.",
+        )
+        page.copy_image(
+            search["prior_png"],
+            f"{prefix}_prior_{device}.png",
+            f"Latency prior for {device} (paper Fig. 5): P(operator) per block position.",
+        )
+
+
+def _overlays(page: Page, data: dict, prefix: str) -> None:
+    from PIL import Image
+
+    files = [ROOT / f for f in data.get("overlays", []) if (ROOT / f).exists()]
+    if not files:
+        return
+    tiles = [Image.open(f).convert("RGB").resize((200, 200)) for f in files]
+    strip = Image.new("RGB", (200 * len(tiles) + 8 * (len(tiles) - 1), 200), "white")
+    for i, tile in enumerate(tiles):
+        strip.paste(tile, (208 * i, 0))
+    page.img.mkdir(parents=True, exist_ok=True)
+    strip.save(page.img / f"{prefix}_overlays.png")
+    page.picture(f"{prefix}_overlays.png", f"`autonad predict` overlays of {len(files)} test images by the model "
+                 "searched for the first device (ONNX), spread over the test split.")  # fmt: skip
+
+
+def ablations(page: Page) -> None:
+    page.add("## Ablations (paper Tables V, VI, VII)", "")
+    data = page.source("ablations")
+    if data is None:
+        return
+    v = data["variants"]
+    page.add(
+        f"Each variant: its own supernet trained with recipe `{data['recipe']}` (the `{data['base_space']}` "
+        "space at 96x96; budget per row), an accuracy-only evolution search, the best subnet scored with "
+        "inherited weights and after retraining it alone; test split of NEU-Seg. One seed per variant: "
+        "differences of a point or two are within run-to-run noise at this budget.",
+        "",
+    )
+    page.add("### Search space (Table V)", "")
+    rows = []
+    for name, paper in PAPER_V.items():
+        r = v.get(f"space-{name}")
+        if r:
+            rows.append([name, pct(r["inherited"]["miou"]), pct(r["retrained"]["miou"]), pct(r["retrained"]["mf1"]),
+                         hours(r["supernet_hours"]), f"{paper[0]} / {paper[1]}"])  # fmt: skip
+    page.table(["block operators", "mIoU inherited", "mIoU retrained", "mF1 retrained", "supernet time",
+                "paper (MT) mIoU / mF1"], rows)  # fmt: skip
+    page.add("### Decoder: searched MFAM vs fixed UPerNet (Table VI)", "")
+    full, upernet = v.get("space-conv+transformer+mlp"), v.get("decoder-upernet")
+    if full and upernet:
+        rows = [[name, pct(r["retrained"]["miou"]), pct(r["retrained"]["mf1"]), " / ".join(map(str, paper))]
+                for (name, paper), r in zip(PAPER_VI_NEU.items(), (upernet, full))]  # fmt: skip
+        page.table(["decoder", "mIoU retrained", "mF1 retrained", "paper (NEU) mIoU / mF1"], rows)
+    neu = _load("pipeline_neu-seg")
+    if neu and "upernet" in neu["candidates"]:
+        first = next(k for k in neu["candidates"] if k.startswith("searched-"))
+        a, b = neu["candidates"][first]["test"], neu["candidates"]["upernet"]["test"]
+        page.add(
+            f"At the NEU pipeline's scale (Table I space, 128², {neu['retrain_epochs']} retraining epochs): "
+            f"MFAM {pct(a['miou'])} vs UPerNet {pct(b['miou'])} mIoU (table above).",
+            "",
+        )
+    page.add("### Weight-sharing mode (Table VII)", "")
+    rows = []
+    for mode, paper in PAPER_VII.items():
+        r = v.get("space-conv+transformer+mlp" if mode == "cross" else f"sharing-{mode}")
+        if r:
+            rows.append([mode, pct(r["inherited"]["miou"]), pct(r["retrained"]["miou"]), hours(r["supernet_hours"]),
+                         f"{paper[0]} / {paper[1]}"])  # fmt: skip
+    page.table(["weight sharing", "mIoU inherited", "mIoU retrained", "supernet time", "paper (NEU) inherited / "
+                "retrained"], rows)  # fmt: skip
+    _sharing_curves(page, v)
+
+
+def _sharing_curves(page: Page, variants: dict) -> None:
+    runs = {mode: variants.get("space-conv+transformer+mlp" if mode == "cross" else f"sharing-{mode}")
+            for mode in PAPER_VII}  # fmt: skip
+    runs = {k: r for k, r in runs.items() if r}
+    if not runs:
+        return
+    plt, path = page.figure("ablation_sharing_loss.png")
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for mode, r in runs.items():
+        hist = r["supernet_history"]
+        ax.plot([h["epoch"] for h in hist], [h["seg"] for h in hist], marker="o", label=mode)
+    ax.set(xlabel="epoch", ylabel="train segmentation loss", title="supernet training by sharing mode")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    page.picture(path.name, "Supernet training loss per weight-sharing mode (paper Fig. 6, left).")
+
+
+def cap_on_off(page: Page) -> None:
+    page.add("## CaP on/off (paper 000 Table 2)", "")
+    data = page.source("retrain_cap")
+    if data is None:
+        return
+    rows = []
+    for label, r in data["results"].items():
+        rows.append([label, pct(r["miou"]), pct(r["mf1"]), pct(r["sample_miou"]), pct(r["seg_accuracy"]),
+                     pct(r["seg_recall"]), pct(r["seg_precision"]), pct(r.get("cap_accuracy")),
+                     pct(r.get("cap_recall")), f"{r['epochs']} ep, {hours(r['train_hours'])}"])  # fmt: skip
+    page.add(
+        f"Arch `{data['arch']}` (searched on {data['dataset']} for cpu-x86-2core) retrained twice from the "
+        f"supernet, same recipe and seed; test split ({data['results']['cap']['images']} images).",
+        "",
+    )
+    page.table(["run", "mIoU", "mF1", "Sample_mIoU", "Seg_Acc", "Seg_Recall", "Seg_Prec", "CaP acc", "CaP recall",
+                "budget (1 thread)"], rows)  # fmt: skip
+    page.add(
+        "At this budget the CaP head collapsed to the class prior (recall 0), so CaP did not help on MT, "
+        "unlike paper 000's KSDD2 result.",
+        "",
+    )
+
+
+def ranking(page: Page) -> None:
+    page.add("## Inherited vs retrained ranking (Kendall tau)", "")
+    data = page.source("inherited_vs_retrained")
+    if data is None:
+        return
+    page.add(
+        f"{data['subnets']} random subnets of the demo supernet ({data['dataset']}), scored by validation "
+        f"{data['metric']} with inherited weights and after {data['retrain_epochs']} retraining epochs each: "
+        f"**Kendall tau {data['kendall_tau']:.3f}** (p = {data['p_value']:.3f}).",
+        "",
+    )
+    plt, path = page.figure("ranking.png")
+    fig, ax = plt.subplots(figsize=(4.5, 3.6))
+    ax.scatter([100 * r["inherited"] for r in data["rows"]], [100 * r["retrained"] for r in data["rows"]])
+    ax.set(xlabel=f"inherited {data['metric']} (%)", ylabel=f"retrained {data['metric']} (%)",
+           title=f"Kendall tau {data['kendall_tau']:.2f}")  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    page.picture(path.name, "Each point one subnet: its inherited-weight score vs its score after retraining.")
+
+
+def latency(page: Page) -> None:
+    page.add("## Latency model (SPEC section 9)", "")
+    data = page.source("latency_predictor")
+    if data is None:
+        return
+    rows = [[k.replace("_", " "), data[k]["n"], pct(data[k]["within_10pct"]), f"{data[k]['kendall_tau']:.3f}",
+             pct(data[k]["mape"])] for k in ("predicted_vs_measured", "remeasured_vs_measured",
+                                               "predicted_vs_remeasured") if k in data]  # fmt: skip
+    page.add(f"{data['device']} table, profile {data['profile']}, on {data['hardware']}.", "")
+    page.table(["comparison", "subnets", "within ±10% (%)", "Kendall tau", "MAPE (%)"], rows)
+    page.add(
+        "*remeasured vs measured* is the machine's noise ceiling: no predictor can agree with a measurement "
+        "better than the measurement agrees with itself.",
+        "",
+    )
+
+
+def search(page: Page) -> None:
+    page.add("## Search (SPEC section 9)", "")
+    data = page.source("search_throughput")
+    if data:
+        page.table(["Ray workers", "seconds", "candidates / min"],
+                   [[1, data["workers_1"]["seconds"], data["workers_1"]["per_minute"]],
+                    [2, data["workers_2"]["seconds"], data["workers_2"]["per_minute"]]])  # fmt: skip
+        page.add(
+            f"Speed-up of 2 workers over 1: **{data['speedup']:.2f}x** ({data['candidates']} candidates, "
+            f"{data['val_images']} validation images each, demo supernet).",
+            "",
+        )
+    data = page.source("search_vs_random")
+    if data:
+        page.add(
+            f"Evolution vs random search at equal evaluations ({data['score']}): mean best score "
+            f"**{data['evolution_mean']:.4f} vs {data['random_mean']:.4f}**; evolution wins "
+            f"{data['evolution_wins']} of {len(data['runs'])} seeds.",
+            "",
+        )
+
+
+def overhead(page: Page) -> None:
+    page.add("## Supernet overhead (SPEC section 9)", "")
+    data = page.source("supernet_overhead")
+    if data is None:
+        return
+    rows = [[name, f"{a.get('ratio', 0):.3f}"] for name, a in data["archs"].items()]
+    page.add(
+        f"Train-step time of the supernet set to an arch / of the extracted subnet (batch {data['batch']}, "
+        f"{data['input_size'][0]}², {data['threads']} thread):",
+        "",
+    )
+    page.table(["arch", "ratio"], rows)
+
+
+def export_round_trip(page: Page) -> None:
+    page.add("## Export round trip", "")
+    data = page.source("export_round_trip")
+    if data is None:
+        return
+    rows = [[fmt, data["max_abs_metric_difference_vs_in_memory"][fmt], data["identical_confusion_matrix"][fmt],
+             data["eval_seconds"][fmt]] for fmt in data["metrics"]]  # fmt: skip
+    decision = f"defective when {data['decision']['phi']} >= {data['decision']['tau']:.3f}"
+    page.add(f"{data['dataset']} {data['split']} split, {data['images']} images, decision: {decision}.", "")
+    page.table(["format", "max abs metric difference", "identical confusion", "eval seconds"], rows)
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))

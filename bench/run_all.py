@@ -1,0 +1,97 @@
+"""Run the benchmark suite (`make bench`): every benchmark of SPEC section 9 and issue 8, in order,
+each printing its figures and writing bench/results/<name>.json; then `make results` renders
+docs/results.md from those files (bench/report.py).
+
+The real-data benchmarks take hours on 2 CPU cores (the budget of each is in its entry), and they
+resume: an interrupted suite continues where it stopped. `--skip-done` skips benchmarks whose JSON
+exists; `--only NAME ...` runs some. The demo supernet the synthetic benchmarks use is the README's
+main job, run first when it is missing.
+
+    python bench/run_all.py --list
+    python bench/run_all.py --data ../shared/datasets --skip-done
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from common import DEMO_CHECKPOINT, RESULTS
+
+BENCH = Path(__file__).resolve().parent
+MT_ARCH = "runs/search/mt__cpu-x86-2core__mt-cpu/best_arch.yaml"  # written by the MT pipeline's cpu search
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str  # its JSON: bench/results/<name>.json
+    script: str
+    args: tuple[str, ...]  # {data} is the datasets folder
+    budget: str  # what it costs on the 2-core CPU machine
+
+    def command(self, data: str = "../shared/datasets") -> list[str]:
+        return ["python", f"bench/{self.script}", *(a.format(data=data) for a in self.args)]
+
+
+SUITE = (
+    Benchmark("supernet_overhead", "supernet_overhead.py", (), "~10 min"),
+    Benchmark("latency_predictor", "latency_predictor.py", ("--hw", "cpu", "--search-space", "tiny"), "~5 min"),
+    Benchmark("search_throughput", "search_throughput.py", (), "~1 min"),
+    Benchmark("search_vs_random", "search_vs_random.py", (), "~2 min"),
+    Benchmark("inherited_vs_retrained", "inherited_vs_retrained.py", ("--subnets", "10", "--epochs", "5"), "~8 min"),
+    Benchmark("pipeline_mt", "pipeline.py", ("--dataset", "mt", "--data-root", "{data}/magnetic_tile", "--recipe",
+              "mt-cpu", "--hw", "cpu", "jetson", "--candidates", "--threads", "2"), "~40 min: supernet + 2 searches"),
+    Benchmark("retrain_cap", "retrain_cap.py", ("--arch", MT_ARCH, "--dataset", "mt", "--data-root",
+              "{data}/magnetic_tile", "--threads", "2"), "~1.6 h: 2 x 30 epochs"),
+    Benchmark("export_round_trip", "export_round_trip.py", ("runs/retrain/mt__7d2f0521__supernet__cap", "--dataset",
+              "mt", "--data-root", "{data}/magnetic_tile"), "~1 min"),
+    Benchmark("pipeline_neu-seg", "pipeline.py", ("--dataset", "neu-seg", "--data-root", "{data}/neu_seg", "--recipe",
+              "neu-seg-cpu", "--hw", "cpu", "jetson", "--retrain-epochs", "2", "--threads", "2"),
+              "~1.5 h: supernet 6 epochs, 2 searches, 6 x 2-epoch retrainings"),
+    Benchmark("ablations", "ablations.py", ("--dataset", "neu-seg", "--data-root", "{data}/neu_seg", "--threads", "1"),
+              "~1.5 h: 9 tiny supernets at 96x96, each searched and retrained"),
+)  # fmt: skip
+BY_NAME = {b.name: b for b in SUITE}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=os.environ.get("AUTONAD_DATA", "../shared/datasets"), help="datasets folder")
+    p.add_argument("--only", nargs="+", choices=list(BY_NAME), metavar="NAME")
+    p.add_argument("--skip-done", action="store_true", help="skip benchmarks whose JSON exists")
+    p.add_argument("--list", action="store_true", help="print the suite and exit")
+    args = p.parse_args(argv)
+    if args.list:
+        for b in SUITE:
+            done = "done" if (RESULTS / f"{b.name}.json").exists() else "    "
+            print(f"{done}  {b.name:24s} {b.budget:60s} {' '.join(b.command(args.data))}")
+        return 0
+    if not DEMO_CHECKPOINT.exists():
+        _run(["autonad", "search", "--dataset", "synthetic", "--hw", "cpu", "--latency-weight", "0.005", "--resume"])
+    failed = []
+    for bench in SUITE:
+        done = (RESULTS / f"{bench.name}.json").exists()
+        if (args.only and bench.name not in args.only) or (args.skip_done and done):
+            continue
+        if _run([sys.executable, *bench.command(args.data)[1:]]) != 0:
+            failed.append(bench.name)
+    if failed:
+        print(f"failed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+def _run(command: list[str]) -> int:
+    print("+ " + " ".join(command), flush=True)
+    start = time.perf_counter()
+    code = subprocess.call(command, cwd=BENCH.parent)
+    print(f"  exit {code} after {time.perf_counter() - start:.0f} s", flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

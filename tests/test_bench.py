@@ -1,0 +1,41 @@
+"""The benchmark suite's driver and the results-page renderer (the benchmarks themselves are not
+tests: they take minutes to hours and report figures)."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def bench(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_suite_lists_every_benchmark_script_once():
+    out = bench("bench/run_all.py", "--list")
+    assert out.returncode == 0, out.stderr
+    listed = {re.search(r"bench/(\w+)\.py", line).group(1) for line in out.stdout.splitlines()}
+    scripts = {p.stem for p in (ROOT / "bench").glob("*.py")} - {"common", "run_all", "report"}
+    assert listed == scripts
+
+
+def test_results_page_cites_a_command_and_json_for_every_figure(tmp_path):
+    out = bench("bench/report.py", "--out", str(tmp_path / "results.md"))
+    assert out.returncode == 0, out.stderr
+    page = (tmp_path / "results.md").read_text()
+    for heading in ("Headline", "NEU-Seg", "Magnetic Tile", "Ablations", "CaP on/off", "Kendall tau",
+                    "Latency model", "Search", "Supernet overhead", "Export round trip"):  # fmt: skip
+        assert heading in page
+    results = ROOT / "bench" / "results"
+    cited = re.findall(r"\(\.\./bench/results/([\w-]+)\.json\)", page)
+    assert cited and all((results / f"{name}.json").is_file() for name in cited)
+    for name in cited:  # each cited file is valid JSON and the page shows the command that wrote it
+        data = json.loads((results / f"{name}.json").read_text())
+        assert "command" not in data or f"`{data['command']}`" in page
+    missing = {p.stem for p in results.glob("*.json")} - set(cited)
+    assert not missing, f"results not on the page: {missing}"
+    for image in re.findall(r"\]\(img/([\w.-]+)\)", page):
+        assert (tmp_path / "img" / image).stat().st_size > 0
