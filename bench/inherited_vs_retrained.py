@@ -8,6 +8,9 @@ cheap estimate can be trusted. Retraining runs resume, so an interrupted benchma
 
     python bench/inherited_vs_retrained.py                     # 10 subnets x 5 epochs, demo supernet
     python bench/inherited_vs_retrained.py --subnets 12 --epochs 10 --metric sample_miou
+    python bench/inherited_vs_retrained.py --name inherited_vs_retrained_neu --dataset neu-seg \\
+        --data-root ../shared/datasets/neu_seg --recipe neu-seg-ablation --epochs 1 \\
+        --checkpoint runs/supernet/neu-seg__tiny-space-conv+transformer+mlp__neu-seg-ablation/checkpoint.pt
 """
 
 from __future__ import annotations
@@ -44,8 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metric", default="miou", choices=("miou", "miou_fg", "mf1", "sample_miou", "seg_recall"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", type=Path, default=Path("runs/bench/inherited_vs_retrained"))
+    p.add_argument("--out", type=Path, help="run folder (default: runs/bench/<name>)")
+    p.add_argument("--name", default="inherited_vs_retrained", help="results file bench/results/<name>.json")
     args = p.parse_args(argv)
+    args.out = args.out or Path("runs/bench") / args.name
     require_checkpoint(args.checkpoint)
     torch.set_num_threads(args.threads)
 
@@ -78,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{i + 1}/{len(archs)} {arch.hash}: inherited {rows[-1]['inherited']:.4f} "
               f"retrained {rows[-1]['retrained']:.4f}", flush=True)  # fmt: skip
     tau, p_value = kendalltau([r["inherited"] for r in rows], [r["retrained"] for r in rows])
-    report("inherited_vs_retrained", {
+    report(args.name, {
         "supernet": str(args.checkpoint), "dataset": source.name, "metric": args.metric, "subnets": len(rows),
         "retrain_epochs": args.epochs, "kendall_tau": round(float(tau), 4), "p_value": round(float(p_value), 4),
         "rows": rows, "command": "python bench/inherited_vs_retrained.py " + " ".join(argv or []),

@@ -369,24 +369,24 @@ def cap_on_off(page: Page) -> None:
 
 def ranking(page: Page) -> None:
     page.add("## Inherited vs retrained ranking (Kendall tau)", "")
-    data = page.source("inherited_vs_retrained")
-    if data is None:
-        return
-    page.add(
-        f"{data['subnets']} random subnets of the demo supernet ({data['dataset']}), scored by validation "
-        f"{data['metric']} with inherited weights and after {data['retrain_epochs']} retraining epochs each: "
-        f"**Kendall tau {data['kendall_tau']:.3f}** (p = {data['p_value']:.3f}).",
-        "",
-    )
-    plt, path = page.figure("ranking.png")
-    fig, ax = plt.subplots(figsize=(4.5, 3.6))
-    ax.scatter([100 * r["inherited"] for r in data["rows"]], [100 * r["retrained"] for r in data["rows"]])
-    ax.set(xlabel=f"inherited {data['metric']} (%)", ylabel=f"retrained {data['metric']} (%)",
-           title=f"Kendall tau {data['kendall_tau']:.2f}")  # fmt: skip
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    page.picture(path.name, "Each point one subnet: its inherited-weight score vs its score after retraining.")
+    for name, what in (("inherited_vs_retrained", "the demo supernet (tiny space, synthetic data, 128²)"),
+                       ("inherited_vs_retrained_neu", "the NEU-Seg ablation supernet (tiny space, cross sharing, "
+                                                      "96²)")):  # fmt: skip
+        data = page.source(name)
+        if data is None:
+            continue
+        page.add(f"{data['subnets']} random subnets of {what}, scored by validation {data['metric']} with inherited "
+                 f"weights and after {data['retrain_epochs']} retraining epoch(s) each: **Kendall tau "
+                 f"{data['kendall_tau']:.3f}** (p = {data['p_value']:.3f}).", "")  # fmt: skip
+        plt, path = page.figure(f"ranking_{name}.png")
+        fig, ax = plt.subplots(figsize=(4.5, 3.6))
+        ax.scatter([100 * r["inherited"] for r in data["rows"]], [100 * r["retrained"] for r in data["rows"]])
+        ax.set(xlabel=f"inherited {data['metric']} (%)", ylabel=f"retrained {data['metric']} (%)",
+               title=f"{data['dataset']}: Kendall tau {data['kendall_tau']:.2f}")  # fmt: skip
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        page.picture(path.name, "Each point one subnet: its inherited-weight score vs its score after retraining.")
 
 
 def latency(page: Page) -> None:

@@ -25,6 +25,7 @@ from common import DEMO_CHECKPOINT, RESULTS
 
 BENCH = Path(__file__).resolve().parent
 MT_ARCH = "runs/search/mt__cpu-x86-2core__mt-cpu/best_arch.yaml"  # written by the MT pipeline's cpu search
+NEU_TINY = "runs/supernet/neu-seg__tiny-space-conv+transformer+mlp__neu-seg-ablation/checkpoint.pt"  # by ablations
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,9 @@ SUITE = (
               "~1.5 h: supernet 6 epochs, 2 searches, 6 x 2-epoch retrainings"),
     Benchmark("ablations", "ablations.py", ("--dataset", "neu-seg", "--data-root", "{data}/neu_seg", "--threads", "1"),
               "~1.5 h: 9 tiny supernets at 96x96, each searched and retrained"),
+    Benchmark("inherited_vs_retrained_neu", "inherited_vs_retrained.py", ("--name", "inherited_vs_retrained_neu",
+              "--dataset", "neu-seg", "--data-root", "{data}/neu_seg", "--recipe", "neu-seg-ablation", "--epochs", "1",
+              "--checkpoint", NEU_TINY), "~15 min: 10 tiny subnets x 1 epoch at 96x96"),
 )  # fmt: skip
 BY_NAME = {b.name: b for b in SUITE}
 

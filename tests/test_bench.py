@@ -17,9 +17,11 @@ def bench(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 def test_suite_lists_every_benchmark_script_once():
     out = bench("bench/run_all.py", "--list")
     assert out.returncode == 0, out.stderr
-    listed = {re.search(r"bench/(\w+)\.py", line).group(1) for line in out.stdout.splitlines()}
+    lines = out.stdout.splitlines()
     scripts = {p.stem for p in (ROOT / "bench").glob("*.py")} - {"common", "run_all", "report"}
-    assert listed == scripts
+    assert {re.search(r"bench/(\w+)\.py", line).group(1) for line in lines} == scripts
+    names = [line[6:].split()[0] for line in lines]  # "done  NAME ..." or "      NAME ..."
+    assert len(set(names)) == len(lines)  # one results file per entry
 
 
 def test_results_page_cites_a_command_and_json_for_every_figure(tmp_path):
