@@ -7,7 +7,8 @@ section 9 "quality"; paper Table II).
   3. retraining, every candidate with the recipe's `retrain` settings for the same number of epochs,
      from the supernet's weights, without CaP: the searched arch of every device, the largest subnet,
      a random subnet, the first searched arch with the fixed UPerNet decoder (Table VI), and a plain
-     U-Net (`autonad.train.baseline`, from scratch: it has no supernet);
+     U-Net (`autonad.train.baseline`, quarter width by default so its FLOPs are of the order of the
+     subnets'; from scratch: it has no supernet);
   4. per candidate: test-split metrics, params and FLOPs (fvcore), predicted latency on each
      device's table, and end-to-end latency measured here side by side (1 thread, median);
   5. `autonad predict` overlays of a few test images by the first searched model.
@@ -48,6 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--retrain-epochs", type=int, default=2)
     p.add_argument("--candidates", nargs="*", default=["searched", "largest", "random", "upernet", "unet"])
     p.add_argument("--seed", type=int, default=0, help="draws the random subnet")
+    p.add_argument(
+        "--unet-widths",
+        type=int,
+        nargs="+",
+        default=[16, 32, 64, 128, 256],
+        help="U-Net level widths (default: quarter width, FLOPs of the order of the searched subnets)",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--overlays", type=int, default=4, help="test images to predict with the first searched model")
     p.add_argument("--out", type=Path)
@@ -165,7 +173,7 @@ def unet_row(args, recipe, run: Path) -> dict:
     source = open_dataset(args.dataset, args.data_root, seed=budget.retrain.seed)
     if not (run / "best.pt").exists() or _epochs(run, UNET_RUN_FORMAT) < args.retrain_epochs:
         print(f"+ U-Net baseline on {source.name}, {args.retrain_epochs} epochs -> {run}", flush=True)
-        UNetTrainer(budget, source, run).fit(resume=(run / "checkpoint.pt").exists())
+        UNetTrainer(budget, source, run, tuple(args.unet_widths)).fit(resume=(run / "checkpoint.pt").exists())
     trained = load_trained_unet(run / "best.pt")
     split = "test" if source.splits.get("test") else "val"
     metrics = evaluate_model(ExportedModel(trained.net, trained.meta, run / "best.pt"), source, split).to_dict()
@@ -204,6 +212,8 @@ def measure_here(rows: dict, out: Path, recipe, threads: int) -> None:
 def predict_overlays(args, out: Path, label: str, data: list[str]) -> list[str]:
     """`autonad predict` on a few test images spread over the split (the split file's order)."""
     split = json.loads((out / label / "split.json").read_text())
+    if not split.get("root"):
+        return []  # a generated dataset (synthetic): no image files to predict
     test = split["splits"].get("test") or split["splits"]["val"]
     picks = [test[round(i * (len(test) - 1) / max(1, args.overlays - 1))] for i in range(args.overlays)]
     root = Path(split["root"])
