@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--only", nargs="+", help="variants to run (default: all; see --list)")
     p.add_argument("--list", action="store_true")
+    p.add_argument("--report-only", action="store_true", help="collect the finished variants, run nothing")
     p.add_argument("--out", type=Path, default=Path("runs/bench/ablations"))
     args = p.parse_args(argv)
 
@@ -55,16 +56,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     results = _previous(args.out)
     for name, ops, sharing in variants:
-        if args.only and name not in args.only:
+        if (args.only and name not in args.only) or (args.report_only and not _finished(args.out / name)):
             continue
         start = time.perf_counter()
         results[name] = {"ops": list(ops), "weight_sharing": sharing,
                          **run_variant(args, args.out / name, name, ops, sharing)}  # fmt: skip
         print(f"{name}: {json.dumps(results[name])} ({time.perf_counter() - start:.0f} s)", flush=True)
-    if f"space-{FULL}" in results and (not args.only or f"space-{FULL}" in args.only):
-        results["decoder-upernet"] = run_upernet(args, args.out / f"space-{FULL}")
+        write_json(args.out / "results.json", results)
+    full = args.out / f"space-{FULL}"
+    if _finished(full) and (not args.only or f"space-{FULL}" in args.only):
+        if not args.report_only or (full / "retrain-upernet" / "metrics.json").exists():
+            results["decoder-upernet"] = run_upernet(args, full)
     write_json(args.out / "results.json", results)
-    command = "python bench/ablations.py " + " ".join(argv or [])
+    command = "python bench/ablations.py " + " ".join(a for a in argv or [] if a != "--report-only")
     report("ablations", {"dataset": args.dataset, "recipe": args.recipe, "base_space": args.base_space,
                          "variants": results, "command": command})  # fmt: skip
     return 0
@@ -193,6 +197,10 @@ def _elapsed_s(run: Path) -> float:
     from autonad.train.subnet import RETRAIN_FORMAT
 
     return float(load_checkpoint(run / "checkpoint.pt", RETRAIN_FORMAT)["state"]["elapsed_s"])
+
+
+def _finished(variant: Path) -> bool:
+    return (variant / "retrain" / "metrics.json").exists() and (variant / "inherited.json").exists()
 
 
 def _previous(out: Path) -> dict:
