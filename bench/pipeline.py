@@ -78,8 +78,12 @@ def main(argv: list[str] | None = None) -> int:
 
     devices = [canonical_device(hw) for hw in args.hw]
     searches = {}
+    # the searched and UPerNet candidates need the searches; a run of the other baselines alone does not
+    need_search = not args.candidates or {"searched", "upernet"} & set(args.candidates)
     for hw, device in zip(args.hw, devices):
         run = Path("runs/search") / f"{slug}__{device}__{recipe.name}"
+        if not need_search:
+            continue
         if not (run / "summary.yaml").exists():
             with timer(f"search_s/{device}"):
                 _autonad(["search", *data, "--hw", hw, "--recipe", args.recipe, *threads, "--out", str(run),
@@ -229,7 +233,9 @@ def supernet_summary(checkpoint: Path) -> dict:
     from autonad.train.trainer import CHECKPOINT_FORMAT
 
     ckpt = load_checkpoint(checkpoint, CHECKPOINT_FORMAT)
-    return {"checkpoint": str(checkpoint), "epochs": ckpt["state"]["epoch"], "steps": ckpt["state"]["global_step"],
+    device = yaml.safe_load((checkpoint.parent / "run.yaml").read_text()).get("device")
+    return {"checkpoint": str(checkpoint), "device": device, "epochs": ckpt["state"]["epoch"],
+            "steps": ckpt["state"]["global_step"],
             "hours": round(ckpt["state"]["elapsed_s"] / 3600, 3), "history": ckpt["history"]}  # fmt: skip
 
 

@@ -218,7 +218,7 @@ def mt_pipeline(page: Page) -> None:
 
 def _pipeline_budget(page: Page, data: dict) -> None:
     s = data["supernet"]
-    rows = [["supernet", f"{s['epochs']} epochs ({s['steps']} steps)", hours(s["hours"]), data["machine"]]]
+    rows = [["supernet", f"{s['epochs']} epochs ({s['steps']} steps)", hours(s["hours"]), s.get("device")]]
     for device, search in data["searches"].items():
         cfg = search["search"]
         minutes = "—" if search["minutes"] is None else f"{search['minutes']:.0f} min"
@@ -226,6 +226,11 @@ def _pipeline_budget(page: Page, data: dict) -> None:
                      f"population {cfg['population']} x {cfg['generations']} generations, {search['candidates']} "
                      f"candidates", minutes, data["machine"]])  # fmt: skip
     page.table(["stage", "size", "time", "device"], rows)
+    page.add(
+        "Times are wall-clock on the shared 2-core machine, mostly with other benchmarks running beside them: "
+        "upper bounds of what the same run takes alone.",
+        "",
+    )
 
 
 def _curves(page: Page, data: dict, prefix: str) -> None:
