@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recipe", required=True)
     p.add_argument("--hw", nargs="+", default=["cpu", "jetson"], help="devices to search for (first: the baseline's)")
     p.add_argument("--retrain-epochs", type=int, default=2)
+    p.add_argument("--generations", type=int, help="search generations (default: the recipe's search budget)")
+    p.add_argument("--retrain-devices", nargs="+", help="devices whose searched arch is retrained (default: all)")
     p.add_argument("--candidates", nargs="*", default=["searched", "largest", "random", "upernet", "unet"])
     p.add_argument("--seed", type=int, default=0, help="draws the random subnet")
     p.add_argument(
@@ -86,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if not (run / "summary.yaml").exists():
             with timer(f"search_s/{device}"):
-                _autonad(["search", *data, "--hw", hw, "--recipe", args.recipe, *threads, "--out", str(run),
+                budget = ["--generations", str(args.generations)] if args.generations else []
+                _autonad(["search", *data, "--hw", hw, "--recipe", args.recipe, *threads, *budget, "--out", str(run),
                           *(["--resume"] if (run / "search_state.pt").exists() else [])])  # fmt: skip
         searches[device] = run
 
@@ -119,17 +122,19 @@ def main(argv: list[str] | None = None) -> int:
 
 def candidate_archs(args, recipe, searches: dict[str, Path], out: Path) -> dict[str, Path]:
     """Label -> arch file of every subnet to retrain (written into `out` for the drawn ones)."""
+    from autonad.latency.table import canonical_device
     from autonad.space import Arch, DecoderArch, HeadsArch, SearchSpace
     from autonad.supernet import SupernetConfig
 
     space = SearchSpace.load(SupernetConfig.load(recipe.supernet).search_space)
     archs: dict[str, Path] = {}
     if "searched" in args.candidates:
-        archs.update({f"searched-{device}": run / "best_arch.yaml" for device, run in searches.items()})
+        wanted = {canonical_device(d) for d in args.retrain_devices or searches}
+        archs.update({f"searched-{d}": run / "best_arch.yaml" for d, run in searches.items() if d in wanted})
     drawn = {
+        "upernet": lambda: _with_upernet(Arch.load(next(iter(searches.values())) / "best_arch.yaml"), DecoderArch),
         "largest": lambda: space.largest(heads=HeadsArch(cap=False)),
         "random": lambda: space.sample(random.Random(args.seed), heads=HeadsArch(cap=False)),
-        "upernet": lambda: _with_upernet(Arch.load(next(iter(searches.values())) / "best_arch.yaml"), DecoderArch),
     }
     for label, make in drawn.items():
         if label in args.candidates:
