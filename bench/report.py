@@ -25,6 +25,7 @@ PAPER_V = {"conv": (79.7, 88.2), "transformer": (79.9, 88.4), "mlp": (79.5, 88.1
            "conv+mlp": (80.7, 88.9), "transformer+mlp": (80.9, 89.1), "conv+transformer+mlp": (81.3, 89.3)}  # fmt: skip
 PAPER_VI_NEU = {"UPerNet (PPM 1,2,3,6; 1x1 laterals; 3x3 FPN)": (83.6, 90.8), "MFAM (searched)": (84.6, 91.4)}
 PAPER_VII = {"classical": (62.1, 83.9), "entangled": (72.5, 84.2), "cross": (79.0, 84.6)}
+FULL = "conv+transformer+mlp"
 CANDIDATE_NAMES = {"largest": "largest subnet", "random": "random subnet", "upernet": "searched encoder + UPerNet",
                    "unet": "plain U-Net (scratch)"}  # fmt: skip
 
@@ -302,6 +303,7 @@ def ablations(page: Page) -> None:
                          hours(r["supernet_hours"]), f"{paper[0]} / {paper[1]}"])  # fmt: skip
     page.table(["block operators", "mIoU inherited", "mIoU retrained", "mF1 retrained", "supernet time",
                 "paper (MT) mIoU / mF1"], rows)  # fmt: skip
+    _spread(page, {n: v[f"space-{n}"] for n in PAPER_V if f"space-{n}" in v}, "search space")
     page.add("### Decoder: searched MFAM vs fixed UPerNet (Table VI)", "")
     full, upernet = v.get("space-conv+transformer+mlp"), v.get("decoder-upernet")
     if full and upernet:
@@ -326,7 +328,21 @@ def ablations(page: Page) -> None:
                          f"{paper[0]} / {paper[1]}"])  # fmt: skip
     page.table(["weight sharing", "mIoU inherited", "mIoU retrained", "supernet time", "paper (NEU) inherited / "
                 "retrained"], rows)  # fmt: skip
+    modes = {m: v.get(f"space-{FULL}" if m == "cross" else f"sharing-{m}") for m in PAPER_VII}
+    _spread(page, {m: r for m, r in modes.items() if r}, "weight-sharing mode")
     _sharing_curves(page, v)
+
+
+def _spread(page: Page, rows: dict[str, dict], what: str) -> None:
+    """One sentence: which variant leads on inherited and on retrained mIoU, and by how much."""
+    if len(rows) < 2:
+        return
+    parts = []
+    for key in ("inherited", "retrained"):
+        ranked = sorted(rows, key=lambda n: rows[n][key]["miou"], reverse=True)
+        best, low = rows[ranked[0]][key]["miou"], rows[ranked[-1]][key]["miou"]
+        parts.append(f"{key}: **{ranked[0]}** leads ({pct(best)}; spread {100 * (best - low):.1f} points)")
+    page.add(f"By {what}, {'; '.join(parts)}.", "")
 
 
 def _sharing_curves(page: Page, variants: dict) -> None:
