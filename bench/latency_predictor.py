@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-ceiling", action="store_true", help="skip the second timing pass")
+    p.add_argument("--name", default="latency_predictor", help="results file bench/results/<name>.json")
     args = p.parse_args(argv)
 
     pred = predictor_for(args.hw, args.search_space, tuple(args.input_size), 1, 2)
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     first = validate(pred, args.n, args.seed, torch.device("cpu"))
     result = {
         "device": pred.device,
+        "search_space": args.search_space,
+        "input_size": list(args.input_size),
         "profile": pred.profile.signature,
         "hardware": pred.profile.hardware,
         "calibration": {"fitted_on": pred.profile.calibration.fitted_on, "mape": pred.profile.calibration.mape},
@@ -50,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         result["remeasured_vs_measured"] = summary(second.measured, first.measured)
         result["predicted_vs_remeasured"] = summary(second.predicted, second.measured)
     result["seconds"] = round(time.perf_counter() - start, 1)
-    report("latency_predictor", result)
+    report(args.name, result)
     return 0
 
 

@@ -47,7 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recipe", required=True)
     p.add_argument("--hw", nargs="+", default=["cpu", "jetson"], help="devices to search for (first: the baseline's)")
     p.add_argument("--retrain-epochs", type=int, default=2)
-    p.add_argument("--generations", type=int, help="search generations (default: the recipe's search budget)")
+    p.add_argument(
+        "--generations",
+        type=int,
+        nargs="+",
+        help="search generations: one for every device, or one per --hw device (default: the recipe's budget)",
+    )
     p.add_argument("--retrain-devices", nargs="+", help="devices whose searched arch is retrained (default: all)")
     p.add_argument("--candidates", nargs="*", default=["searched", "largest", "random", "upernet", "unet"])
     p.add_argument("--seed", type=int, default=0, help="draws the random subnet")
@@ -64,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
+    devices = [canonical_device(hw) for hw in args.hw]
+    generations = _generations_per_device(args.generations, devices)
     recipe = Recipe.load(args.recipe)
     slug = dataset_slug(args.dataset)
     out = args.out or Path("runs/bench/pipeline") / f"{slug}__{recipe.name}"
@@ -78,7 +85,6 @@ def main(argv: list[str] | None = None) -> int:
         _autonad(["train-supernet", *data, "--recipe", args.recipe, *threads,
                   *(["--resume"] if checkpoint.exists() else [])])  # fmt: skip
 
-    devices = [canonical_device(hw) for hw in args.hw]
     searches = {}
     # the searched and UPerNet candidates need the searches; a run of the other baselines alone does not
     need_search = not args.candidates or {"searched", "upernet"} & set(args.candidates)
@@ -88,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if not (run / "summary.yaml").exists():
             with timer(f"search_s/{device}"):
-                budget = ["--generations", str(args.generations)] if args.generations else []
+                budget = ["--generations", str(generations[device])] if generations[device] else []
                 _autonad(["search", *data, "--hw", hw, "--recipe", args.recipe, *threads, *budget, "--out", str(run),
                           *(["--resume"] if (run / "search_state.pt").exists() else [])])  # fmt: skip
         searches[device] = run
@@ -118,6 +124,18 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python bench/pipeline.py " + " ".join(argv or []),
     })  # fmt: skip
     return 0
+
+
+def _generations_per_device(generations: list[int] | None, devices: list[str]) -> dict[str, int | None]:
+    """--generations N (every device) or N1 N2 ... (one per --hw device, in order)."""
+    if not generations:
+        return dict.fromkeys(devices)
+    if len(generations) == 1:
+        return dict.fromkeys(devices, generations[0])
+    if len(generations) != len(devices):
+        n = len(devices)
+        raise SystemExit(f"--generations: {len(generations)} values for {n} devices; give 1 or {n}")
+    return dict(zip(devices, generations))
 
 
 def candidate_archs(args, recipe, searches: dict[str, Path], out: Path) -> dict[str, Path]:

@@ -249,15 +249,20 @@ def _compare(page: Page, data: dict) -> None:
             page.add(f"The arch {label.replace('searched-', 'searched for ')} is {gap:+.1f} mIoU points from the "
                      f"best baseline ({CANDIDATE_NAMES.get(best, best)}) at this retraining budget.", "")  # fmt: skip
     first = next(iter(data["searches"]), None)
-    ratios = [r["measured_ms_here"] / r["predicted_latency"][first]["ms"] for r in rows.values()
-              if r.get("measured_ms_here") and first in r["predicted_latency"]]  # fmt: skip
-    if ratios:
+    timed = [r for r in rows.values() if r.get("measured_ms_here") and first in r["predicted_latency"]]
+    if len(timed) > 1:
+        from scipy.stats import kendalltau
+
+        measured = [r["measured_ms_here"] for r in timed]
+        predicted = [r["predicted_latency"][first]["ms"] for r in timed]
+        ratios = [m / p for m, p in zip(measured, predicted)]
         page.add(f"Measured here / predicted on {first}: median {statistics.median(ratios):.2f} "
-                 f"(range {min(ratios):.2f}-{max(ratios):.2f}). The table converts its timings with a probe "
-                 "workload timed when it was profiled, the measurement here is raw wall-clock of this run; a ratio "
-                 "that is the same for every model means the machine ran at another speed, not a ranking error. "
-                 "Retraining times are wall-clock with other runs beside them and differing thread counts.",
-                 "")  # fmt: skip
+                 f"(range {min(ratios):.2f}-{max(ratios):.2f}); Kendall tau between the two orderings of these "
+                 f"{len(timed)} models {kendalltau(predicted, measured).statistic:.2f}. The table converts its "
+                 "timings with a probe workload timed when it was profiled, the measurement here is raw wall-clock "
+                 "of this run, so the level differs with the machine's speed; the spread of the ratio is the "
+                 "prediction error plus this machine's 10-15% timing noise. Retraining times are wall-clock with "
+                 "other runs beside them and differing thread counts.", "")  # fmt: skip
 
 
 def _curves(page: Page, data: dict, prefix: str) -> None:
@@ -266,15 +271,25 @@ def _curves(page: Page, data: dict, prefix: str) -> None:
     hist = data["supernet"]["history"]
     left.plot([h["epoch"] for h in hist], [h["loss"] for h in hist], marker="o")
     left.set(xlabel="epoch", ylabel="train loss", title="supernet training")
-    for label, row in data["candidates"].items():
-        epochs = [h["epoch"] for h in row["history"] if "val" in h]
-        right.plot(epochs, [100 * h["val"]["miou"] for h in row["history"] if "val" in h], marker="o", label=label)
-    right.set(xlabel="epoch", ylabel="val mIoU (%)", title="retraining (same budget)")
-    right.legend(fontsize=7)
+    curves = {label: [(h["epoch"], 100 * h["val"]["miou"]) for h in row["history"] if "val" in h]
+              for label, row in data["candidates"].items()}  # fmt: skip
+    if all(len(points) <= 1 for points in curves.values()):  # one epoch each: a curve would be a dot
+        labels = [label for label, points in curves.items() if points]
+        bars = right.barh(labels, [curves[label][0][1] for label in labels])
+        right.bar_label(bars, fmt="%.1f", padding=2, fontsize=8)
+        right.invert_yaxis()
+        right.set(xlabel="val mIoU (%)", title="retraining, 1 epoch each (same budget)")
+        caption = "Left: supernet training loss per epoch. Right: validation mIoU of every retrained model."
+    else:
+        for label, points in filter(lambda item: item[1], curves.items()):
+            right.plot(*zip(*points), marker="o", label=label)
+        right.set(xlabel="epoch", ylabel="val mIoU (%)", title="retraining (same budget)")
+        right.legend(fontsize=7)
+        caption = "Left: supernet training loss per epoch. Right: validation mIoU of every retrained model per epoch."
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    page.picture(path.name, "Left: supernet training loss per epoch. Right: validation mIoU of every retrained model.")
+    page.picture(path.name, caption)
 
 
 def _search_pictures(page: Page, data: dict, prefix: str) -> None:
@@ -341,7 +356,7 @@ def ablations(page: Page) -> None:
         first = next(k for k in neu["candidates"] if k.startswith("searched-"))
         a, b = neu["candidates"][first]["test"], neu["candidates"]["upernet"]["test"]
         page.add(
-            f"At the NEU pipeline's scale (Table I space, 128², {neu['retrain_epochs']} retraining epochs): "
+            f"At the NEU pipeline's scale (Table I space, 128², {neu['retrain_epochs']} retraining epoch(s)): "
             f"MFAM {pct(a['miou'])} vs UPerNet {pct(b['miou'])} mIoU (table above).",
             "",
         )
@@ -425,6 +440,7 @@ def ranking(page: Page) -> None:
         page.add(f"{data['subnets']} random subnets of {what}, scored by validation {data['metric']} with inherited "
                  f"weights and after {data['retrain_epochs']} retraining epoch(s) each: **Kendall tau "
                  f"{data['kendall_tau']:.3f}** (p = {data['p_value']:.3f}).", "")  # fmt: skip
+        page.add(_ranking_verdict(data), "")
         plt, path = page.figure(f"ranking_{name}.png")
         fig, ax = plt.subplots(figsize=(4.5, 3.6))
         ax.scatter([100 * r["inherited"] for r in data["rows"]], [100 * r["retrained"] for r in data["rows"]])
@@ -436,16 +452,31 @@ def ranking(page: Page) -> None:
         page.picture(path.name, "Each point one subnet: its inherited-weight score vs its score after retraining.")
 
 
+def _ranking_verdict(data: dict) -> str:
+    """Spreads of both scores and whether the rank agreement is significant at 5%."""
+    inherited = [100 * r["inherited"] for r in data["rows"]]
+    retrained = [100 * r["retrained"] for r in data["rows"]]
+    spreads = (f"Inherited scores span {max(inherited) - min(inherited):.1f} points, retrained "
+               f"{max(retrained) - min(retrained):.1f}.")  # fmt: skip
+    if data["p_value"] < 0.05:
+        return f"{spreads} The inherited weights rank these subnets like retraining does (p < 0.05)."
+    return (
+        f"{spreads} No significant rank agreement (p >= 0.05): at this supernet and retraining budget the "
+        "inherited score does not predict which subnet retrains best."
+    )
+
+
 def latency(page: Page) -> None:
     page.add("## Latency model (SPEC section 9)", "")
-    data = page.source("latency_predictor")
-    if data is None:
-        return
-    rows = [[k.replace("_", " "), data[k]["n"], pct(data[k]["within_10pct"]), f"{data[k]['kendall_tau']:.3f}",
-             pct(data[k]["mape"])] for k in ("predicted_vs_measured", "remeasured_vs_measured",
-                                               "predicted_vs_remeasured") if k in data]  # fmt: skip
-    page.add(f"{data['device']} table, profile {data['profile']}, on {data['hardware']}.", "")
-    page.table(["comparison", "subnets", "within ±10% (%)", "Kendall tau", "MAPE (%)"], rows)
+    for name in ("latency_predictor", "latency_predictor_autonad"):
+        data = page.source(name)
+        if data is None:
+            continue
+        rows = [[k.replace("_", " "), data[k]["n"], pct(data[k]["within_10pct"]), f"{data[k]['kendall_tau']:.3f}",
+                 pct(data[k]["mape"])] for k in ("predicted_vs_measured", "remeasured_vs_measured",
+                                                   "predicted_vs_remeasured") if k in data]  # fmt: skip
+        page.add(f"{data['device']} table, profile {data['profile']}, on {data['hardware']}.", "")
+        page.table(["comparison", "subnets", "within ±10% (%)", "Kendall tau", "MAPE (%)"], rows)
     page.add(
         "*remeasured vs measured* is the machine's noise ceiling: no predictor can agree with a measurement "
         "better than the measurement agrees with itself.",

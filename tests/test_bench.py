@@ -41,3 +41,11 @@ def test_results_page_cites_a_command_and_json_for_every_figure(tmp_path):
     assert not missing, f"results not on the page: {missing}"
     for image in re.findall(r"\]\(img/([\w.-]+)\)", page):
         assert (tmp_path / "img" / image).stat().st_size > 0
+
+
+def test_pipeline_refuses_a_generation_count_per_device_that_does_not_match(tmp_path):
+    out = bench("bench/pipeline.py", "--dataset", "synthetic", "--recipe", "demo", "--hw", "cpu", "jetson",
+                "--generations", "6", "3", "1", "--out", str(tmp_path))  # fmt: skip
+    assert out.returncode != 0
+    assert out.stderr.strip().splitlines()[-1] == "--generations: 3 values for 2 devices; give 1 or 2"
+    assert not any(tmp_path.iterdir())  # refused before any work
