@@ -213,27 +213,34 @@ def unet_row(args, recipe, run: Path) -> dict:
             "per_class_iou": metrics.get("per_class_iou")}  # fmt: skip
 
 
-def measure_here(rows: dict, out: Path, recipe, threads: int) -> None:
-    """End-to-end latency of every candidate measured on this machine in one run (1 thread, median)."""
+def measure_here(rows: dict, out: Path, recipe, threads: int, rounds: int = 5) -> None:
+    """End-to-end latency of every candidate measured on this machine in one run (1 thread, the
+    models taking turns so a change in the shared machine's speed falls on all of them alike)."""
+    import functools
+
     import torch
 
-    from autonad.latency.measure import TimingConfig, fixed_threads, time_network
+    from autonad.latency.measure import TimingConfig, time_round_robin
+
+    image = torch.randn(1, 3, *recipe.input_size)
+    timing = TimingConfig(threads=1, warmup=3, repeats=9)
+    builders = [functools.partial(_trained_net, label, Path(row["run"])) for label, row in rows.items()]
+    times = time_round_robin(builders, image, torch.device("cpu"), timing, rounds, "timing candidates here")
+    for row, ms in zip(rows.values(), times):
+        row["measured_ms_here"] = round(ms, 2)
+    torch.set_num_threads(threads)
+
+
+def _trained_net(label: str, run: Path):
+    """The plain network in a retrained run's best.pt (a subnet, or the U-Net baseline)."""
     from autonad.supernet import Supernet
     from autonad.train.baseline import load_trained_unet
     from autonad.train.subnet import load_trained_subnet
 
-    image = torch.randn(1, 3, *recipe.input_size)
-    timing = TimingConfig(threads=1, warmup=5, repeats=21)
-    with fixed_threads(1):
-        for label, row in rows.items():
-            run = Path(row["run"])
-            if label == "unet":
-                net = load_trained_unet(run / "best.pt").net
-            else:
-                trained = load_trained_subnet(run / "best.pt")
-                net = Supernet(trained.config, len(trained.classes)).extract(trained.arch)
-            row["measured_ms_here"] = round(time_network(net, image, torch.device("cpu"), timing), 2)
-    torch.set_num_threads(threads)
+    if label == "unet":
+        return load_trained_unet(run / "best.pt").net
+    trained = load_trained_subnet(run / "best.pt")
+    return Supernet(trained.config, len(trained.classes)).extract(trained.arch).eval()
 
 
 def predict_overlays(args, out: Path, label: str, data: list[str]) -> list[str]:

@@ -17,7 +17,7 @@ import functools
 import random
 import statistics
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -125,18 +125,31 @@ def time_subnets(
     rounds: int = 3,
     description: str = "timing subnets",
 ) -> list[float]:
-    """End-to-end ms of each arch's extracted subnet: `rounds` round-robin passes over all of them,
-    median per subnet, so a slow spell of the machine costs one pass of every subnet instead of
-    every pass of a few."""
+    """End-to-end ms of each arch's extracted subnet (see `time_round_robin`)."""
     from autonad.latency.components import profiling_supernet
 
     net = profiling_supernet(space, classes)
-    samples: list[list[float]] = [[] for _ in archs]
+    builders = [functools.partial(net.extract, arch) for arch in archs]
+    return time_round_robin(builders, image, device, timing, rounds, description)
+
+
+def time_round_robin(
+    builders: Sequence[Callable[[], nn.Module]],
+    image: Tensor,
+    device: torch.device,
+    timing: TimingConfig,
+    rounds: int = 3,
+    description: str = "timing networks",
+) -> list[float]:
+    """End-to-end ms of each network: `rounds` round-robin passes over all of them, median per
+    network, so a slow spell of the machine costs one pass of every network instead of every pass
+    of a few. Networks are built when timed, so only one is held at a time."""
+    samples: list[list[float]] = [[] for _ in builders]
     with fixed_threads(timing.threads), progress() as bar:
-        task = bar.add_task(description, total=rounds * len(archs))
+        task = bar.add_task(description, total=rounds * len(builders))
         for _ in range(rounds):
-            for i, arch in enumerate(archs):
-                samples[i].append(time_network(net.extract(arch), image, device, timing))
+            for i, build in enumerate(builders):
+                samples[i].append(time_network(build(), image, device, timing))
                 bar.advance(task)
     return [statistics.median(s) for s in samples]
 
