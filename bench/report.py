@@ -191,7 +191,7 @@ def neu_pipeline(page: Page) -> None:
                      ms(row.get("measured_ms_here")), hours(row["train_hours"]), row["init"]])  # fmt: skip
     devices = " / ".join(data["searches"])
     page.add(
-        f"All candidates retrained {data['retrain_epochs']} epochs with the recipe's `retrain` settings "
+        f"All candidates retrained {data['retrain_epochs']} epoch(s) with the recipe's `retrain` settings "
         f"({data['recipe']}, {data['input_size'][0]}x{data['input_size'][1]}), without CaP; test split.",
         "",
     )
@@ -248,6 +248,16 @@ def _compare(page: Page, data: dict) -> None:
             gap = 100 * (r["test"]["miou"] - rows[best]["test"]["miou"])
             page.add(f"The arch {label.replace('searched-', 'searched for ')} is {gap:+.1f} mIoU points from the "
                      f"best baseline ({CANDIDATE_NAMES.get(best, best)}) at this retraining budget.", "")  # fmt: skip
+    picked = [(device, search["best_val"], searched.get(f"searched-{device}")) for device, search in
+              data["searches"].items() if search.get("best_val") is not None]  # fmt: skip
+    best_val = {device: max((h["val"]["miou"] for h in row["history"] if "val" in h), default=None)
+                for device, _, row in picked if row}  # fmt: skip
+    pairs = [f"{device} {pct(inherited)} -> {pct(best_val[device])}" for device, inherited, _ in picked
+             if best_val.get(device) is not None]  # fmt: skip
+    if pairs:
+        page.add(f"Validation mIoU of each searched arch with the inherited weights its search ranked it by, then "
+                 f"after retraining (best epoch): {', '.join(pairs)}. How well the first predicts the second at "
+                 "this budget is measured in the Kendall tau section below.", "")  # fmt: skip
     first = next(iter(data["searches"]), None)
     timed = [r for r in rows.values() if r.get("measured_ms_here") and first in r["predicted_latency"]]
     if len(timed) > 1:
