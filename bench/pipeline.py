@@ -88,10 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     searches = {}
     # the searched and UPerNet candidates need the searches; a run of the other baselines alone does not
     need_search = not args.candidates or {"searched", "upernet"} & set(args.candidates)
-    for hw, device in zip(args.hw, devices):
+    for hw, device in zip(args.hw, devices) if need_search else ():
         run = Path("runs/search") / f"{slug}__{device}__{recipe.name}"
-        if not need_search:
-            continue
         if not (run / "summary.yaml").exists():
             with timer(f"search_s/{device}"):
                 budget = ["--generations", str(generations[device])] if generations[device] else []
@@ -112,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     if "unet" in args.candidates:
         with timer("retrain_s/unet"):
             rows["unet"] = unet_row(args, recipe, out / "unet")
-    measure_here(rows, out, recipe, args.threads)
+    measure_here(rows, recipe)
     overlays = predict_overlays(args, out, next(iter(archs)), data) if archs and args.overlays else []
 
     report(f"pipeline_{slug}", {
@@ -213,7 +211,7 @@ def unet_row(args, recipe, run: Path) -> dict:
             "per_class_iou": metrics.get("per_class_iou")}  # fmt: skip
 
 
-def measure_here(rows: dict, out: Path, recipe, threads: int, rounds: int = 5) -> None:
+def measure_here(rows: dict, recipe, rounds: int = 5) -> None:
     """End-to-end latency of every candidate measured on this machine in one run (1 thread, the
     models taking turns so a change in the shared machine's speed falls on all of them alike)."""
     import functools
@@ -228,7 +226,6 @@ def measure_here(rows: dict, out: Path, recipe, threads: int, rounds: int = 5) -
     times = time_round_robin(builders, image, torch.device("cpu"), timing, rounds, "timing candidates here")
     for row, ms in zip(rows.values(), times):
         row["measured_ms_here"] = round(ms, 2)
-    torch.set_num_threads(threads)
 
 
 def _trained_net(label: str, run: Path):
@@ -240,7 +237,7 @@ def _trained_net(label: str, run: Path):
     if label == "unet":
         return load_trained_unet(run / "best.pt").net
     trained = load_trained_subnet(run / "best.pt")
-    return Supernet(trained.config, len(trained.classes)).extract(trained.arch).eval()
+    return Supernet(trained.config, len(trained.classes)).extract(trained.arch)
 
 
 def predict_overlays(args, out: Path, label: str, data: list[str]) -> list[str]:

@@ -261,14 +261,14 @@ def _compare(page: Page, data: dict) -> None:
     first = next(iter(data["searches"]), None)
     timed = [r for r in rows.values() if r.get("measured_ms_here") and first in r["predicted_latency"]]
     if len(timed) > 1:
-        from scipy.stats import kendalltau
+        from autonad.latency.measure import summary
 
         measured = [r["measured_ms_here"] for r in timed]
         predicted = [r["predicted_latency"][first]["ms"] for r in timed]
         ratios = [m / p for m, p in zip(measured, predicted)]
         page.add(f"Measured here / predicted on {first}: median {statistics.median(ratios):.2f} "
                  f"(range {min(ratios):.2f}-{max(ratios):.2f}); Kendall tau between the two orderings of these "
-                 f"{len(timed)} models {kendalltau(predicted, measured).statistic:.2f}. The table converts its "
+                 f"{len(timed)} models {summary(predicted, measured)['kendall_tau']:.2f}. The table converts its "
                  "timings with a probe workload timed when it was profiled, the measurement here is raw wall-clock "
                  "of this run, so the level differs with the machine's speed; the spread of the ratio is the "
                  "prediction error plus this machine's 10-15% timing noise. Retraining times are wall-clock with "
@@ -356,7 +356,7 @@ def ablations(page: Page) -> None:
                 "paper (MT) mIoU / mF1"], rows)  # fmt: skip
     _spread(page, {n: v[f"space-{n}"] for n in PAPER_V if f"space-{n}" in v}, "search space")
     page.add("### Decoder: searched MFAM vs fixed UPerNet (Table VI)", "")
-    full, upernet = v.get("space-conv+transformer+mlp"), v.get("decoder-upernet")
+    full, upernet = v.get(f"space-{FULL}"), v.get("decoder-upernet")
     if full and upernet:
         rows = [[name, pct(r["retrained"]["miou"]), pct(r["retrained"]["mf1"]), " / ".join(map(str, paper))]
                 for (name, paper), r in zip(PAPER_VI_NEU.items(), (upernet, full))]  # fmt: skip
@@ -371,17 +371,19 @@ def ablations(page: Page) -> None:
             "",
         )
     page.add("### Weight-sharing mode (Table VII)", "")
-    rows = []
-    for mode, paper in PAPER_VII.items():
-        r = v.get("space-conv+transformer+mlp" if mode == "cross" else f"sharing-{mode}")
-        if r:
-            rows.append([mode, pct(r["inherited"]["miou"]), pct(r["retrained"]["miou"]), hours(r["supernet_hours"]),
-                         f"{paper[0]} / {paper[1]}"])  # fmt: skip
+    modes = _sharing_variants(v)
+    rows = [[mode, pct(r["inherited"]["miou"]), pct(r["retrained"]["miou"]), hours(r["supernet_hours"]),
+             f"{PAPER_VII[mode][0]} / {PAPER_VII[mode][1]}"] for mode, r in modes.items()]  # fmt: skip
     page.table(["weight sharing", "mIoU inherited", "mIoU retrained", "supernet time", "paper (NEU) inherited / "
                 "retrained"], rows)  # fmt: skip
-    modes = {m: v.get(f"space-{FULL}" if m == "cross" else f"sharing-{m}") for m in PAPER_VII}
-    _spread(page, {m: r for m, r in modes.items() if r}, "weight-sharing mode")
-    _sharing_curves(page, v)
+    _spread(page, modes, "weight-sharing mode")
+    _sharing_curves(page, modes)
+
+
+def _sharing_variants(variants: dict) -> dict[str, dict]:
+    """Weight-sharing mode -> its finished ablation variant (cross sharing is the full-space variant)."""
+    runs = {mode: variants.get(f"space-{FULL}" if mode == "cross" else f"sharing-{mode}") for mode in PAPER_VII}
+    return {mode: r for mode, r in runs.items() if r}
 
 
 def _spread(page: Page, rows: dict[str, dict], what: str) -> None:
@@ -396,10 +398,7 @@ def _spread(page: Page, rows: dict[str, dict], what: str) -> None:
     page.add(f"By {what}, {'; '.join(parts)}.", "")
 
 
-def _sharing_curves(page: Page, variants: dict) -> None:
-    runs = {mode: variants.get("space-conv+transformer+mlp" if mode == "cross" else f"sharing-{mode}")
-            for mode in PAPER_VII}  # fmt: skip
-    runs = {k: r for k, r in runs.items() if r}
+def _sharing_curves(page: Page, runs: dict[str, dict]) -> None:
     if not runs:
         return
     plt, path = page.figure("ablation_sharing_loss.png")
