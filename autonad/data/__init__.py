@@ -17,6 +17,7 @@ Public API::
     SyntheticSource(n=500, size=128, seed=0)  the built-in generator (a SegSource)
 
     SegmentationDataset(source, split | ids, transform=None)  torch Dataset of (float32 3xHxW, int64 HxW)
+    collate_padded(items) -> (images, masks)  batches whole images of different sizes (padding ignored)
     TransformConfig(size=(H, W), hflip, vflip, rotate90, resize_crop, brightness, contrast, mean, std)
     Transform(config, train=False)(image, mask, generator=None) -> (tensor, tensor)
     compute_norm_stats(source, ids=None, max_images=256) -> (mean, std)   per channel, [0, 1] units
@@ -28,7 +29,7 @@ value outside the classes, unknown name, empty split) raises `AutoNADError` nami
 """
 
 from autonad.data.base import IGNORE, Sample, SampleInfo, SegSource
-from autonad.data.dataset import SegmentationDataset
+from autonad.data.dataset import SegmentationDataset, collate_padded, eval_loader
 from autonad.data.registry import DATASETS, open_dataset
 from autonad.data.split import SPLITS, read_split, stratified_split
 from autonad.data.stats import compute_norm_stats, summarize
@@ -47,7 +48,9 @@ __all__ = [
     "SyntheticSource",
     "Transform",
     "TransformConfig",
+    "collate_padded",
     "compute_norm_stats",
+    "eval_loader",
     "open_dataset",
     "read_split",
     "stratified_split",

@@ -6,10 +6,23 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
-from autonad.data.base import SegSource
+from autonad.data.base import IGNORE, SegSource
 from autonad.data.transforms import Transform
+
+
+def collate_padded(items: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch (image, mask) pairs of different sizes: pad bottom/right to the largest (image 0, mask
+    ignore), so whole images evaluated at their own size batch together and padding never counts."""
+    height = max(x.shape[-2] for x, _ in items)
+    width = max(x.shape[-1] for x, _ in items)
+    images = torch.zeros(len(items), items[0][0].shape[0], height, width, dtype=items[0][0].dtype)
+    masks = torch.full((len(items), height, width), IGNORE, dtype=items[0][1].dtype)
+    for i, (x, y) in enumerate(items):
+        images[i, :, : x.shape[-2], : x.shape[-1]] = x
+        masks[i, : y.shape[-2], : y.shape[-1]] = y
+    return images, masks
 
 
 class SegmentationDataset(Dataset):
@@ -44,3 +57,9 @@ class SegmentationDataset(Dataset):
             return self.transform(image, mask, generator)
         x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 255.0
         return x, torch.from_numpy(mask)
+
+
+def eval_loader(dataset: Dataset, batch_size: int) -> DataLoader:
+    """The loader every evaluation uses: in order, padded batches, an own generator (creating its
+    iterator then leaves the global torch RNG alone, which keeps resumed training exact)."""
+    return DataLoader(dataset, batch_size=batch_size, collate_fn=collate_padded, generator=torch.Generator())

@@ -1,8 +1,9 @@
 """Using an exported model: evaluation on a dataset split and prediction on image files.
 
 Images go through the same transform pipeline as training (`autonad.data.Transform`, eval mode:
-resize to the model's input size, normalise with its stored mean/std), so an exported model sees
-exactly what the supernet saw.
+resized to the model's input size, or with a training scale resampled by it and run whole, padded
+to the network stride; normalised with its stored mean/std), so an exported model sees exactly what
+the supernet saw.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
-from autonad.data import SegmentationDataset, SegSource, Transform, TransformConfig
+from autonad.data import SegmentationDataset, SegSource, Transform, TransformConfig, eval_loader
 from autonad.errors import AutoNADError
 from autonad.export import load_exported
 from autonad.metrics import DEFAULT_TAU, MetricsReport, SegMetrics, parse_target
@@ -52,9 +52,9 @@ class ExportedModel:
     @cached_property
     def transform(self) -> Transform:
         norm = self.meta["normalisation"]
-        config = TransformConfig(size=tuple(self.meta["input_size"]), hflip=False, vflip=False, rotate90=False,
-                                 resize_crop=None, brightness=0.0, contrast=0.0, mean=tuple(norm["mean"]),
-                                 std=tuple(norm["std"]))  # fmt: skip
+        config = TransformConfig(size=tuple(self.meta["input_size"]), scale=self.meta.get("scale"),
+                                 pad_to=int(self.meta.get("pad_to", 32)), mean=tuple(norm["mean"]),
+                                 std=tuple(norm["std"])).inference()  # fmt: skip
         return Transform(config, train=False)
 
     def check_classes(self, source: SegSource) -> None:
@@ -93,7 +93,7 @@ def accumulate_model(model: ExportedModel, source: SegSource, split: str, batch:
         raise AutoNADError(f"{source.name}: split '{split}' is empty or does not exist")
     data = SegmentationDataset(source, split, model.transform)
     metrics = SegMetrics(len(model.classes), phi=phi, class_names=model.classes)
-    loader = DataLoader(data, batch_size=batch)
+    loader = eval_loader(data, batch)
     with progress() as bar:
         for images, masks in bar.track(loader, description=f"evaluating on {source.name} {split}"):
             out = model(images)
@@ -120,12 +120,15 @@ class Prediction:
 
 
 def predict_image(model: ExportedModel, path: Path, image: np.ndarray, decision: dict[str, Any]) -> Prediction:
-    """Segment one image of any size (resized to the model's input, logits upsampled back) and
-    decide whether it is defective: phi ("max_prob" or "pixels") >= tau."""
+    """Segment one image of any size (resized to the model's input, or run whole at its training
+    scale; logits, less any padding, upsampled back) and decide whether it is defective:
+    phi ("max_prob" or "pixels") >= tau."""
     h, w = image.shape[:2]
     x, _ = model.transform(image, np.zeros((h, w), dtype=np.int64))
     out = model(x[None])
-    logits = F.interpolate(out["seg"].float(), size=(h, w), mode="bilinear", align_corners=False)[0]
+    sh, sw = model.transform.config.eval_size(h, w)
+    seg = out["seg"].float()[..., :sh, :sw]
+    logits = F.interpolate(seg, size=(h, w), mode="bilinear", align_corners=False)[0]
     probs = logits.softmax(0)
     mask = probs.argmax(0).numpy().astype(np.uint8)
     score, pixels = float((1 - probs[0]).max()), int((mask > 0).sum())

@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from autonad.cluster import connect_ray
-from autonad.data import SegmentationDataset, Transform, open_dataset
+from autonad.data import SegmentationDataset, Transform, eval_loader, open_dataset
 from autonad.errors import AutoNADError, reason
 from autonad.space import Arch, HeadsArch
 from autonad.supernet import Supernet, SupernetConfig
@@ -120,7 +120,7 @@ class EvalContext:
         val = SegmentationDataset(source, "val", Transform(transform, train=False))
         subset = Subset(val, range(min(s.val_images, len(val)))) if s.val_images else val
         batch = s.batch_size or self.recipe.train.batch_size
-        return DataLoader(subset, batch_size=batch, generator=torch.Generator())  # as SupernetTrainer.validate
+        return eval_loader(subset, batch)  # as SupernetTrainer.validate
 
     def evaluate(self, arch: Arch) -> dict[str, Any]:
         """Every validation metric of `arch` (MetricsReport.to_dict) plus 'params' and 'flops'."""
