@@ -140,6 +140,23 @@ class PatchEmbed(nn.Module):
         return self.norm(to_nhwc(self.conv(x)))
 
 
+class ConvStem(nn.Module):
+    """Convolutional stem for stage 1 (the "early convolutions" of Xiao et al. 2021, as in
+    EfficientFormer-style hybrids): 3x3/s2 conv, GroupNorm, GELU at 1/2 resolution, then 3x3/s2 conv
+    and LayerNorm (NHWC out) at 1/4, in place of one 7x7/s4 patch embedding. It only changes how
+    pixels become stage-1 tokens; the searchable operators are untouched."""
+
+    def __init__(self, conv1: nn.Module, norm1: nn.Module, conv2: nn.Module, norm: nn.Module):
+        super().__init__()
+        self.conv1 = conv1
+        self.norm1 = norm1
+        self.conv2 = conv2
+        self.norm = norm
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(to_nhwc(self.conv2(F.gelu(self.norm1(self.conv1(x))))))
+
+
 class Stage(nn.Module):
     """Patch embedding, the first ``depth`` blocks, LayerNorm; NCHW in, NHWC out."""
 

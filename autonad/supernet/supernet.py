@@ -30,6 +30,7 @@ from autonad.supernet.modules import (
     Block,
     CaPHead,
     ConvNormAct,
+    ConvStem,
     Encoder,
     MixFFN,
     PatchEmbed,
@@ -182,11 +183,49 @@ class SuperPatchEmbed(PatchEmbed, Elastic):
         return PatchEmbed(self.conv.extract(), self.norm.extract())
 
 
+class SuperConvStem(ConvStem, Elastic):
+    """The conv stem sliced by the stage-1 width; its 1/2-resolution layer is half as wide."""
+
+    def __init__(self, max_in: int, max_width: int, channels_per_group: int):
+        half = max_width // 2
+        super().__init__(
+            ElasticConv2d(max_in, half, 3, stride=2, bias=False),
+            ElasticGroupNorm(half, channels_per_group),
+            ElasticConv2d(half, max_width, 3, stride=2),
+            ElasticLayerNorm(max_width),
+        )
+
+    def set_active(self, in_channels: int, width: int) -> None:
+        self.conv1.set_active(in_channels, width // 2)
+        self.norm1.set_active(width // 2)
+        self.conv2.set_active(width // 2, width)
+        self.norm.set_active(width)
+
+    def extract(self) -> ConvStem:
+        return ConvStem(self.conv1.extract(), self.norm1.extract(), self.conv2.extract(), self.norm.extract())
+
+
+STEM_GROUP = 8  # channels per GroupNorm group in the conv stem
+
+
+def _embedding(stem: str, max_in: int, width: int, stride: int) -> Elastic:
+    """A stage's embedding: the patch embedding, or the conv stem (stage 1, stride 4)."""
+    if stem == "conv":
+        if stride != 4:
+            raise AutoNADError(f"the conv stem replaces a stride-4 patch embedding, not stride {stride}")
+        return SuperConvStem(max_in, width, STEM_GROUP)
+    return SuperPatchEmbed(max_in, width, stride)
+
+
 class SuperStage(Stage, Elastic):
-    def __init__(self, stage: StageSpace, max_in: int, stride: int, head_dim: int, mode: str, drop_paths: list[float]):
+    def __init__(
+        self, stage: StageSpace, max_in: int, stride: int, head_dim: int, mode: str, drop_paths: list[float],
+        stem: str = "patch",
+    ):  # fmt: skip
         width = max(stage.width)
         blocks = nn.ModuleList(SuperBlock(stage, head_dim, mode, rate) for rate in drop_paths)
-        super().__init__(SuperPatchEmbed(max_in, width, stride), blocks, ElasticLayerNorm(width), len(blocks))
+        embed = _embedding(stem, max_in, width, stride)
+        super().__init__(embed, blocks, ElasticLayerNorm(width), len(blocks))
 
     def set_active(self, in_channels: int, stage: StageArch) -> None:
         self.embed.set_active(in_channels, stage.width)
@@ -204,13 +243,16 @@ class SuperStage(Stage, Elastic):
 
 
 class SuperEncoder(Encoder, Elastic):
-    def __init__(self, space: SearchSpace, mode: str, drop_path: float):
+    def __init__(self, space: SearchSpace, mode: str, drop_path: float, stem: str = "patch"):
         slots = sum(max(st.depth) for st in space.stages)
         rates = iter([drop_path * i / max(slots - 1, 1) for i in range(slots)])
         stages, max_in, prev_stride = [], space.in_channels, 1
-        for st in space.stages:
+        for i, st in enumerate(space.stages):
             drop_paths = [next(rates) for _ in range(max(st.depth))]
-            stages.append(SuperStage(st, max_in, st.stride // prev_stride, space.head_dim, mode, drop_paths))
+            stage_stem = stem if i == 0 else "patch"
+            stages.append(
+                SuperStage(st, max_in, st.stride // prev_stride, space.head_dim, mode, drop_paths, stage_stem)
+            )
             max_in, prev_stride = max(st.width), st.stride
         super().__init__(nn.ModuleList(stages))
 
@@ -382,7 +424,7 @@ class Supernet(SegmentationNet, Elastic):
             outputs = 1 + (num_classes - 1 if config.heads.multilabel else 0)
             cap = SuperCaPHead(top, config.heads.cap_hidden, outputs)
         super().__init__(
-            encoder=SuperEncoder(space, mode, config.drop_path),
+            encoder=SuperEncoder(space, mode, config.drop_path, config.stem),
             decoder=SuperMFAM(space, mode, config.decoder.gn_channels_per_group),
             seg_head=SuperSegHead(max(dec.width), num_classes, config.decoder.dropout),
             cap_head=cap,
