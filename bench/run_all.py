@@ -63,6 +63,10 @@ SUITE = (
     Benchmark("inherited_vs_retrained_neu", "inherited_vs_retrained.py", ("--name", "inherited_vs_retrained_neu",
               "--dataset", "neu-seg", "--data-root", "{data}/neu_seg", "--recipe", "neu-seg-ablation", "--epochs", "1",
               "--checkpoint", NEU_TINY), "~15 min: 10 tiny subnets x 1 epoch at 96x96"),
+    Benchmark("time_to_quality", "time_to_quality.py", ("--data-root", "{data}/magnetic_tile", "--steps", "1500",
+              "--eval-every", "100", "--skip-done"), "~1 h: 9 models x 1500 steps on MT defect crops"),
+    Benchmark("thin_defect_search", "thin_defect_search.py", ("--out", "runs/thin_defects"),
+              "~1.5 h: autonad search with its defaults on a generated thin-defect folder vs a U-Net"),
 )  # fmt: skip
 BY_NAME = {b.name: b for b in SUITE}
 

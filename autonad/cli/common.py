@@ -19,6 +19,48 @@ def input_size(text: str) -> tuple[int, int]:
     return values[0], values[1]
 
 
+def duration_minutes(text: str) -> float:
+    """Parse a wall-clock budget: '45m', '2h', '1h30m', '90s' or a plain number of minutes."""
+    import re
+
+    match = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*", text.lower())
+    if text.replace(".", "", 1).isdigit():
+        minutes = float(text)
+    elif match and any(match.groups()):
+        h, m, s = (float(g) if g else 0.0 for g in match.groups())
+        minutes = 60 * h + m + s / 60
+    else:
+        raise argparse.ArgumentTypeError(f"a budget looks like 45m, 2h, 1h30m or 90s, got '{text}'")
+    if minutes <= 0:
+        raise argparse.ArgumentTypeError(f"a budget must be positive, got '{text}'")
+    return minutes
+
+
+def add_budget_args(parser: argparse.ArgumentParser, what: str) -> None:
+    """--budget / --steps (the optimisation budget of `what`) and --input-size / --scale."""
+    group = parser.add_argument_group("budget and input (override the recipe)")
+    budget = group.add_mutually_exclusive_group()
+    budget.add_argument("--budget", type=duration_minutes, metavar="TIME",
+                        help=f"wall-clock budget of {what} (45m, 2h, 1h30m); epochs follow from it")  # fmt: skip
+    budget.add_argument("--steps", type=positive_int, help=f"optimiser steps of {what}; epochs follow from it")
+    group.add_argument("--input-size", type=input_size, metavar="HxW",
+                       help="network input in training (the crop size when the recipe trains on crops)")  # fmt: skip
+    group.add_argument("--scale", type=float, help="train on crops of images resampled by this factor (1: native)")
+
+
+def apply_budget_args(recipe, args: argparse.Namespace, stage: str):
+    """The recipe with --budget/--steps on `stage` ("train" or "retrain") and --input-size/--scale."""
+    recipe = recipe.with_budget(stage, steps=args.steps, minutes=args.budget)
+    return recipe.with_input(args.input_size, args.scale)
+
+
+def recipe_label(given: str | None, base, recipe) -> str:
+    """The recipe's part of a run folder name: the file stem or name given, plus what overrides added."""
+    from pathlib import Path
+
+    return (Path(given).stem if given else base.name) + recipe.name.removeprefix(base.name)
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)

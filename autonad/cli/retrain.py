@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.table import Table
 
-from autonad.cli.common import metrics_table, positive_int
+from autonad.cli.common import add_budget_args, apply_budget_args, metrics_table, positive_int
 from autonad.cli.train import add_data_options, dataset_slug
 from autonad.config import from_mapping, load_yaml, write_text_atomic
 from autonad.data import SegSource, open_dataset
@@ -69,6 +69,7 @@ def add_retrain_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cap", action=argparse.BooleanOptionalAction,
                    help="train with the Classifier-as-Plugin head (default: as the arch says)")  # fmt: skip
     p.add_argument("--epochs", type=positive_int, help="retraining epochs (default: the recipe's)")
+    add_budget_args(p, "retraining")
 
 
 def resolve_job(args: argparse.Namespace) -> RetrainJob:
@@ -88,7 +89,8 @@ def resolve_job(args: argparse.Namespace) -> RetrainJob:
 
 
 def _with_overrides(recipe: Recipe, args: argparse.Namespace) -> Recipe:
-    """The recipe with --epochs and --calibrate applied to its retrain section."""
+    """The recipe with --epochs, --budget/--steps, --input-size/--scale and --calibrate applied."""
+    recipe = apply_budget_args(recipe, args, "retrain")
     settings = recipe.retrain
     if args.epochs:
         settings = dataclasses.replace(settings, epochs=args.epochs)
@@ -135,9 +137,8 @@ def retrain(args: argparse.Namespace) -> int:
         if dist.is_main:
             heads = "with CaP" if job.arch.heads.cap else "without CaP"
             start = f"supernet weights ({job.checkpoint})" if job.checkpoint else "scratch"
-            epochs = job.recipe.retrain.epochs
             console.print(f"retraining arch [bold]{job.arch.hash}[/] ({heads}) on [bold]{source.name}[/] from "
-                          f"{start}, recipe [bold]{job.recipe.name}[/], {epochs} epochs -> {out}")  # fmt: skip
+                          f"{start}, recipe [bold]{job.recipe.name}[/] -> {out}")  # fmt: skip
         trainer = job.trainer(source, out, dist, args.max_epochs)
         state = trainer.fit(resume=args.resume)
     finally:
@@ -146,8 +147,8 @@ def retrain(args: argparse.Namespace) -> int:
         return 0
     if trainer.new_heads:
         console.print(f"new class heads (the supernet knew other classes): {', '.join(trainer.new_heads)}")
-    if state.epoch < job.recipe.retrain.epochs:
-        console.print(f"stopped after epoch {state.epoch}/{job.recipe.retrain.epochs}; continue with --resume")
+    if state.global_step < trainer.total_steps:
+        console.print(f"stopped after step {state.global_step}/{trainer.total_steps}; continue with --resume")
     result = finish(out, source, job.recipe.retrain.calibrate, args.formats, args.hw)
     print_result(result, out)
     return 0
@@ -161,7 +162,8 @@ def finish(run_dir: Path, source: SegSource, calibrate: str | None, formats: lis
     trained = load_trained_subnet(run_dir / "best.pt")
     meta: dict[str, Any] = {
         "classes": trained.classes, "normalisation": trained.normalisation, "input_size": list(trained.input_size),
-        "recipe": trained.recipe.name, "init": trained.init, "retrained_on": source.name,
+        **trained.recipe.transform.scale_info(), "recipe": trained.recipe.name, "init": trained.init,
+        "retrained_on": source.name,
         "best_epoch": trained.best["epoch"], "selected_by": trained.best["metric"], "val": trained.best["val"],
     }  # fmt: skip
     model = ExportedModel(trained.net, meta, run_dir / "best.pt")
@@ -199,6 +201,22 @@ def print_result(result: dict, out: Path) -> None:
     console.print(f"run folder: {out} (best.pt, checkpoint.pt, history.jsonl, metrics.json, split.json)")
 
 
+def _epochs_for_tune(job: RetrainJob, train_images: int) -> RetrainJob:
+    """ASHA compares trials epoch by epoch: a step budget becomes the epochs it spans; minutes are refused."""
+    import math
+
+    from autonad.train.batches import batches_per_epoch
+
+    settings = job.recipe.retrain
+    if settings.minutes is not None:
+        raise AutoNADError("tune: ASHA stops trials by epoch, so a trial takes --steps or --epochs, not --budget")
+    if settings.steps is None:
+        return job
+    epochs = math.ceil(settings.steps / max(1, batches_per_epoch(train_images, settings.batch_size)))
+    settings = dataclasses.replace(settings, epochs=epochs, steps=None)
+    return dataclasses.replace(job, recipe=dataclasses.replace(job.recipe, retrain=settings))
+
+
 def tune(args: argparse.Namespace) -> int:
     import ray
 
@@ -211,6 +229,7 @@ def tune(args: argparse.Namespace) -> int:
     if (out / "study").exists() and not args.resume:
         raise AutoNADError(f"{out}: already holds a tuning study; pass --resume or choose another --out")
     source = open_dataset(args.dataset, args.data_root, seed=job.recipe.retrain.seed, skip_bad=args.skip_bad)
+    job = _epochs_for_tune(job, len(source.splits["train"]))
     dataset = _absolute_dataset(args.dataset)
     root = str(source.root.resolve()) if source.root and ":" not in dataset else None
     absolute = dataclasses.replace(job, checkpoint=job.checkpoint.resolve() if job.checkpoint else None)

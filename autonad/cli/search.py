@@ -8,10 +8,10 @@ from pathlib import Path
 import torch
 from rich.table import Table
 
-from autonad.cli.common import pct, positive_int
+from autonad.cli.common import add_budget_args, apply_budget_args, pct, positive_int, recipe_label
 from autonad.cli.export import export_trained
 from autonad.cli.latency import predictor_for
-from autonad.cli.train import add_data_options, dataset_slug, name_slug, supernet_run_dir
+from autonad.cli.train import add_data_options, dataset_slug, name_slug, recipe_stem, supernet_run_dir
 from autonad.config import dump_yaml
 from autonad.data import open_dataset
 from autonad.errors import AutoNADError
@@ -52,6 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--workers", type=int, help="Ray evaluation workers (default: CPU cores; 0: in-process)")
     run.add_argument("--ray-address", help="join an existing Ray cluster (e.g. 10.0.0.5:6379)")
     run.add_argument("--threads", type=positive_int, help="torch threads of this process (supernet training)")
+    add_budget_args(p, "the supernet's training")
     p.set_defaults(func=search)
 
 
@@ -61,7 +62,9 @@ def search(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    recipe = Recipe.load(args.recipe or default_recipe(args.dataset))
+    base = Recipe.load(args.recipe or default_recipe(args.dataset))
+    recipe = apply_budget_args(base, args, "train")
+    label = recipe_label(args.recipe, base, recipe)
     supernet_name = args.supernet or recipe.supernet
     sn_config = SupernetConfig.load(supernet_name)
     source = open_dataset(args.dataset, args.data_root, seed=recipe.train.seed, skip_bad=args.skip_bad)
@@ -75,13 +78,13 @@ def search(args: argparse.Namespace) -> int:
         max_latency_ms=args.max_latency_ms, max_params=args.max_params, max_flops=args.max_flops,
         val_images=val_images, workers=args.workers, seed=args.seed,
     )  # fmt: skip
-    out = args.out or search_run_dir(args.dataset, canonical_device(args.hw), recipe.name)
+    out = args.out or search_run_dir(args.dataset, canonical_device(args.hw), label)
     if (out / "search_state.pt").exists() and not args.resume:
         raise AutoNADError(f"{out}: holds a search already; pass --resume to continue it or --out for a new one")
     console.print(f"target [bold]{predictor.device}[/]: latency from {predictor.label}")
 
     check_constraints_satisfiable(config, predictor, sn_config, source.num_classes, recipe.input_size)
-    checkpoint = ensure_supernet(args, recipe, sn_config, supernet_name, source)
+    checkpoint = ensure_supernet(supernet_run_dir(args.dataset, supernet_name, label), recipe, sn_config, source)
     prior = LatencyPrior.from_profile(predictor.profile, predictor.space, args.prior_temperature, predictor.label)
     out.mkdir(parents=True, exist_ok=True)
     prior.heatmap(out / "latency_prior.png")
@@ -131,24 +134,24 @@ def check_constraints_satisfiable(config, predictor, sn_config, num_classes: int
 
 
 def search_run_dir(dataset: str, hw: str, recipe: str) -> Path:
-    return Path("runs/search") / f"{dataset_slug(dataset)}__{name_slug(Path(hw).stem)}__{Path(recipe).stem}"
+    return Path("runs/search") / f"{dataset_slug(dataset)}__{name_slug(Path(hw).stem)}__{recipe_stem(recipe)}"
 
 
-def ensure_supernet(args, recipe: Recipe, sn_config: SupernetConfig, supernet_name: str, source) -> Path:
+def ensure_supernet(run_dir: Path, recipe: Recipe, sn_config: SupernetConfig, source) -> Path:
     """The supernet checkpoint for (dataset, supernet, recipe): reused when its training finished,
     else trained (or resumed) now."""
     from autonad.train.checkpoint import load_checkpoint
     from autonad.train.distributed import init_distributed
+    from autonad.train.loop import finished
     from autonad.train.trainer import CHECKPOINT_FORMAT, SupernetTrainer
 
-    run_dir = supernet_run_dir(args.dataset, supernet_name, args.recipe or recipe.name)
     checkpoint = run_dir / "checkpoint.pt"
     if checkpoint.exists():
-        epoch = load_checkpoint(checkpoint, CHECKPOINT_FORMAT)["state"]["epoch"]
-        if epoch >= recipe.train.epochs:
-            console.print(f"supernet: reusing {checkpoint} ({epoch} epochs)")
+        state = load_checkpoint(checkpoint, CHECKPOINT_FORMAT)["state"]
+        if finished(state, recipe.train):
+            console.print(f"supernet: reusing {checkpoint} ({state['global_step']} steps)")
             return checkpoint
-        console.print(f"supernet: resuming {checkpoint} at epoch {epoch}/{recipe.train.epochs}")
+        console.print(f"supernet: resuming {checkpoint} at step {state['global_step']}")
     else:
         console.print(f"supernet: training {sn_config.name} on {source.name} with recipe {recipe.name} -> {run_dir}")
     SupernetTrainer(recipe, sn_config, source, run_dir, init_distributed("auto")).fit(resume=checkpoint.exists())

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from rich.table import Table
 
-from autonad.cli.common import pct, positive_int
+from autonad.cli.common import add_budget_args, apply_budget_args, pct, positive_int, recipe_label
 from autonad.data import open_dataset
 from autonad.supernet import SupernetConfig
 from autonad.train.distributed import init_distributed, shutdown
@@ -33,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)")
+    add_budget_args(p, "supernet training")
     p.set_defaults(func=train_supernet)
 
 
@@ -58,15 +59,24 @@ def name_slug(text: str) -> str:
 
 def supernet_run_dir(dataset: str, supernet: str, recipe: str, base: Path = Path("runs/supernet")) -> Path:
     """Where the supernet for (dataset, supernet definition, recipe) lives, so it is trained once."""
-    return base / f"{dataset_slug(dataset)}__{Path(supernet).stem}__{Path(recipe).stem}"
+    return base / f"{dataset_slug(dataset)}__{Path(supernet).stem}__{recipe_stem(recipe)}"
+
+
+def recipe_stem(recipe: str) -> str:
+    """A recipe's part of a run folder name: a YAML path's stem, else the label whole (its dots, as in
+    '+train-0.05min' or '+scale0.5', are no file suffix: cut there, two budgets would share a folder)."""
+    path = Path(recipe)
+    return path.stem if path.suffix.lower() in (".yaml", ".yml") else path.name
 
 
 def train_supernet(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
-    recipe = Recipe.load(args.recipe or default_recipe(args.dataset))
+    base = Recipe.load(args.recipe or default_recipe(args.dataset))
+    recipe = apply_budget_args(base, args, "train")
     config = SupernetConfig.load(args.supernet or recipe.supernet)
-    run_dir = args.out or supernet_run_dir(args.dataset, args.supernet or recipe.supernet, args.recipe or recipe.name)
+    label = recipe_label(args.recipe, base, recipe)
+    run_dir = args.out or supernet_run_dir(args.dataset, args.supernet or recipe.supernet, label)
     dist = init_distributed(args.device)
     try:
         source = open_dataset(args.dataset, args.data_root, seed=recipe.train.seed, skip_bad=args.skip_bad)

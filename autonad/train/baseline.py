@@ -83,6 +83,7 @@ class UNetTrainer(StandaloneTrainer):
     def best_payload(self) -> dict[str, Any]:
         return {"format": UNET_FORMAT, "widths": list(self.widths), "classes": list(self.source.classes),
                 "normalisation": self.normalisation, "input_size": list(self.recipe.input_size),
+                **self.recipe.transform.scale_info(),
                 "recipe": self.recipe.name, "best": self.state.best, "model": self.net.state_dict()}  # fmt: skip
 
     def checkpoint_extra(self) -> dict[str, Any]:
@@ -108,6 +109,7 @@ def load_trained_unet(path: str | Path) -> TrainedUNet:
     try:
         net = UNet(len(ckpt["classes"]), tuple(ckpt["widths"]))
         meta = {k: ckpt[k] for k in ("classes", "normalisation", "input_size", "recipe", "best")}
+        meta.update({k: ckpt[k] for k in ("scale", "pad_to") if k in ckpt})  # files before crop mode: resize
         state = ckpt["model"]
     except KeyError as e:
         raise AutoNADError(f"{path}: incomplete U-Net file (no {e})") from None

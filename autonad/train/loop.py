@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import random
 import time
 import warnings
@@ -28,16 +29,16 @@ from torch.utils.data import DataLoader, Subset
 
 from autonad import __version__
 from autonad.config import dump_yaml, from_mapping, write_text_atomic
-from autonad.data import SegmentationDataset, SegSource, Transform, compute_norm_stats
+from autonad.data import SegmentationDataset, SegSource, Transform, compute_norm_stats, eval_loader
 from autonad.errors import AutoNADError, reason
-from autonad.timing import device_name
+from autonad.timing import cpu_bf16, device_name
 from autonad.train.batches import EpochBatches, batches_per_epoch
 from autonad.train.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
 from autonad.train.distributed import DistInfo, barrier, mean_across_ranks
 from autonad.train.losses import JointLoss, SegLoss, sqrt_inverse_frequency
 from autonad.train.optim import build_optimizer, decay_with_warmup
 from autonad.train.recipe import Recipe, TrainingSettings
-from autonad.ui import progress
+from autonad.ui import console, progress
 
 
 @dataclass
@@ -57,9 +58,30 @@ class TrainState:
     best: dict[str, Any] = field(default_factory=dict)  # best validation so far (runs that keep one)
 
 
+OPTIMIZER_OVERHEAD = 1.1  # a timed probe step has no optimiser update, clipping or logging
+
+
+def steps_within(budget_s: float, step_s: float, val_s: float, per_epoch: int, val_every: int) -> int:
+    """The most optimiser steps whose training and validations fit in `budget_s` seconds (at least 1)."""
+
+    def seconds(steps: int) -> float:
+        epochs = math.ceil(steps / per_epoch)
+        validations = epochs // val_every + (1 if epochs % val_every else 0)
+        return steps * step_s + validations * val_s
+
+    # seconds() grows with the steps: bisect for the last count that fits (a proportional shrink
+    # overshoots where a cut-off epoch saves a validation, and is then neither the most nor monotone)
+    low, high = 1, max(1, int(budget_s / max(step_s, 1e-9)))
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if seconds(mid) <= budget_s else (low, mid - 1)
+    return low
+
+
 class Trainer:
     checkpoint_format: str = ""  # set by subclasses
     stage: str = "train"  # the recipe section holding this run's settings
+    val_passes: int = 1  # networks one validation evaluates (a time budget's estimate)
 
     def __init__(
         self,
@@ -145,18 +167,73 @@ class Trainer:
             self.model = DistributedDataParallel(self.step_module, device_ids=ids, find_unused_parameters=True)
         self.optimizer = build_optimizer(self.step_module, self.tr.lr, self.tr.weight_decay)
         self.steps_per_epoch = batches_per_epoch(len(self.train_set), self.tr.batch_size)
+        resuming = resume and self.checkpoint_path.exists()
+        ckpt = load_checkpoint(self.checkpoint_path, self.checkpoint_format) if resuming else None
+        self.total_steps, self.budget_note = self._budget(ckpt)
+        self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
+        warmup = round(self.tr.warmup_epochs * self.steps_per_epoch)
+        if self.tr.budgeted:  # a short step budget on a large dataset: warm-up at most a tenth of it
+            warmup = min(warmup, self.total_steps // 10)
         self.scheduler = decay_with_warmup(
             self.optimizer,
-            total_steps=self.epochs * self.steps_per_epoch,
-            warmup_steps=round(self.tr.warmup_epochs * self.steps_per_epoch),
+            total_steps=self.total_steps,
+            warmup_steps=warmup,
             min_lr_ratio=self.tr.min_lr_ratio,
             decay=self.tr.schedule,
             power=self.tr.poly_power,
         )
-        if resume and self.checkpoint_path.exists():
-            self._restore(load_checkpoint(self.checkpoint_path, self.checkpoint_format))
+        if ckpt is not None:
+            self._restore(ckpt)
         elif self.dist.is_main:
             self._write_run_file()
+
+    def _budget(self, ckpt: dict[str, Any] | None) -> tuple[int, str]:
+        """(optimiser steps of the whole run, how they were chosen). Minutes become steps by timing
+        a few steps and a validation batch; a resumed run keeps the steps it chose then."""
+        tr, per_epoch = self.tr, self.steps_per_epoch
+        if tr.steps is not None:
+            return tr.steps, f"{tr.steps} steps ({tr.steps / per_epoch:.1f} epochs of {per_epoch} steps)"
+        if tr.minutes is None:
+            return tr.epochs * per_epoch, f"{tr.epochs} epochs of {per_epoch} steps"
+        if ckpt is not None and ckpt.get("state", {}).get("total_steps"):
+            return int(ckpt["state"]["total_steps"]), str(ckpt["state"].get("budget_note", ""))
+        step_s, val_s = self._probe_seconds()
+        steps = steps_within(tr.minutes * 60, step_s, val_s, per_epoch, tr.val_every)
+        steps = int(mean_across_ranks({"steps": steps}, self.dist)["steps"])  # every rank the same schedule
+        note = (f"{tr.minutes:g} min -> {steps} steps ({steps / per_epoch:.1f} epochs; measured {step_s:.3f} s/step, "
+                f"{val_s:.1f} s/validation)")  # fmt: skip
+        return steps, note
+
+    def _probe_seconds(self, steps: int = 4) -> tuple[float, float]:
+        """Median seconds of a training step (forward, backward; no update) on real batches and of one
+        validation. Weights, buffers, RNG and sampler state are put back, so the run is unchanged."""
+        rng, extra = rng_state(), self.checkpoint_extra()
+        buffers = {k: v.clone() for k, v in self.step_module.state_dict().items()}
+        loader = iter(self._loader())
+        times = []
+        for _ in range(steps + 1):
+            try:
+                images, masks = next(loader)
+            except StopIteration:
+                break
+            start = time.perf_counter()
+            with self.autocast():
+                loss, _ = self.model(self._prepare(images), masks.to(self.device), *self.step_inputs())
+            loss.backward()
+            times.append(time.perf_counter() - start)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step_module.load_state_dict(buffers)
+        self.restore_extra(extra)
+        set_rng_state(rng)
+        step_s = sorted(times[1:] or times)[len(times[1:] or times) // 2] * OPTIMIZER_OVERHEAD
+        start = time.perf_counter()
+        self.net.eval()
+        with torch.no_grad(), self.autocast():
+            images, _ = next(iter(eval_loader(self.val_set, self.tr.batch_size)))
+            self.net(self._prepare(images))
+        self.net.train()
+        batches = math.ceil(len(self.val_set) / self.tr.batch_size)
+        return step_s, (time.perf_counter() - start) * batches * self.val_passes
 
     def _prepare_data(self) -> None:
         src = self.source
@@ -174,6 +251,11 @@ class Trainer:
             mean, std = compute_norm_stats(src, ids=src.splits["train"], seed=self.tr.seed)
             transform = dataclasses.replace(transform, mean=tuple(mean), std=tuple(std))
         self.transform_config = transform
+        # CaP learns defect presence: where every training image is defective the label is always 1 and
+        # its loss only takes gradient from the segmentation (measured: it slows learning), so it is off
+        self.cap_loss = self.tr.cap and not all(src.present(i) for i in src.splits["train"])
+        if self.tr.cap and not self.cap_loss and self.dist.is_main:
+            console.print("CaP loss off: every training image is defective, so defect presence is trivial")
         self.train_set = SegmentationDataset(src, "train", Transform(transform, train=True), seed=self.tr.seed)
         val = SegmentationDataset(src, "val", Transform(transform, train=False))
         limit = self.tr.val_images
@@ -205,12 +287,15 @@ class Trainer:
         self.setup(resume)
         st, last_save, self._clock = self.state, time.monotonic(), time.monotonic()
         stop = min(self.epochs, self.stop_after or self.epochs)
-        total = (stop - st.epoch) * self.steps_per_epoch - st.step_in_epoch
+        last_step = min(self.total_steps, stop * self.steps_per_epoch)
+        total = last_step - st.global_step
         with progress(disable=not self.dist.is_main or total <= 0) as bar:
             task = bar.add_task(self.title(), total=max(total, 0))
             while st.epoch < stop:
                 for images, masks in self._loader():
-                    st.epoch_losses.append(self._step(images.to(self.device), masks.to(self.device)))
+                    if st.global_step >= self.total_steps:
+                        break
+                    st.epoch_losses.append(self._step(self._prepare(images), masks.to(self.device)))
                     st.step_in_epoch += 1
                     st.global_step += 1
                     bar.update(task, advance=1, description=self._describe(st.epoch_losses[-1]))
@@ -229,14 +314,22 @@ class Trainer:
 
     def _loader(self) -> DataLoader:
         st = self.state
+        defective = None
+        if self.tr.defect_share is not None:
+            defective = [bool(self.source.present(i)) for i in self.train_set.ids]
         batches = EpochBatches(
             len(self.train_set), self.tr.batch_size, self.tr.seed, st.epoch, st.step_in_epoch,
-            self.dist.rank, self.dist.world,
+            self.dist.rank, self.dist.world, defective, self.tr.defect_share,
         )  # fmt: skip
         # An own generator: creating a DataLoader iterator otherwise draws from the global torch RNG,
         # and a resumed run (which creates one mid-epoch) would then diverge from an uninterrupted one.
         generator = torch.Generator().manual_seed(self.tr.seed + st.epoch)
         return DataLoader(self.train_set, batch_sampler=batches, num_workers=self.tr.workers, generator=generator)
+
+    def _prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """A batch on the device, channels-last where the recipe asks (faster convolutions on CPU)."""
+        images = images.to(self.device)
+        return images.contiguous(memory_format=torch.channels_last) if self.tr.channels_last else images
 
     def _step(self, images: torch.Tensor, masks: torch.Tensor) -> dict[str, float]:
         inputs = self.step_inputs()
@@ -254,8 +347,9 @@ class Trainer:
         return logged
 
     def autocast(self):
-        if self.device.type == "cuda" and self.tr.amp:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        """bf16 autocast where the recipe asks for it: on a GPU, and on a CPU with native bf16 (avx512_bf16/AMX)."""
+        if self.tr.amp and (self.device.type == "cuda" or (self.device.type == "cpu" and cpu_bf16())):
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def _end_epoch(self) -> None:
@@ -278,6 +372,8 @@ class Trainer:
         st.step_in_epoch = 0
         self._tick()  # validation counts in the run's time, not in the next epoch's
         st.epoch_losses, st.epoch_s = [], 0.0
+        if st.global_step >= self.total_steps:
+            st.epoch = self.epochs  # the budget is spent: the run is done even if the last epoch was cut short
 
     def _describe(self, logged: dict[str, float]) -> str:
         st = self.state
@@ -309,7 +405,7 @@ class Trainer:
             "rng": rng_state(),
             "state": {"epoch": st.epoch, "step_in_epoch": st.step_in_epoch, "global_step": st.global_step,
                       "elapsed_s": st.elapsed_s, "epoch_losses": st.epoch_losses, "epoch_s": st.epoch_s,
-                      "best": st.best},
+                      "best": st.best, "total_steps": self.total_steps, "budget_note": self.budget_note},
             "history": st.history,
             "latency_records": st.latency_records,
             **self.checkpoint_extra(),
@@ -353,6 +449,8 @@ class Trainer:
             "dataset": {"name": self.source.name, "root": str(self.source.root) if self.source.root else None,
                         "classes": list(self.source.classes), "split": self.source.split_origin},
             **self.run_info(),
+            "budget": {"steps": self.total_steps, "epochs": self.epochs, "how": self.budget_note},
+            "cap_loss": self.cap_loss,
             "recipe": self.recipe.to_dict(),
             "normalisation": self.normalisation,
             "device": device_name(self.device),
@@ -362,6 +460,13 @@ class Trainer:
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }  # fmt: skip
         dump_yaml(info, self.run_dir / "run.yaml")
+
+
+def finished(state: dict[str, Any], settings: TrainingSettings) -> bool:
+    """Whether a checkpoint's training state has spent its budget (older checkpoints: all epochs)."""
+    if state.get("total_steps"):
+        return state["global_step"] >= state["total_steps"]
+    return state["epoch"] >= settings.epochs
 
 
 def training_part(recipe: dict[str, Any], stage: str = "train") -> dict[str, Any]:

@@ -8,6 +8,7 @@ variant sized for a 2-core machine.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -24,8 +25,11 @@ from autonad.errors import AutoNADError
 class TrainingSettings:
     """What every training run (supernet or one subnet) needs: schedule, loss, checkpoints."""
 
-    epochs: int
+    epochs: int  # the budget unless `steps` or `minutes` is set
+    steps: int | None = None  # budget in optimiser steps (epochs follow from the dataset size)
+    minutes: float | None = None  # budget in wall-clock minutes of training and validation, turned into steps
     batch_size: int = 8
+    defect_share: float | None = None  # at least this share of defective images per batch (None: as they come)
     lr: float = 5e-4
     weight_decay: float = 0.05  # none on norms and biases
     warmup_epochs: float = 1.0
@@ -39,7 +43,8 @@ class TrainingSettings:
     w_seg: float = 0.5
     w_cls: float = 0.5
     cap_balance: bool = False  # weight the CaP loss by the train split's negative/positive ratio
-    amp: bool = True  # bf16 autocast on GPU; ignored on CPU
+    amp: bool = True  # bf16 autocast on a GPU and on a CPU with native bf16 (avx512_bf16/AMX); fp32 elsewhere
+    channels_last: bool = True  # channels-last image batches (faster convolutions on CPU)
     grad_clip: float | None = 5.0
     val_every: int = 1  # epochs between validations
     val_images: int | None = None  # at most this many validation images (None: all)
@@ -55,6 +60,19 @@ class TrainingSettings:
             raise AutoNADError(f"lr: must be positive, got {self.lr}")
         if self.val_every < 1:
             raise AutoNADError("val_every: must be at least 1")
+        if self.steps is not None and self.steps < 1:
+            raise AutoNADError(f"steps: must be at least 1, got {self.steps}")
+        if self.minutes is not None and self.minutes <= 0:
+            raise AutoNADError(f"minutes: must be positive, got {self.minutes}")
+        if self.defect_share is not None and not 0 <= self.defect_share <= 1:
+            raise AutoNADError(f"defect_share: must be in [0, 1], got {self.defect_share}")
+        if self.steps is not None and self.minutes is not None:
+            raise AutoNADError("give a budget as steps or as minutes, not both")
+
+    @property
+    def budgeted(self) -> bool:
+        """Whether the budget is steps or minutes (not epochs)."""
+        return self.steps is not None or self.minutes is not None
 
 
 @dataclass(frozen=True)
@@ -114,6 +132,24 @@ class Recipe:
     @property
     def input_size(self) -> tuple[int, int]:
         return tuple(self.transform.size)
+
+    def with_budget(self, stage: str, steps: int | None = None, minutes: float | None = None) -> Recipe:
+        """This recipe with the budget of `stage` ("train" or "retrain") set to steps or minutes; the
+        name says so, so a run with another budget gets its own run folder."""
+        if steps is None and minutes is None:
+            return self
+        settings = dataclasses.replace(getattr(self, stage), steps=steps, minutes=minutes)
+        tag = f"s{steps}" if steps is not None else f"{minutes:g}min"
+        return dataclasses.replace(self, **{stage: settings}, name=f"{self.name}+{stage}-{tag}")
+
+    def with_input(self, size: tuple[int, int] | None = None, scale: float | None = None) -> Recipe:
+        """This recipe with another network input (the crop in crop mode) and/or training scale."""
+        if size is None and scale is None:
+            return self
+        changes = {k: v for k, v in (("size", size and tuple(size)), ("scale", scale)) if v is not None}
+        tag = "+".join(f"{k}{'x'.join(map(str, v)) if k == 'size' else f'{v:g}'}" for k, v in changes.items())
+        return dataclasses.replace(self, transform=dataclasses.replace(self.transform, **changes),
+                                   name=f"{self.name}+{tag}")  # fmt: skip
 
 
 def default_recipe(dataset: str) -> str:

@@ -17,10 +17,9 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from autonad.config import from_mapping, to_mapping
-from autonad.data import SegSource
+from autonad.data import SegSource, eval_loader
 from autonad.errors import AutoNADError
 from autonad.metrics import SegMetrics
 from autonad.space import Arch
@@ -63,13 +62,13 @@ class RetrainJob:
 class SubnetStep(nn.Module):
     """One step's forward for a fixed network: output, joint loss, logged parts."""
 
-    def __init__(self, net: nn.Module, loss: JointLoss):
+    def __init__(self, net: nn.Module, loss: JointLoss, cap_loss: bool = True):
         super().__init__()
-        self.net, self.loss = net, loss
+        self.net, self.loss, self.cap_loss = net, loss, cap_loss
 
     def forward(self, images: torch.Tensor, masks: torch.Tensor):
         out = self.net(images)
-        loss, logged = self.loss(out["seg"].float(), masks, out.get("cap"))
+        loss, logged = self.loss(out["seg"].float(), masks, out.get("cap") if self.cap_loss else None)
         logged["loss"] = loss.item()
         return loss, logged
 
@@ -108,10 +107,10 @@ class StandaloneTrainer(Trainer):
         raise NotImplementedError
 
     def build_step(self) -> nn.Module:
-        return SubnetStep(self.net, self.loss)
+        return SubnetStep(self.net, self.loss, self.cap_loss)
 
     def validate(self) -> dict[str, float | None]:
-        loader = DataLoader(self.val_set, batch_size=self.tr.batch_size, generator=torch.Generator())
+        loader = eval_loader(self.val_set, self.tr.batch_size)
         report = accumulate(self.net, loader, SegMetrics(self.source.num_classes), self.device).compute()
         values = report.to_dict()
         return {k: values[k] for k in VAL_METRICS}

@@ -18,10 +18,9 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from autonad.config import from_mapping, to_mapping
-from autonad.data import SegSource
+from autonad.data import SegSource, eval_loader
 from autonad.errors import AutoNADError
 from autonad.space import Arch, HeadsArch
 from autonad.supernet import Supernet, SupernetConfig
@@ -75,6 +74,7 @@ class TrainStep(nn.Module):
 class SupernetTrainer(Trainer):
     checkpoint_format = CHECKPOINT_FORMAT
     stage = "train"
+    val_passes = len(VAL_ARCHS)
 
     def __init__(
         self,
@@ -96,7 +96,7 @@ class SupernetTrainer(Trainer):
 
     def build_model(self) -> nn.Module:
         net = Supernet(self.config, num_classes=self.source.num_classes).to(self.device)
-        self.heads = HeadsArch(cap=self.config.heads.cap and self.tr.cap)
+        self.heads = HeadsArch(cap=self.config.heads.cap and self.cap_loss)
         self.sampler = ArchSampler(net.space, self.tr.sampler, self.tr.sandwich_random, self.tr.seed, self.heads)
         self.val_archs = {
             "largest": net.space.largest(heads=self.heads),
@@ -134,7 +134,7 @@ class SupernetTrainer(Trainer):
     def validate(self) -> dict[str, dict[str, float | None]]:
         # rank 0 validates alone, with the global batch (so 1 and N processes validate alike); an own generator
         # leaves the global RNG alone
-        loader = DataLoader(self.val_set, batch_size=self.tr.batch_size, generator=torch.Generator())
+        loader = eval_loader(self.val_set, self.tr.batch_size)
         out = {}
         for name, arch in self.val_archs.items():
             report = evaluate_arch(self.net, arch, loader, self.source.num_classes, self.device)

@@ -48,7 +48,10 @@ LOSS_KEYS = ("loss", "seg", "cls", "distill", "lr")
 def runs(tiny_data, tmp_path_factory) -> tuple[TinyRun, Path, Path]:
     """The same tiny training in one process (in this one) and in two (torchrun)."""
     root = tmp_path_factory.mktemp("ddp")
-    run = make_tiny_run(root, tiny_data, supernet={"drop_path": 0.0, "decoder": {"dropout": 0.0}}, dice_weight=0.0)
+    # fp32: bf16 autocast rounds a batch of 8 and two halves of 4 differently (1e-4), more than DDP's own error
+    run = make_tiny_run(
+        root, tiny_data, supernet={"drop_path": 0.0, "decoder": {"dropout": 0.0}}, dice_weight=0.0, amp=False
+    )
     one, two = root / "one", root / "two"
     old = torch.get_num_threads()
     assert main(run.args(one)) == 0
