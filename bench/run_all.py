@@ -65,6 +65,11 @@ SUITE = (
               "--checkpoint", NEU_TINY), "~15 min: 10 tiny subnets x 1 epoch at 96x96"),
     Benchmark("time_to_quality", "time_to_quality.py", ("--data-root", "{data}/magnetic_tile", "--steps", "1500",
               "--eval-every", "100", "--skip-done"), "~1 h: 9 models x 1500 steps on MT defect crops"),
+    Benchmark("train_throughput", "train_throughput.py", ("--threads", "2"),
+              "~10 min: supernet and subnet steps, fp32 vs bf16 + channels-last (+ torch.compile)"),
+    Benchmark("time_to_quality_neu", "time_to_quality.py", ("--dataset", "neu-seg", "--data-root", "{data}/neu_seg",
+              "--steps", "1000", "--eval-every", "100", "--name", "time_to_quality_neu", "--skip-done"),
+              "~1 h: 9 models x 1000 steps on NEU-Seg crops"),
     Benchmark("thin_defect_search", "thin_defect_search.py", ("--out", "runs/thin_defects"),
               "~1.5 h: autonad search with its defaults on a generated thin-defect folder vs a U-Net"),
 )  # fmt: skip

@@ -14,6 +14,8 @@ from autonad.cli.common import positive_int
 from autonad.config import write_text_atomic
 from autonad.data import DATASETS, SPLITS, SegSource, open_dataset, summarize
 from autonad.data.preview import pick_samples, render_preview
+from autonad.data.stats import defect_scale
+from autonad.train.recipe import Recipe, default_recipe
 from autonad.ui import console
 
 
@@ -25,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     inspect = cmds.add_parser("inspect", help="counts per split and class, sizes, pixel shares (reads every file)")
     _source_args(inspect)
     inspect.add_argument("--json", type=Path, metavar="FILE", help="also write the summary as JSON")
+    inspect.add_argument("--recipe", help="report defect widths at this recipe's scale (default: the dataset's)")
     inspect.set_defaults(func=inspect_dataset)
 
     preview = cmds.add_parser("preview", help="PNG grid of images with coloured mask overlays")
@@ -60,7 +63,10 @@ def inspect_dataset(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     source = _open(args)
     summary = summarize(source, source.verify())
+    recipe = Recipe.load(args.recipe or default_recipe(args.name))
+    summary["defect_scale"] = {"recipe": recipe.name, **defect_scale(source, recipe.transform, seed=args.seed)}
     _print_summary(summary)
+    _print_scale(summary["defect_scale"])
     _print_bad(source)
     if args.json:
         write_text_atomic(args.json, json.dumps(summary, indent=1) + "\n")
@@ -104,6 +110,19 @@ def _print_summary(s: dict) -> None:
     if s["ignore_share"]:
         classes.add_row("255", "ignore", "", "", "", "", f"{100 * s['ignore_share']:.2f}%")
     console.print(classes)
+
+
+def _print_scale(s: dict) -> None:
+    if not s.get("images"):
+        return
+    p10, median, p90 = s["defect_width_px"]
+    lost = 100 * s["lost_share"]
+    warn = "[yellow]" if lost > 10 else ""
+    console.print(
+        f"defect width (px, native): median {median:g}, p10 {p10:g}, p90 {p90:g} over {s['images']} train images; "
+        f"recipe {escape(s['recipe'])} ({s['network_input']}) {warn}loses {lost:.1f}% of the defect pixels"
+        + (" (train on crops at native scale: --scale 1)" if warn else "")
+    )
 
 
 def _print_bad(source: SegSource) -> None:

@@ -5,8 +5,9 @@ items is split evenly over the ranks, so N processes see exactly the batches one
 Items are (epoch, index) keys, which `SegmentationDataset` turns into seeded augmentation.
 
 Positive oversampling (`defect_share`, a floor): where fewer items than that share are defective,
-each global batch holds round(share * batch) defective images and the rest defect-free ones, each drawn from its own seeded permutation (cycled), so a
-dataset with few defective images still shows them in every batch. The epoch length is unchanged.
+each global batch holds round(share * batch) defective images and the rest defect-free ones, each
+drawn from its own seeded permutation (cycled), so a dataset with few defective images still shows
+them in every batch. The epoch length is unchanged.
 """
 
 from __future__ import annotations

@@ -38,3 +38,29 @@ def test_summary_counts(make_mt, layout):
     assert s["split"]["official"] == {} and s["split"]["origin"].startswith("generated")
     total = sum((20 + i) * (16 + 2 * k) for k, n in enumerate(layout.MT_COUNTS.values()) for i in range(n))
     assert s["pixel_share"]["Crack"] == pytest.approx(3 * 16 / total)  # 4x4 pixels >= 128 in each of 3 masks
+
+
+def _lines(tmp_path, layout, width: int) -> object:
+    """A folder dataset of 320x480 images, each with one horizontal defect line `width` px wide."""
+    root = tmp_path / f"lines{width}"
+    for i in range(10):
+        mask = np.zeros((320, 480), np.uint8)
+        mask[100 + 10 * i : 100 + 10 * i + width, 40:440] = 1
+        layout.save(np.full((320, 480, 3), 128, np.uint8), root / "images" / f"{i}.png")
+        layout.save(mask, root / "masks" / f"{i}.png")
+    return open_dataset(f"folder:{root}")
+
+
+@pytest.mark.parametrize(("width", "min_lost"), [(1, 0.3), (3, 0.01)])
+def test_defect_scale_reports_width_and_what_a_squash_loses(tmp_path, layout, width, min_lost):
+    from autonad.data import TransformConfig
+    from autonad.data.stats import defect_scale
+
+    source = _lines(tmp_path, layout, width)
+    squash = defect_scale(source, TransformConfig(size=(128, 128)))
+    assert squash["defect_width_px"][1] == width and squash["mode"] == "resize"
+    assert squash["lost_share"] > min_lost  # squashed 2.5x vertically, a 1-px line mostly misses the kept rows
+    native = defect_scale(source, TransformConfig(size=(128, 128), scale=1.0))
+    assert native["lost_share"] == 0.0 and native["mode"] == "crops"
+    half = defect_scale(source, TransformConfig(size=(128, 128), scale=0.5))
+    assert half["lost_share"] > 0  # resampling by 0.5 and back drops rows too
