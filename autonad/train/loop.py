@@ -56,6 +56,8 @@ class TrainState:
     epoch_losses: list[dict[str, float]] = field(default_factory=list)
     epoch_s: float = 0.0
     best: dict[str, Any] = field(default_factory=dict)  # best validation so far (runs that keep one)
+    val_s: float = 0.0  # seconds spent validating so far (a time budget's re-planning)
+    validations: int = 0
 
 
 OPTIMIZER_OVERHEAD = 1.1  # a timed probe step has no optimiser update, clipping or logging
@@ -98,6 +100,7 @@ class Trainer:
         self.stop_after = max_epochs  # stop early (a budget), the schedule stays the recipe's
         self.device = self.dist.device
         self.state = TrainState()
+        self.val_estimate_s = 0.0  # a time budget: the first plan's estimate of one validation
         # called on rank 0 after each epoch's checkpoint is written (e.g. to report to Ray Tune)
         self.on_epoch_end: Callable[[Trainer], None] | None = None
 
@@ -176,7 +179,7 @@ class Trainer:
             warmup = min(warmup, self.total_steps // 10)
         self.scheduler = decay_with_warmup(
             self.optimizer,
-            total_steps=self.total_steps,
+            total_steps=lambda: self.total_steps,  # a time budget re-plans it
             warmup_steps=warmup,
             min_lr_ratio=self.tr.min_lr_ratio,
             decay=self.tr.schedule,
@@ -196,15 +199,17 @@ class Trainer:
         if tr.minutes is None:
             return tr.epochs * per_epoch, f"{tr.epochs} epochs of {per_epoch} steps"
         if ckpt is not None and ckpt.get("state", {}).get("total_steps"):
+            self.val_estimate_s = float(ckpt["state"].get("val_estimate_s", 0.0))
             return int(ckpt["state"]["total_steps"]), str(ckpt["state"].get("budget_note", ""))
         step_s, val_s = self._probe_seconds()
+        self.val_estimate_s = val_s
         steps = steps_within(tr.minutes * 60, step_s, val_s, per_epoch, tr.val_every)
         steps = int(mean_across_ranks({"steps": steps}, self.dist)["steps"])  # every rank the same schedule
         note = (f"{tr.minutes:g} min -> {steps} steps ({steps / per_epoch:.1f} epochs; measured {step_s:.3f} s/step, "
                 f"{val_s:.1f} s/validation)")  # fmt: skip
         return steps, note
 
-    def _probe_seconds(self, steps: int = 4) -> tuple[float, float]:
+    def _probe_seconds(self, steps: int = 6) -> tuple[float, float]:
         """Median seconds of a training step (forward, backward; no update) on real batches and of one
         validation. Weights, buffers, RNG and sampler state are put back, so the run is unchanged."""
         rng, extra = rng_state(), self.checkpoint_extra()
@@ -225,7 +230,8 @@ class Trainer:
         self.step_module.load_state_dict(buffers)
         self.restore_extra(extra)
         set_rng_state(rng)
-        step_s = sorted(times[1:] or times)[len(times[1:] or times) // 2] * OPTIMIZER_OVERHEAD
+        timed = times[2:] or times  # the first steps set up kernels
+        step_s = sorted(timed)[len(timed) // 2] * OPTIMIZER_OVERHEAD
         start = time.perf_counter()
         self.net.eval()
         with torch.no_grad(), self.autocast():
@@ -286,12 +292,10 @@ class Trainer:
     def fit(self, resume: bool = False) -> TrainState:
         self.setup(resume)
         st, last_save, self._clock = self.state, time.monotonic(), time.monotonic()
-        stop = min(self.epochs, self.stop_after or self.epochs)
-        last_step = min(self.total_steps, stop * self.steps_per_epoch)
-        total = last_step - st.global_step
-        with progress(disable=not self.dist.is_main or total <= 0) as bar:
-            task = bar.add_task(self.title(), total=max(total, 0))
-            while st.epoch < stop:
+        first = st.global_step
+        with progress(disable=not self.dist.is_main or self._last_step() <= first) as bar:
+            task = bar.add_task(self.title(), total=max(self._last_step() - first, 0))
+            while st.epoch < min(self.epochs, self.stop_after or self.epochs):
                 for images, masks in self._loader():
                     if st.global_step >= self.total_steps:
                         break
@@ -305,12 +309,17 @@ class Trainer:
                         self.save()
                         last_save = time.monotonic()
                 self._end_epoch()
+                bar.update(task, total=max(self._last_step() - first, 0))  # a time budget may re-plan
                 self.save()
                 last_save = time.monotonic()
                 if self.on_epoch_end is not None and self.dist.is_main:
                     self.on_epoch_end(self)
         barrier(self.dist)
         return st
+
+    def _last_step(self) -> int:
+        """The step this invocation trains to: the budget's, or the end of epoch --max-epochs."""
+        return min(self.total_steps, min(self.epochs, self.stop_after or self.epochs) * self.steps_per_epoch)
 
     def _loader(self) -> DataLoader:
         st = self.state
@@ -365,15 +374,36 @@ class Trainer:
         record["images_per_s"] = round(len(losses) * self.tr.batch_size / max(st.epoch_s, 1e-9), 2)
         due = (st.epoch + 1) % self.tr.val_every == 0 or st.epoch + 1 == self.epochs
         if due and self.dist.is_main:
+            start = time.monotonic()
             record["val"] = self.validate()
             self.after_validation(record)
+            st.val_s += time.monotonic() - start
+            st.validations += 1
         st.history.append(record)
         st.epoch += 1
         st.step_in_epoch = 0
         self._tick()  # validation counts in the run's time, not in the next epoch's
         st.epoch_losses, st.epoch_s = [], 0.0
+        if self.tr.minutes is not None:
+            self._replan()
         if st.global_step >= self.total_steps:
             st.epoch = self.epochs  # the budget is spent: the run is done even if the last epoch was cut short
+
+    def _replan(self) -> None:
+        """A time budget, after each epoch: the steps that fit in the time left at the speed measured so
+        far (the first plan comes from a few timed steps, which one-time costs such as kernel set-up for
+        new shapes inflate). The schedule follows the new total; a resumed run starts from the last plan."""
+        st, budget_s = self.state, self.tr.minutes * 60
+        step_s = max(st.elapsed_s - st.val_s, 1e-9) / max(st.global_step, 1)
+        val_s = st.val_s / st.validations if st.validations else self.val_estimate_s
+        left = budget_s - st.elapsed_s
+        extra = steps_within(left, step_s, val_s, self.steps_per_epoch, self.tr.val_every) if left > step_s else 0
+        total = int(mean_across_ranks({"steps": st.global_step + extra}, self.dist)["steps"])
+        self.total_steps = max(total, st.global_step)
+        # epochs so far (the first may have been cut short by the first plan) plus those the rest needs
+        self.epochs = st.epoch + math.ceil((self.total_steps - st.global_step) / self.steps_per_epoch)
+        self.budget_note = (f"{self.tr.minutes:g} min -> {self.total_steps} steps (planned at step {st.global_step}: "
+                            f"{step_s:.3f} s/step, {val_s:.1f} s/validation measured)")  # fmt: skip
 
     def _describe(self, logged: dict[str, float]) -> str:
         st = self.state
@@ -405,7 +435,8 @@ class Trainer:
             "rng": rng_state(),
             "state": {"epoch": st.epoch, "step_in_epoch": st.step_in_epoch, "global_step": st.global_step,
                       "elapsed_s": st.elapsed_s, "epoch_losses": st.epoch_losses, "epoch_s": st.epoch_s,
-                      "best": st.best, "total_steps": self.total_steps, "budget_note": self.budget_note},
+                      "best": st.best, "total_steps": self.total_steps, "budget_note": self.budget_note,
+                      "val_s": st.val_s, "validations": st.validations, "val_estimate_s": self.val_estimate_s},
             "history": st.history,
             "latency_records": st.latency_records,
             **self.checkpoint_extra(),
@@ -435,7 +466,7 @@ class Trainer:
             self.state = TrainState(
                 s["epoch"], s["step_in_epoch"], s["global_step"], list(ckpt["history"]),
                 list(ckpt["latency_records"]), s["elapsed_s"], list(s.get("epoch_losses", [])), s.get("epoch_s", 0.0),
-                dict(s.get("best", {})),
+                dict(s.get("best", {})), float(s.get("val_s", 0.0)), int(s.get("validations", 0)),
             )  # fmt: skip
             set_rng_state(ckpt["rng"])  # last: building the model above drew from the generators
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as e:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -31,23 +32,25 @@ def cosine_with_warmup(
 
 def decay_with_warmup(
     optimizer: torch.optim.Optimizer,
-    total_steps: int,
+    total_steps: int | Callable[[], int],
     warmup_steps: int,
     min_lr_ratio: float = 0.01,
     decay: str = "cosine",
     power: float = 0.9,
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up to the base lr, then cosine or poly ((1 - progress) ** power, the paper's
-    retraining schedule) decay to `min_lr_ratio` of it, per step."""
+    retraining schedule) decay to `min_lr_ratio` of it, per step. `total_steps` may be a callable, read
+    at every step (a time budget re-plans it while training)."""
     if decay not in ("cosine", "poly"):
         raise ValueError(f"unknown decay '{decay}'")
-    total_steps = max(1, total_steps)
-    warmup_steps = min(max(0, warmup_steps), total_steps - 1)
+    total_of = total_steps if callable(total_steps) else (lambda: total_steps)
+    warmup_steps = min(max(0, warmup_steps), max(1, total_of()) - 1)
 
     def factor(step: int) -> float:
+        total = max(1, total_of())
         if step < warmup_steps:
             return (step + 1) / (warmup_steps + 1)
-        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        progress = min(1.0, (step - warmup_steps) / max(1, total - warmup_steps))
         shape = 0.5 * (1 + math.cos(math.pi * progress)) if decay == "cosine" else (1 - progress) ** power
         return min_lr_ratio + (1 - min_lr_ratio) * shape
 

@@ -135,7 +135,7 @@ def test_resume_with_another_budget_is_refused(seven_steps, tmp_path, capsys):
 
 
 # -------------------------------------------------------------------------------------------- a minutes budget
-def test_a_minutes_budget_measures_then_trains_that_many_steps(tiny_data, tmp_path, monkeypatch):
+def test_a_minutes_budget_measures_plans_and_ends_within_it(tiny_data, tmp_path, monkeypatch):
     run = make_tiny_run(tmp_path, tiny_data, **FAST)
     monkeypatch.chdir(tmp_path)
     probes = []
@@ -145,26 +145,37 @@ def test_a_minutes_budget_measures_then_trains_that_many_steps(tiny_data, tmp_pa
     out = only_run_folder(tmp_path)
     assert out.name.endswith("__tiny-x__tiny-test+train-0.05min")
     assert len(probes) == 1 and all(s > 0 for s in probes[0])
-    step_s, val_s = probes[0]
     state, history = checkpoint(out)["state"], checkpoint(out)["history"]
     total = state["total_steps"]
-    assert total == steps_within(0.05 * 60, step_s, val_s, STEPS_PER_EPOCH, 1) >= 1
-    assert state["global_step"] == total and len(history) == math.ceil(total / STEPS_PER_EPOCH)
+    assert state["global_step"] == total >= 1 and len(history) == math.ceil(total / STEPS_PER_EPOCH)
     assert history[-1]["step"] == total
+    assert state["elapsed_s"] <= 0.05 * 60 * 1.5 + 1.0  # re-planned after each epoch at the measured speed
+    assert state["validations"] == len([h for h in history if "val" in h]) and state["val_s"] > 0
     note = state["budget_note"]
-    assert note.startswith(f"0.05 min -> {total} steps") and "s/step" in note and "s/validation" in note
+    assert note.startswith("0.05 min -> ") and "s/step" in note and "s/validation" in note
     info = yaml.safe_load((out / "run.yaml").read_text())
-    assert info["budget"]["steps"] == total and info["budget"]["how"] == note
+    assert info["budget"]["how"].startswith("0.05 min -> ")  # the first plan, from the timed steps
 
 
-def test_a_resumed_minutes_run_keeps_the_steps_it_chose(tiny_data, tmp_path, monkeypatch):
+def test_a_time_budget_replans_from_the_measured_speed(tiny_data, tmp_path, monkeypatch):
     run = make_tiny_run(tmp_path, tiny_data, **FAST)
     out = tmp_path / "run"
-    # a measured 0.2 s/step and 0.4 s/validation: 3 s hold 10 steps (2 epochs: 2 + 0.8 s)
+    # a probe that claims 2 s/step (one-time kernel set-up inflates real probes) plans 1 step for 3 s;
+    # after the first epoch the measured speed (milliseconds) re-plans far more steps
+    monkeypatch.setattr(Trainer, "_probe_seconds", lambda self, *a: (2.0, 0.1))
+    assert main(run.args(out, "--budget", "0.05")) == 0
+    state = checkpoint(out)["state"]
+    assert state["global_step"] == state["total_steps"] > STEPS_PER_EPOCH
+    assert "planned at step" in state["budget_note"]
+
+
+def test_a_resumed_minutes_run_keeps_its_plan_and_does_not_measure_again(tiny_data, tmp_path, monkeypatch):
+    run = make_tiny_run(tmp_path, tiny_data, **FAST)
+    out = tmp_path / "run"
     monkeypatch.setattr(Trainer, "_probe_seconds", lambda self, *a: (0.2, 0.4))
     assert main(run.args(out, "--budget", "0.05", "--max-epochs", "1")) == 0
     first = checkpoint(out)["state"]
-    assert (first["total_steps"], first["global_step"]) == (10, 5)
+    assert first["global_step"] == STEPS_PER_EPOCH and first["total_steps"] >= first["global_step"]
 
     def no_probe(self, *args):
         raise AssertionError("a resumed run must not measure again")
@@ -172,9 +183,8 @@ def test_a_resumed_minutes_run_keeps_the_steps_it_chose(tiny_data, tmp_path, mon
     monkeypatch.setattr(Trainer, "_probe_seconds", no_probe)
     assert main(run.args(out, "--budget", "0.05", "--resume")) == 0
     state, history = checkpoint(out)["state"], checkpoint(out)["history"]
-    assert (state["total_steps"], state["global_step"], state["epoch"]) == (10, 10, 2)
-    assert state["budget_note"] == first["budget_note"] and "0.200 s/step" in state["budget_note"]
-    assert [h["step"] for h in history] == [5, 10]
+    assert state["global_step"] == state["total_steps"] and history[0]["step"] == STEPS_PER_EPOCH
+    assert [h["epoch"] for h in history] == list(range(1, len(history) + 1))
 
 
 def test_probing_leaves_the_run_unchanged(tiny_data, tmp_path):
