@@ -70,6 +70,8 @@ SUITE = (
     Benchmark("time_to_quality_neu", "time_to_quality.py", ("--dataset", "neu-seg", "--data-root", "{data}/neu_seg",
               "--steps", "1000", "--eval-every", "100", "--name", "time_to_quality_neu", "--skip-done"),
               "~1 h: 9 models x 1000 steps on NEU-Seg crops"),
+    Benchmark("mt_supernet", "mt_supernet.py", ("--data-root", "{data}/magnetic_tile"),
+              "~35 min: the MT supernet with the shipped CPU recipe, inherited per-class test IoU"),
     Benchmark("thin_defect_search", "thin_defect_search.py", ("--out", "runs/thin_defects"),
               "~1.5 h: autonad search with its defaults on a generated thin-defect folder vs a U-Net"),
 )  # fmt: skip

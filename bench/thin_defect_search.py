@@ -1,0 +1,111 @@
+"""Thin defects end to end (the learning issue): `autonad search --dataset folder:ROOT --hw cpu` with
+its defaults on a generated thin-defect dataset (`thin_defects.py`: 80 images of 480x320, scratches
+1-3 px wide, small pits), against a plain U-Net trained for the same wall time.
+
+  1. generate the dataset (skipped when it exists);
+  2. `autonad search` with the defaults (supernet budget, crops, search budget), timed; its exported
+     model (inherited weights) is evaluated on the test split;
+  3. a U-Net trained from scratch by the same loop with `--budget` = the search's wall time, its best
+     validation checkpoint evaluated on the same test split.
+
+Every step resumes; the JSON is written after each.
+
+    python bench/thin_defect_search.py --out runs/thin_defects
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, report  # noqa: E402
+from thin_defects import write_thin_defects  # noqa: E402
+
+METRICS = ("miou", "miou_fg", "pooled_iou", "mf1", "sample_miou", "seg_recall", "per_class_iou")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("runs/thin_defects"))
+    p.add_argument("--n", type=int, default=80)
+    p.add_argument("--unet-base", type=int, default=16, help="U-Net widths base * (1, 2, 4, 8, 16)")
+    p.add_argument("--name", default="thin_defect_search")
+    args = p.parse_args(argv)
+    root = args.out / "data"
+    if not (root / "classes.txt").exists():
+        write_thin_defects(root, n=args.n)
+    dataset = f"folder:{root}"
+    path = RESULTS / f"{args.name}.json"
+    result = json.loads(path.read_text()) if path.exists() else {}
+    command = " ".join(["python bench/thin_defect_search.py", *(argv if argv is not None else sys.argv[1:])])
+    data = {"generator": "bench/thin_defects.py", "images": args.n, "size": "480x320"}
+    result.update({"benchmark": "thin_defect_search", "dataset": data, "command": command})
+    search_dir = args.out / "search"
+    if "search" not in result:
+        result["search"] = run_search(dataset, search_dir)
+        report(args.name, result)
+    if "unet" not in result:
+        result["unet"] = run_unet(dataset, root, args.out / "unet", result["search"]["wall_s"], args.unet_base)
+        report(args.name, result)
+    s, u = result["search"]["test"], result["unet"]["test"]
+    result["summary"] = {
+        "searched_defect_iou": s["miou_fg"], "unet_defect_iou": u["miou_fg"],
+        "searched_pooled_iou": s["pooled_iou"], "unet_pooled_iou": u["pooled_iou"],
+        "wall_s": result["search"]["wall_s"],
+    }  # fmt: skip
+    report(args.name, result)
+    return 0
+
+
+def run_search(dataset: str, out: Path) -> dict:
+    from autonad.cli import main as autonad
+    from autonad.data import open_dataset
+    from autonad.export.inference import ExportedModel, evaluate_model
+
+    start = time.monotonic()
+    argv = ["search", "--dataset", dataset, "--hw", "cpu", "--out", str(out)]
+    if (out / "search_state.pt").exists():
+        argv.append("--resume")
+    if autonad(argv) != 0:
+        raise SystemExit("autonad search failed")
+    wall = time.monotonic() - start
+    summary = json.loads((out / "model.json").read_text())
+    source = open_dataset(dataset, seed=0, split_file=_split_of(summary))
+    model = ExportedModel.load(out / "model.ts")
+    test = evaluate_model(model, source, "test").to_dict()
+    return {"run": str(out), "wall_s": round(wall, 1), "command": "autonad " + " ".join(argv[:6]),
+            "recipe": summary.get("recipe"), "arch": summary.get("arch_hash"), "scale": summary.get("scale"),
+            "test": {k: test.get(k) for k in METRICS}}  # fmt: skip
+
+
+def _split_of(model_meta: dict) -> Path:
+    """The split the supernet recorded (the search validated on it; test images were never seen)."""
+    return Path(model_meta["supernet_checkpoint"]).parent / "split.json"
+
+
+def run_unet(dataset: str, root: Path, out: Path, wall_s: float, base: int) -> dict:
+    from autonad.data import open_dataset
+    from autonad.export.inference import ExportedModel, evaluate_model
+    from autonad.train.baseline import UNetTrainer, load_trained_unet
+    from autonad.train.recipe import Recipe, default_recipe
+
+    recipe = Recipe.load(default_recipe(dataset))
+    recipe = recipe.with_budget("retrain", minutes=wall_s / 60)
+    recipe = dataclasses.replace(recipe, retrain=dataclasses.replace(recipe.retrain, cap=False))
+    source = open_dataset(dataset, seed=recipe.retrain.seed)
+    widths = tuple(base * 2**i for i in range(5))
+    start = time.monotonic()
+    UNetTrainer(recipe, source, out, widths).fit(resume=(out / "checkpoint.pt").exists())
+    trained = load_trained_unet(out / "best.pt")
+    test = evaluate_model(ExportedModel(trained.net, trained.meta, out / "best.pt"), source, "test").to_dict()
+    return {"run": str(out), "widths": list(widths), "budget_minutes": round(wall_s / 60, 2),
+            "wall_s": round(time.monotonic() - start, 1), "test": {k: test.get(k) for k in METRICS}}  # fmt: skip
+
+
+if __name__ == "__main__":
+    sys.exit(main())
