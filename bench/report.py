@@ -35,10 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "results.md")
     args = p.parse_args(argv)
     page = Page(args.out)
-    for section in (headline, neu_pipeline, mt_pipeline, ablations, cap_on_off, ranking, latency, search, overhead,
-                    export_round_trip):  # fmt: skip
+    for section in (headline, learning, neu_pipeline, mt_pipeline, ablations, cap_on_off, ranking, latency, search,
+                    overhead, export_round_trip):  # fmt: skip
         section(page)
     page.write()
+    write_headline(page.headline)
     print(f"wrote {args.out} ({len(page.images)} images in {page.img})")
     return 0
 
@@ -48,6 +49,10 @@ class Page:
         self.path, self.img = path, path.parent / "img"
         self.lines: list[str] = [HEADER]
         self.images: list[Path] = []
+        self.headline: dict[str, dict] = {}  # bench/results/headline.json: key -> value, protocol, budget, command
+
+    def record(self, key: str, value, protocol: str, budget: str, command: str) -> None:
+        self.headline[key] = {"value": value, "protocol": protocol, "budget": budget, "command": command}
 
     def add(self, *lines: str) -> None:
         self.lines.extend(lines)
@@ -107,6 +112,146 @@ there. Regenerate everything with `make bench` (hours on 2 CPU cores; it resumes
 absolute accuracy is far below the paper's and every figure carries its budget. Comparisons inside
 one table are at equal budget.
 """
+
+
+def write_headline(entries: dict[str, dict]) -> None:
+    """Merge this page's headline figures into bench/results/headline.json (other keys are kept)."""
+    path = RESULTS / "headline.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data.update(entries)
+    path.write_text(json.dumps(dict(sorted(data.items())), indent=1) + "\n")
+
+
+# -- learning (time to quality, throughput, thin defects, MT supernet) ------------------------------
+def learning(page: Page) -> None:
+    page.add("## Learning real defects at the user's budget", "")
+    page.add("### Time to quality: steps until the defect IoU reaches 0.3 / 0.5", "")
+    page.add(
+        "Models trained from scratch by the same loop (native-scale 128x128 crops, 70% defect-centred, CE with",
+        "sqrt-inverse-frequency class weights + Dice, AdamW with warm-up and poly decay, bf16 autocast),",
+        "defect IoU pooled over defect classes on whole validation images. Each row changes one suspect.",
+        "",
+    )
+    for name, dataset in (("time_to_quality_neu", "NEU-Seg"), ("time_to_quality", "MT (defect images)")):
+        page.add(f"**{dataset}**", "")
+        data = page.source(name)
+        if data is None:
+            continue
+        _time_to_quality(page, data, name)
+    _throughput(page)
+    _thin_defects(page)
+    _mt_supernet(page)
+
+
+def _time_to_quality(page: Page, data: dict, name: str) -> None:
+    rows, budget = [], f"{data['steps']} steps of batch {data['batch']}, {data['threads']} threads"
+    for c in data["cases"]:
+        r = c["reached"]
+        rows.append([c["case"], gflops(c["flops"]), millions(c["params"]), r.get("0.3", {}).get("steps", "-"),
+                     r.get("0.5", {}).get("steps", "-"), f"{c['best_defect_iou']:.3f}", c["s_per_step"],
+                     c.get("note", "")])  # fmt: skip
+    page.table(["model [suspect]", "GFLOPs", "params", "steps to 0.3", "steps to 0.5", "best IoU", "s/step", "what"],
+               rows)  # fmt: skip
+    expected = len(cases_in(data))
+    if len(data["cases"]) < expected:
+        page.add(f"_Partial: {len(data['cases'])} of {expected} cases ran; `--skip-done` continues._", "")
+    plt, path = page.figure(f"{name}.png")
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for c in data["cases"]:
+        ax.plot([p["step"] for p in c["curve"]], [p["defect_iou"] for p in c["curve"]], label=c["case"])
+    ax.axhline(0.5, color="grey", lw=0.5)
+    ax.set(xlabel="optimiser step", ylabel="defect IoU (val)", title=name)
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    page.picture(path.name, f"defect IoU vs step, {budget}")
+    by = {c["case"]: c for c in data["cases"]}
+    if name == "time_to_quality_neu" and "unet" in by and "hybrid" in by:
+        for key, case in (("learning.hybrid_steps_to_0.5", "hybrid"), ("learning.unet_steps_to_0.5", "unet")):
+            value = by[case]["reached"].get("0.5", {}).get("steps")
+            page.record(
+                key,
+                value,
+                f"NEU-Seg train crops 128x128 native scale, pooled defect IoU on "
+                f"{data['data']['val_images']} whole val images; null = not reached",
+                budget,
+                data["command"],
+            )
+
+
+def cases_in(data: dict) -> list:
+    import time_to_quality
+
+    return time_to_quality.cases("suspects")
+
+
+def _throughput(page: Page) -> None:
+    page.add("### Training throughput on this CPU", "")
+    data = page.source("train_throughput")
+    if data is None:
+        return
+    rows = []
+    for part in ("supernet_training", "retraining"):
+        for mode, m in data.get(part, {}).items():
+            rows.append([part.replace("_", " "), mode, m["images_per_s"], f"{m['speedup_vs_fp32']:.2f}x",
+                         m["warmup_s"]])  # fmt: skip
+    page.table(["what", "mode", "images/s", "vs fp32", "warm-up s"], rows)
+    page.add(
+        f"{data['cpu']}, native bf16: {data['native_bf16']}, {data['threads']} threads, batch {data['batch']} "
+        f"at {data['input_size']}x{data['input_size']}; modes timed round-robin, medians.",
+        "",
+    )
+    for part, key in (("supernet_training", "learning.supernet_images_per_s_speedup"),
+                      ("retraining", "learning.retrain_images_per_s_speedup")):  # fmt: skip
+        modes = data.get(part, {})
+        if modes:
+            best = max(modes.values(), key=lambda m: m["speedup_vs_fp32"])
+            page.record(
+                key,
+                best["speedup_vs_fp32"],
+                f"{part}: best mode vs fp32 contiguous, images/s",
+                f"batch {data['batch']}, {data['input_size']}^2, {data['threads']} threads",
+                data["command"],
+            )
+
+
+def _thin_defects(page: Page) -> None:
+    page.add("### Thin defects: `autonad search` with its defaults vs a U-Net of the same wall time", "")
+    data = page.source("thin_defect_search")
+    if data is None or "search" not in data:
+        return
+    s = data["search"]
+    rows = [["searched (inherited weights, exported)", s["wall_s"] / 60, pct(s["test"]["miou_fg"]),
+             pct(s["test"]["pooled_iou"]), *(pct(v) for v in s["test"]["per_class_iou"].values())]]  # fmt: skip
+    if "unet" in data:
+        u = data["unet"]
+        rows.append([f"U-Net {u['widths']} (scratch, --budget {u['budget_minutes']:.0f}m)", u["wall_s"] / 60,
+                     pct(u["test"]["miou_fg"]), pct(u["test"]["pooled_iou"]),
+                     *(pct(v) for v in u["test"]["per_class_iou"].values())])  # fmt: skip
+    names = list(s["test"]["per_class_iou"])
+    page.table(["model", "wall min", "defect mIoU", "pooled IoU", *(f"IoU {n}" for n in names)],
+               [[r[0], f"{r[1]:.0f}", *r[2:]] for r in rows])  # fmt: skip
+    if "unet" in data:
+        budget = f"{s['wall_s'] / 60:.0f} min wall time each on 2 CPU cores"
+        protocol = "generated thin-defect folder (80 images 480x320), defect-class mIoU on the test split"
+        page.record("learning.thin_defect_iou", s["test"]["miou_fg"], protocol, budget, data["command"])
+        page.record("learning.thin_defect_unet_iou", data["unet"]["test"]["miou_fg"], protocol, budget, data["command"])
+
+
+def _mt_supernet(page: Page) -> None:
+    page.add("### Magnetic Tile with its defaults: the supernet's inherited per-class IoU", "")
+    data = page.source("mt_supernet")
+    if data is None:
+        return
+    classes = list(data["inherited"]["largest"]["per_class_iou"])
+    rows = [[name, pct(r["miou"]), pct(r["pooled_iou"]), *(pct(r["per_class_iou"][c]) for c in classes)]
+            for name, r in data["inherited"].items()]  # fmt: skip
+    page.table(["subnet", "mIoU", "pooled IoU", *(f"IoU {c}" for c in classes)], rows)
+    b, every = data["budget"], data["every_defect_class_above_zero_largest"]
+    page.add(f"Budget: {b['minutes']} min ({b['steps']} steps, {b['elapsed_min']} min measured); "
+             f"test split, {data['test_images']} whole images (all-images protocol, defect-free ones included). "
+             f"Every defect class above 0 IoU for the largest subnet: **{every}**.", "")  # fmt: skip
 
 
 # -- formatting -----------------------------------------------------------------------------------

@@ -89,12 +89,14 @@ def subnet_modes(config: SupernetConfig, arch, compile_: bool) -> list[Mode]:
     return modes
 
 
-def measure(modes: list[Mode], x, y, rounds: int, steps: int) -> dict:
+def measure(modes: list[Mode], x, y, rounds: int, steps: int, warmup: int = 2) -> dict:
+    """Warm-up steps first (compilation; for the supernet one pass over its arch sequence, so kernels
+    for every layer shape exist, as after the first minutes of a real run), then timed rounds."""
     batch = x.shape[0]
     compile_s = {}
-    for mode in modes:  # warm-up (and compilation)
+    for mode in modes:
         start = time.perf_counter()
-        mode.run(x, y, 2, record=False)
+        mode.run(x, y, warmup, record=False)
         compile_s[mode.name] = round(time.perf_counter() - start, 1)
     for _ in range(rounds):
         for mode in modes:
@@ -115,14 +117,14 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--steps", type=int, default=3, help="steps per mode per round")
+    p.add_argument("--steps", type=int, default=4, help="steps per mode per round")
     p.add_argument("--no-compile", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     config = SupernetConfig.load(args.supernet)
     space = Supernet(config, CLASSES).space
     rng = random.Random(0)
-    archs = [space.sample(rng, heads=HeadsArch()) for _ in range(16)]
+    archs = [space.sample(rng, heads=HeadsArch()) for _ in range(12)]
     x = torch.randn(args.batch, 3, args.input_size, args.input_size, generator=torch.Generator().manual_seed(0))
     y = torch.randint(0, CLASSES, (args.batch, args.input_size, args.input_size), generator=torch.Generator())
     result = {
@@ -131,7 +133,7 @@ def main() -> int:
         "steps_per_round": args.steps, "torch": torch.__version__, "python": platform.python_version(),
         "command": "python bench/train_throughput.py " + " ".join(sys.argv[1:]),
     }  # fmt: skip
-    result["supernet_training"] = measure(supernet_modes(config, archs), x, y, args.rounds, args.steps)
+    result["supernet_training"] = measure(supernet_modes(config, archs), x, y, args.rounds, args.steps, len(archs))
     report("train_throughput", result)
     median = space.decode([len(g.choices) // 2 for g in space.genes], HeadsArch())
     result["retraining"] = measure(subnet_modes(config, median, not args.no_compile), x, y, args.rounds, args.steps)
