@@ -37,6 +37,7 @@ from autonad.space import Arch, HeadsArch
 from autonad.supernet import Supernet, SupernetConfig
 from autonad.supernet.complexity import fvcore_flops
 from autonad.train.evaluate import evaluate_arch
+from autonad.train.loop import use_bf16
 from autonad.train.trainer import CHECKPOINT_FORMAT, load_trained_supernet
 
 SUPERNET_FORMAT = CHECKPOINT_FORMAT  # what a supernet training run writes
@@ -95,7 +96,8 @@ class EvalContext:
         self.classes, self.normalisation, step = trained.classes, trained.normalisation, trained.step
         self.loader = self._val_loader(self.normalisation)
         self.complexity = SubnetComplexity(self.net, self.recipe.input_size)
-        self.heads = HeadsArch(cap=self.config.heads.cap and self.recipe.train.cap)
+        self.heads = trained.heads
+        self.bf16 = use_bf16(self.recipe.train.amp, self.device)
         self.identity = {
             "supernet": self.config.name, "supernet_step": step, "recipe": self.recipe.name,
             "classes": self.classes, "dataset": settings.dataset, "val_images": len(self.loader.dataset),
@@ -124,7 +126,7 @@ class EvalContext:
 
     def evaluate(self, arch: Arch) -> dict[str, Any]:
         """Every validation metric of `arch` (MetricsReport.to_dict) plus 'params' and 'flops'."""
-        report = evaluate_arch(self.net, arch, self.loader, self.num_classes, self.device)
+        report = evaluate_arch(self.net, arch, self.loader, self.num_classes, self.device, self.bf16)
         out = report.to_dict()
         if self.settings.complexity:
             out["params"], out["flops"] = self.complexity(arch)

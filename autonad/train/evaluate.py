@@ -3,6 +3,8 @@ search) or a standalone, retrained subnet."""
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch.utils.data import DataLoader
 
@@ -12,20 +14,26 @@ from autonad.space import Arch
 
 @torch.no_grad()
 def evaluate_arch(
-    net: torch.nn.Module, arch: Arch, loader: DataLoader, num_classes: int, device: torch.device
+    net: torch.nn.Module, arch: Arch, loader: DataLoader, num_classes: int, device: torch.device, bf16: bool = False
 ) -> MetricsReport:
-    """Set `arch` on the supernet and compute every metric over `loader` (eval mode, fp32)."""
+    """Set `arch` on the supernet and compute every metric over `loader` (eval mode)."""
     net.set_arch(arch)
-    return accumulate(net, loader, SegMetrics(num_classes), device).compute()
+    return accumulate(net, loader, SegMetrics(num_classes), device, bf16).compute()
 
 
 @torch.no_grad()
-def accumulate(net: torch.nn.Module, loader: DataLoader, metrics: SegMetrics, device: torch.device) -> SegMetrics:
-    """Run `net` (eval mode, fp32; its train/eval mode is restored) over `loader` into `metrics`."""
+def accumulate(
+    net: torch.nn.Module, loader: DataLoader, metrics: SegMetrics, device: torch.device | str, bf16: bool = False
+) -> SegMetrics:
+    """Run `net` (eval mode, fp32 or under bf16 autocast; its train/eval mode is restored) over
+    `loader` into `metrics` (logits are compared in fp32)."""
     was_training = net.training
     net.eval()
+    device = torch.device(device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     for images, masks in loader:
-        out = net(images.to(device))
+        with autocast:
+            out = net(images.to(device))
         metrics.update(out["seg"].float(), masks.to(device), out.get("cap"))
     net.train(was_training)
     return metrics

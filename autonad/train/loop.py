@@ -63,6 +63,11 @@ class TrainState:
 OPTIMIZER_OVERHEAD = 1.1  # a timed probe step has no optimiser update, clipping or logging
 
 
+def use_bf16(amp: bool, device: torch.device) -> bool:
+    """Whether a run with this `amp` setting computes in bf16 on `device` (fp32 where bf16 is emulated)."""
+    return amp and (device.type == "cuda" or (device.type == "cpu" and cpu_bf16()))
+
+
 def steps_within(budget_s: float, step_s: float, val_s: float, per_epoch: int, val_every: int) -> int:
     """The most optimiser steps whose training and validations fit in `budget_s` seconds (at least 1)."""
 
@@ -355,11 +360,13 @@ class Trainer:
         logged["lr"] = self.optimizer.param_groups[0]["lr"]
         return logged
 
-    def autocast(self):
+    @property
+    def bf16(self) -> bool:
         """bf16 autocast where the recipe asks for it: on a GPU, and on a CPU with native bf16 (avx512_bf16/AMX)."""
-        if self.tr.amp and (self.device.type == "cuda" or (self.device.type == "cpu" and cpu_bf16())):
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return use_bf16(self.tr.amp, self.device)
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
 
     def _end_epoch(self) -> None:
         st = self.state
@@ -439,6 +446,7 @@ class Trainer:
                       "val_s": st.val_s, "validations": st.validations, "val_estimate_s": self.val_estimate_s},
             "history": st.history,
             "latency_records": st.latency_records,
+            "cap_loss": self.cap_loss,
             **self.checkpoint_extra(),
         }  # fmt: skip
         save_atomic(payload, self.checkpoint_path)

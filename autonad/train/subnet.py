@@ -111,7 +111,7 @@ class StandaloneTrainer(Trainer):
 
     def validate(self) -> dict[str, float | None]:
         loader = eval_loader(self.val_set, self.tr.batch_size)
-        report = accumulate(self.net, loader, SegMetrics(self.source.num_classes), self.device).compute()
+        report = accumulate(self.net, loader, SegMetrics(self.source.num_classes), self.device, self.bf16).compute()
         values = report.to_dict()
         return {k: values[k] for k in VAL_METRICS}
 

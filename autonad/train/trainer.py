@@ -137,7 +137,7 @@ class SupernetTrainer(Trainer):
         loader = eval_loader(self.val_set, self.tr.batch_size)
         out = {}
         for name, arch in self.val_archs.items():
-            report = evaluate_arch(self.net, arch, loader, self.source.num_classes, self.device)
+            report = evaluate_arch(self.net, arch, loader, self.source.num_classes, self.device, self.bf16)
             out[name] = {k: report.to_dict()[k] for k in VAL_METRICS}
         return out
 
@@ -169,6 +169,12 @@ class TrainedSupernet:
     classes: list[str]
     normalisation: dict[str, list[float]]
     step: int | None
+    cap_trained: bool = True  # whether its CaP head was trained (off where every training image is defective)
+
+    @property
+    def heads(self) -> HeadsArch:
+        """The heads its subnets are evaluated and exported with: CaP only where it was trained."""
+        return HeadsArch(cap=self.config.heads.cap and self.recipe.train.cap and self.cap_trained)
 
 
 def load_trained_supernet(path: str | Path, device: torch.device | str = "cpu") -> TrainedSupernet:
@@ -181,9 +187,10 @@ def load_trained_supernet(path: str | Path, device: torch.device | str = "cpu") 
         classes = [str(c) for c in ckpt["classes"]]
         norm = {"mean": list(ckpt["normalisation"]["mean"]), "std": list(ckpt["normalisation"]["std"])}
         state, step = ckpt["model"], ckpt.get("state", {}).get("global_step")
+        cap_trained = bool(ckpt.get("cap_loss", True))  # checkpoints before the switch trained it
     except KeyError as e:
         raise AutoNADError(f"{path}: incomplete supernet checkpoint (no {e})") from None
     net = Supernet(config, len(classes))
     check_weights(state, net, f"{path}: its weights do not fit supernet '{config.name}'")
     net.load_state_dict(state)
-    return TrainedSupernet(net.to(device).eval(), config, recipe, classes, norm, step)
+    return TrainedSupernet(net.to(device).eval(), config, recipe, classes, norm, step, cap_trained)
