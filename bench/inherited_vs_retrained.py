@@ -28,9 +28,8 @@ from common import DEMO_CHECKPOINT, report, require_checkpoint
 def main(argv: list[str] | None = None) -> int:
     import torch
     from scipy.stats import kendalltau
-    from torch.utils.data import DataLoader
 
-    from autonad.data import SegmentationDataset, Transform, open_dataset
+    from autonad.data import SegmentationDataset, Transform, eval_loader, open_dataset
     from autonad.space import HeadsArch
     from autonad.train.evaluate import evaluate_arch
     from autonad.train.recipe import Recipe
@@ -60,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     norm = trained.normalisation
     transform = dataclasses.replace(trained.recipe.transform, mean=tuple(norm["mean"]), std=tuple(norm["std"]))
     val = SegmentationDataset(source, "val", Transform(transform, train=False))
-    loader = DataLoader(val, batch_size=8)
+    loader = eval_loader(val, 8)
     rng = random.Random(args.seed)
     archs = [trained.net.space.sample(rng, heads=HeadsArch(cap=False)) for _ in range(args.subnets)]
     settings = Recipe.load(args.recipe or trained.recipe.name).retrain  # the shipped recipe's retraining

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
     supernet_dir = supernet_run_dir(args.dataset, recipe.supernet, recipe.name)
     checkpoint = supernet_dir / "checkpoint.pt"
-    if _supernet_epochs(checkpoint) < recipe.train.epochs:
+    if not _supernet_finished(checkpoint, recipe):
         _autonad(["train-supernet", *data, "--recipe", args.recipe, *threads,
                   *(["--resume"] if checkpoint.exists() else [])])  # fmt: skip
 
@@ -281,11 +281,12 @@ def _history(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
 
 
-def _supernet_epochs(checkpoint: Path) -> int:
+def _supernet_finished(checkpoint: Path, recipe) -> bool:
     from autonad.train.checkpoint import load_checkpoint
+    from autonad.train.loop import finished
     from autonad.train.trainer import CHECKPOINT_FORMAT
 
-    return load_checkpoint(checkpoint, CHECKPOINT_FORMAT)["state"]["epoch"] if checkpoint.exists() else 0
+    return checkpoint.exists() and finished(load_checkpoint(checkpoint, CHECKPOINT_FORMAT)["state"], recipe.train)
 
 
 def _epochs(run: Path, fmt: str) -> int:

@@ -90,10 +90,12 @@ def resolve_job(args: argparse.Namespace) -> RetrainJob:
 
 def _with_overrides(recipe: Recipe, args: argparse.Namespace) -> Recipe:
     """The recipe with --epochs, --budget/--steps, --input-size/--scale and --calibrate applied."""
+    if args.epochs and (args.steps or args.budget):
+        raise AutoNADError("give the retraining budget once: --epochs, --steps or --budget")
     recipe = apply_budget_args(recipe, args, "retrain")
     settings = recipe.retrain
-    if args.epochs:
-        settings = dataclasses.replace(settings, epochs=args.epochs)
+    if args.epochs:  # epochs replace the recipe's steps or minutes
+        settings = dataclasses.replace(settings, epochs=args.epochs, steps=None, minutes=None)
     if getattr(args, "calibrate", None):
         settings = dataclasses.replace(settings, calibrate=str(parse_target(args.calibrate)))
     return dataclasses.replace(recipe, retrain=settings)
@@ -209,7 +211,10 @@ def _epochs_for_tune(job: RetrainJob, train_images: int) -> RetrainJob:
 
     settings = job.recipe.retrain
     if settings.minutes is not None:
-        raise AutoNADError("tune: ASHA stops trials by epoch, so a trial takes --steps or --epochs, not --budget")
+        raise AutoNADError(
+            f"tune: recipe '{job.recipe.name}' budgets retraining in minutes, but ASHA stops trials by epoch: "
+            "give --epochs or --steps"
+        )
     if settings.steps is None:
         return job
     epochs = math.ceil(settings.steps / max(1, batches_per_epoch(train_images, settings.batch_size)))

@@ -31,8 +31,9 @@ class SegmentationDataset(Dataset):
     `split` is a split name ("train", "val", "test") or an explicit list of sample ids. Without a
     transform, images are only scaled to [0, 1] (no resizing, so batch them one at a time).
 
-    An item is requested by index, or by an (epoch, index) key: the transform's random draws then
-    come from a generator seeded by (seed, epoch, index), so augmentation is the same in any
+    An item is requested by index, or by an (epoch, index) key (or (epoch, index, repeat) for an
+    item drawn again in the same epoch): the transform's random draws then come from a generator
+    seeded by (seed, epoch, index[, repeat]), so augmentation is the same in any
     DataLoader worker, on any distributed rank and after a resume.
     """
 
@@ -50,8 +51,11 @@ class SegmentationDataset(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         generator = None
         if isinstance(key, tuple):
-            epoch, key = key
-            generator = torch.Generator().manual_seed(((self.seed * 1_000_003 + epoch) * 1_000_003 + key) % 2**63)
+            epoch, key, *draw = key  # draw: the item's repeat within the epoch (oversampling), 0 = first
+            seed = ((self.seed * 1_000_003 + epoch) * 1_000_003 + key) % 2**63
+            if draw and draw[0]:
+                seed = (seed * 1_000_003 + draw[0]) % 2**63
+            generator = torch.Generator().manual_seed(seed)
         image, mask = self.source.load(self.ids[key])
         if self.transform is not None:
             return self.transform(image, mask, generator)

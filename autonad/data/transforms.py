@@ -26,12 +26,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from autonad.data.base import IGNORE  # padding's mask value (excluded from loss and metrics)
 from autonad.errors import AutoNADError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 ASPECT_JITTER = (3 / 4, 4 / 3)  # crop aspect ratio range, relative to the image's
-IGNORE = 255  # mask value of padding (excluded from loss and metrics)
 DEFECT_OFFSET = 0.35  # a defect crop's centre lies within +-this share of the crop of the defect pixel
 
 
@@ -143,9 +143,12 @@ class Transform:
         def coin() -> bool:
             return bool(torch.rand((), generator=generator) < 0.5)
 
-        crop = (0, 0, height, width)
-        rot = int(torch.randint(0, 4, (), generator=generator)) if cfg.rotate90 else 0
-        if cfg.crops:
+        def quarter_turns() -> int:
+            return int(torch.randint(0, 4, (), generator=generator)) if cfg.rotate90 else 0
+
+        crop, rot = (0, 0, height, width), None
+        if cfg.crops:  # the window's shape depends on the rotation: draw it first
+            rot = quarter_turns()
             crop = self._crop_window(height, width, rot, mask, uniform, generator)
         elif cfg.resize_crop is not None:
             area = uniform(*cfg.resize_crop)
@@ -157,7 +160,7 @@ class Transform:
             crop = (top, left, ch, cw)
         return Params(
             crop=crop,
-            rot=rot,
+            rot=quarter_turns() if rot is None else rot,  # resize mode: drawn after the crop, as always
             hflip=coin() if cfg.hflip else False,
             vflip=coin() if cfg.vflip else False,
             brightness=uniform(1 - cfg.brightness, 1 + cfg.brightness) if cfg.brightness else 1.0,

@@ -154,7 +154,14 @@ def _load_onnx(path: Path):
     meta = json.loads(session.get_modelmeta().custom_metadata_map.get("autonad.json", "{}"))
     names = [o.name for o in session.get_outputs()]
 
+    fixed = tuple(session.get_inputs()[0].shape[2:])  # the traced H, W (the PPM pooling is built for it)
+
     def run(images: torch.Tensor) -> Outputs:
+        if tuple(images.shape[2:]) != fixed:
+            raise AutoNADError(
+                f"{path}: the ONNX model takes {fixed[0]}x{fixed[1]} images, got {images.shape[2]}x{images.shape[3]}; "
+                "a model trained on crops runs whole images of any size: use model.ts (TorchScript) or model.pt"
+            )
         values = session.run(None, {session.get_inputs()[0].name: images.detach().cpu().numpy()})
         return {name: torch.from_numpy(np.asarray(v)) for name, v in zip(names, values)}
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from autonad import resources
-from autonad.config import from_mapping, load_yaml
+from autonad.config import from_mapping, load_yaml, to_mapping
 from autonad.errors import AutoNADError
 from autonad.supernet.sharing import WeightSharing
 
@@ -56,3 +56,12 @@ class SupernetConfig:
         """A shipped supernet by name (`autonad`, `tiny`, ...) or the user's YAML by path."""
         path = resources.resolve("supernets", name_or_path)
         return from_mapping(SupernetConfig, load_yaml(path), str(path))
+
+
+def same_config(saved: dict, config: SupernetConfig) -> bool:
+    """Whether a checkpoint's supernet definition is `config`, defaults filled in first (a checkpoint
+    written before a field existed matches a definition that keeps that field's default)."""
+    try:
+        return to_mapping(from_mapping(SupernetConfig, saved, "checkpoint supernet_config")) == to_mapping(config)
+    except AutoNADError:
+        return False

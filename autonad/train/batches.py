@@ -12,6 +12,7 @@ them in every batch. The epoch length is unchanged.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 
 import torch
@@ -43,19 +44,21 @@ class EpochBatches(Sampler[list[tuple[int, int]]]):
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order = torch.randperm(self.num_items, generator=generator).tolist()
-        if self.oversampling:
-            order = self._oversampled(generator)
+        keys = [(self.epoch, i) for i in order]
+        if self.oversampling:  # a repeated item is keyed by its repeat too, so it gets new augmentation
+            order, seen = self._oversampled(generator), Counter()
+            keys = [(self.epoch, i, seen.update([i]) or seen[i] - 1) for i in order]
         per_rank = self.batch_size // self.world
         for b in range(self.start, batches_per_epoch(self.num_items, self.batch_size)):
             first = b * self.batch_size + self.rank * per_rank
-            yield [(self.epoch, i) for i in order[first : first + per_rank]]
+            yield keys[first : first + per_rank]
 
     @property
     def oversampling(self) -> bool:
         """Whether defective items are rarer than `defect_share` (a floor: they are never undersampled)."""
         if self.defect_share is None or not self.defective:
             return False
-        return sum(self.defective) < self.defect_share * len(self.defective)
+        return 0 < sum(self.defective) < self.defect_share * len(self.defective)
 
     def _oversampled(self, generator: torch.Generator) -> list[int]:
         """The epoch's order with round(share * batch) defective items in every batch."""

@@ -75,3 +75,12 @@ def mean_across_ranks(values: dict[str, float], info: DistInfo) -> dict[str, flo
     t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=info.device)
     dist.all_reduce(t)
     return {k: float(v) / info.world for k, v in zip(keys, t.tolist())}
+
+
+def from_rank0(value: int, info: DistInfo) -> int:
+    """Rank 0's value of an integer on every rank (a decision only rank 0 measured, e.g. a time plan)."""
+    if not info.enabled:
+        return value
+    t = torch.tensor([value], dtype=torch.int64, device=info.device)
+    dist.broadcast(t, src=0)
+    return int(t.item())

@@ -34,7 +34,7 @@ from autonad.errors import AutoNADError, reason
 from autonad.timing import cpu_bf16, device_name
 from autonad.train.batches import EpochBatches, batches_per_epoch
 from autonad.train.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
-from autonad.train.distributed import DistInfo, barrier, mean_across_ranks
+from autonad.train.distributed import DistInfo, barrier, from_rank0, mean_across_ranks
 from autonad.train.losses import JointLoss, SegLoss, sqrt_inverse_frequency
 from autonad.train.optim import build_optimizer, decay_with_warmup
 from autonad.train.recipe import Recipe, TrainingSettings
@@ -178,14 +178,18 @@ class Trainer:
         resuming = resume and self.checkpoint_path.exists()
         ckpt = load_checkpoint(self.checkpoint_path, self.checkpoint_format) if resuming else None
         self.total_steps, self.budget_note = self._budget(ckpt)
-        self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
-        warmup = round(self.tr.warmup_epochs * self.steps_per_epoch)
-        if self.tr.budgeted:  # a short step budget on a large dataset: warm-up at most a tenth of it
-            warmup = min(warmup, self.total_steps // 10)
+        saved = ckpt["state"] if ckpt is not None else {}
+        # a re-planned time budget: epochs (the first may have been cut short) and warm-up as they were planned
+        self.epochs = int(saved.get("epochs") or math.ceil(self.total_steps / self.steps_per_epoch))
+        self.warmup_steps = saved.get("warmup_steps")
+        if self.warmup_steps is None:
+            self.warmup_steps = round(self.tr.warmup_epochs * self.steps_per_epoch)
+            if self.tr.budgeted:  # a short step budget on a large dataset: warm-up at most a tenth of it
+                self.warmup_steps = min(self.warmup_steps, self.total_steps // 10)
         self.scheduler = decay_with_warmup(
             self.optimizer,
             total_steps=lambda: self.total_steps,  # a time budget re-plans it
-            warmup_steps=warmup,
+            warmup_steps=self.warmup_steps,
             min_lr_ratio=self.tr.min_lr_ratio,
             decay=self.tr.schedule,
             power=self.tr.poly_power,
@@ -209,7 +213,7 @@ class Trainer:
         step_s, val_s = self._probe_seconds()
         self.val_estimate_s = val_s
         steps = steps_within(tr.minutes * 60, step_s, val_s, per_epoch, tr.val_every)
-        steps = int(mean_across_ranks({"steps": steps}, self.dist)["steps"])  # every rank the same schedule
+        steps = from_rank0(steps, self.dist)  # every rank the same schedule
         note = (f"{tr.minutes:g} min -> {steps} steps ({steps / per_epoch:.1f} epochs; measured {step_s:.3f} s/step, "
                 f"{val_s:.1f} s/validation)")  # fmt: skip
         return steps, note
@@ -371,6 +375,8 @@ class Trainer:
     def _end_epoch(self) -> None:
         st = self.state
         self._tick()
+        if self.tr.minutes is not None:
+            self._replan()  # before deciding whether this epoch is the last one (and so validated)
         losses = st.epoch_losses
         mean = {k: sum(d[k] for d in losses) / len(losses) for k in losses[0]} if losses else {}
         record: dict[str, Any] = {
@@ -379,7 +385,8 @@ class Trainer:
             **{k: round(v, 6) for k, v in mean.items()},
         }
         record["images_per_s"] = round(len(losses) * self.tr.batch_size / max(st.epoch_s, 1e-9), 2)
-        due = (st.epoch + 1) % self.tr.val_every == 0 or st.epoch + 1 == self.epochs
+        last = st.epoch + 1 == self.epochs or st.global_step >= self.total_steps
+        due = (st.epoch + 1) % self.tr.val_every == 0 or last
         if due and self.dist.is_main:
             start = time.monotonic()
             record["val"] = self.validate()
@@ -391,8 +398,6 @@ class Trainer:
         st.step_in_epoch = 0
         self._tick()  # validation counts in the run's time, not in the next epoch's
         st.epoch_losses, st.epoch_s = [], 0.0
-        if self.tr.minutes is not None:
-            self._replan()
         if st.global_step >= self.total_steps:
             st.epoch = self.epochs  # the budget is spent: the run is done even if the last epoch was cut short
 
@@ -405,10 +410,11 @@ class Trainer:
         val_s = st.val_s / st.validations if st.validations else self.val_estimate_s
         left = budget_s - st.elapsed_s
         extra = steps_within(left, step_s, val_s, self.steps_per_epoch, self.tr.val_every) if left > step_s else 0
-        total = int(mean_across_ranks({"steps": st.global_step + extra}, self.dist)["steps"])
+        total = from_rank0(st.global_step + extra, self.dist)  # rank 0 alone validates, so it knows the cost
         self.total_steps = max(total, st.global_step)
-        # epochs so far (the first may have been cut short by the first plan) plus those the rest needs
-        self.epochs = st.epoch + math.ceil((self.total_steps - st.global_step) / self.steps_per_epoch)
+        # epochs so far, this one included (the first may have been cut short by the first plan), plus
+        # those the rest needs
+        self.epochs = st.epoch + 1 + math.ceil((self.total_steps - st.global_step) / self.steps_per_epoch)
         self.budget_note = (f"{self.tr.minutes:g} min -> {self.total_steps} steps (planned at step {st.global_step}: "
                             f"{step_s:.3f} s/step, {val_s:.1f} s/validation measured)")  # fmt: skip
 
@@ -443,7 +449,8 @@ class Trainer:
             "state": {"epoch": st.epoch, "step_in_epoch": st.step_in_epoch, "global_step": st.global_step,
                       "elapsed_s": st.elapsed_s, "epoch_losses": st.epoch_losses, "epoch_s": st.epoch_s,
                       "best": st.best, "total_steps": self.total_steps, "budget_note": self.budget_note,
-                      "val_s": st.val_s, "validations": st.validations, "val_estimate_s": self.val_estimate_s},
+                      "val_s": st.val_s, "validations": st.validations, "val_estimate_s": self.val_estimate_s,
+                      "epochs": self.epochs, "warmup_steps": self.warmup_steps},
             "history": st.history,
             "latency_records": st.latency_records,
             "cap_loss": self.cap_loss,

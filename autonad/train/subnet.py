@@ -24,6 +24,7 @@ from autonad.errors import AutoNADError
 from autonad.metrics import SegMetrics
 from autonad.space import Arch
 from autonad.supernet import SegmentationNet, Supernet, SupernetConfig
+from autonad.supernet.config import same_config
 from autonad.train.checkpoint import load_checkpoint, save_atomic
 from autonad.train.distributed import DistInfo
 from autonad.train.evaluate import accumulate
@@ -176,7 +177,7 @@ class SubnetTrainer(StandaloneTrainer):
         path = self.checkpoint_path
         if ckpt["arch"] != self.arch.to_dict():
             raise AutoNADError(f"{path}: retrains another arch ({Arch.from_dict(ckpt['arch']).hash})")
-        if ckpt["supernet_config"] != to_mapping(self.config):
+        if not same_config(ckpt["supernet_config"], self.config):
             raise AutoNADError(f"{path}: retrains a subnet of another supernet definition")
         if ckpt["init"] != self.init:
             raise AutoNADError(f"{path}: was started with --init {ckpt['init']}, not {self.init}")

@@ -24,6 +24,7 @@ from autonad.data import SegSource, eval_loader
 from autonad.errors import AutoNADError
 from autonad.space import Arch, HeadsArch
 from autonad.supernet import Supernet, SupernetConfig
+from autonad.supernet.config import same_config
 from autonad.timing import device_name, median_ms
 from autonad.train.checkpoint import load_checkpoint
 from autonad.train.distributed import DistInfo
@@ -145,7 +146,7 @@ class SupernetTrainer(Trainer):
         return {"supernet_config": to_mapping(self.config), "sampler": self.sampler.state_dict()}
 
     def check_checkpoint(self, ckpt: dict[str, Any]) -> None:
-        if ckpt["supernet_config"] != to_mapping(self.config):
+        if not same_config(ckpt["supernet_config"], self.config):
             theirs = ckpt["supernet_config"].get("name", "?")
             raise AutoNADError(
                 f"{self.checkpoint_path}: was trained for supernet '{theirs}', which differs from "

@@ -134,5 +134,17 @@ def test_tune_turns_steps_into_epochs_and_refuses_minutes():
     assert _epochs_for_tune(job_with(steps=10), 21).recipe.retrain.epochs == 2
     plain = job_with(epochs=4)
     assert _epochs_for_tune(plain, 21) is plain
-    with pytest.raises(AutoNADError, match="not --budget"):
+    with pytest.raises(AutoNADError, match="budgets retraining in minutes"):
         _epochs_for_tune(job_with(minutes=5.0), 21)
+
+
+def test_retrain_epochs_replace_a_recipe_time_budget_and_conflict_with_budget_flags():
+    from autonad.cli.retrain import _with_overrides
+
+    recipe = Recipe.load("default-cpu")
+    assert recipe.retrain.minutes == 30
+    args = argparse.Namespace(epochs=5, steps=None, budget=None, input_size=None, scale=None, calibrate=None)
+    settings = _with_overrides(recipe, args).retrain
+    assert (settings.epochs, settings.steps, settings.minutes) == (5, None, None)
+    with pytest.raises(AutoNADError, match="once"):
+        _with_overrides(recipe, argparse.Namespace(**{**vars(args), "budget": 10.0}))

@@ -324,11 +324,18 @@ def test_oversampling_puts_the_share_in_every_batch():
     result = batches(defective=DEFECTIVE, defect_share=0.5)
     assert len(result) == 100 // 8  # the epoch length is unchanged
     for batch in result:
-        assert len(batch) == 8 and all(epoch == 2 for epoch, _ in batch)
-        assert sum(DEFECTIVE[i] for _, i in batch) == 4
-    seen = {i for batch in result for _, i in batch if DEFECTIVE[i]}
+        assert len(batch) == 8 and all(key[0] == 2 for key in batch)
+        assert sum(DEFECTIVE[i] for _, i, *_ in batch) == 4
+    seen = {i for batch in result for _, i, *_ in batch if DEFECTIVE[i]}
     assert seen == {i for i, d in enumerate(DEFECTIVE) if d}  # every defective image is shown
-    assert [sum(DEFECTIVE[i] for _, i in b) for b in batches(defective=DEFECTIVE, defect_share=0.3)] == [2] * 12
+    assert [sum(DEFECTIVE[i] for _, i, *_ in b) for b in batches(defective=DEFECTIVE, defect_share=0.3)] == [2] * 12
+
+
+def test_a_repeated_item_is_keyed_by_its_repeat_so_it_gets_new_augmentation():
+    keys = [key for batch in batches(defective=DEFECTIVE, defect_share=0.5) for key in batch]
+    assert len(set(keys)) == len(keys)  # 48 defective draws of 10 images, each draw its own key
+    assert {repeat for _, i, repeat in keys if DEFECTIVE[i]} == set(range(5))  # 48 draws: 4-5 per image
+    assert all(len(key) == 2 for batch in batches() for key in batch)  # no oversampling: keys as before
 
 
 def test_oversampling_is_deterministic_and_resumable():
@@ -360,7 +367,7 @@ def test_oversampling_without_defect_free_or_without_defective_items():
     nothing = batches(defective=[False] * 100, defect_share=0.5)
     assert len(nothing) == 12 and len({i for b in nothing for _, i in b}) == 96
     few = [i < 6 for i in range(100)]  # 6 defective, 94 defect-free: share 0.5 in every batch
-    assert all(sum(few[i] for _, i in b) == 4 for b in batches(defective=few, defect_share=0.5))
+    assert all(sum(few[i] for _, i, *_ in b) == 4 for b in batches(defective=few, defect_share=0.5))
     mostly = [i >= 3 for i in range(100)]  # 97% defective: the share is a floor, never undersampled
     assert batches(defective=mostly, defect_share=0.75) == batches()
 
@@ -375,7 +382,7 @@ def test_the_recipe_share_reaches_the_training_batches(tiny_data, tmp_path):
     loader = trainer._loader()
     assert len(loader) == STEPS_PER_EPOCH
     for batch in loader.batch_sampler:
-        assert sum(bool(source.present(ids[i])) for _, i in batch) == 2
+        assert sum(bool(source.present(ids[i])) for _, i, *_ in batch) == 2
 
 
 # ------------------------------------------------------------------------------------- CaP on all-defective data
