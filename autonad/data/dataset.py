@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from autonad.data.base import IGNORE, SegSource
 from autonad.data.transforms import Transform
@@ -64,6 +64,22 @@ class SegmentationDataset(Dataset):
 
 
 def eval_loader(dataset: Dataset, batch_size: int) -> DataLoader:
-    """The loader every evaluation uses: in order, padded batches, an own generator (creating its
-    iterator then leaves the global torch RNG alone, which keeps resumed training exact)."""
-    return DataLoader(dataset, batch_size=batch_size, collate_fn=collate_padded, generator=torch.Generator())
+    """The loader every evaluation uses: batches of images of one size (whole images at their own size
+    would otherwise be padded to each other's, and global pooling would see the padding), padded to
+    the stride; an own generator (creating its iterator then leaves the global torch RNG alone, which
+    keeps resumed training exact)."""
+    batches = same_size_batches(dataset, batch_size)
+    return DataLoader(dataset, batch_sampler=batches, collate_fn=collate_padded, generator=torch.Generator())
+
+
+def same_size_batches(dataset: Dataset, batch_size: int) -> list[list[int]]:
+    """Indices in order, cut into batches of at most `batch_size` that share the source image size."""
+    base, indices = dataset, list(range(len(dataset)))
+    if isinstance(dataset, Subset):
+        base, indices = dataset.dataset, list(dataset.indices)
+    if not isinstance(base, SegmentationDataset):
+        return [list(range(i, min(i + batch_size, len(dataset)))) for i in range(0, len(dataset), batch_size)]
+    groups: dict[tuple[int, int], list[int]] = {}
+    for position, index in enumerate(indices):
+        groups.setdefault(base.source.image_size(base.ids[index]), []).append(position)
+    return [group[i : i + batch_size] for group in groups.values() for i in range(0, len(group), batch_size)]

@@ -73,7 +73,7 @@ def test_eval_loader_batches_in_order_and_leaves_the_global_rng_alone():
 
 
 def _sized_source(sizes: list[tuple[int, int]]) -> SimpleNamespace:
-    """The two things SegmentationDataset uses of a SegSource: .splits and .load(id)."""
+    """What SegmentationDataset and eval_loader use of a SegSource: .splits, .load(id), .image_size(id)."""
 
     def load(sample_id: str) -> tuple[np.ndarray, np.ndarray]:
         h, w = sizes[int(sample_id)]
@@ -81,20 +81,25 @@ def _sized_source(sizes: list[tuple[int, int]]) -> SimpleNamespace:
         mask[h // 2, w // 3] = 1 + int(sample_id) % 2
         return np.full((h, w, 3), 200, np.uint8), mask
 
-    return SimpleNamespace(splits={"val": [str(i) for i in range(len(sizes))]}, load=load)
+    def image_size(sample_id: str) -> tuple[int, int]:
+        return sizes[int(sample_id)]
+
+    return SimpleNamespace(splits={"val": [str(i) for i in range(len(sizes))]}, load=load, image_size=image_size)
 
 
 def test_crop_mode_whole_images_evaluate_through_eval_loader():
-    sizes = [(100, 300), (40, 50), (70, 20)]
+    sizes = [(100, 300), (40, 50), (100, 300), (70, 20)]
     cfg = TransformConfig(size=(24, 40), scale=1.0, pad_to=32)
     dataset = SegmentationDataset(_sized_source(sizes), "val", Transform(cfg.inference(), train=False))
     batches = list(eval_loader(dataset, batch_size=2))
-    assert [tuple(m.shape) for _, m in batches] == [(2, 128, 320), (1, 96, 32)]
-    masks = torch.cat([torch.nn.functional.pad(m, (0, 320 - m.shape[2], 0, 128 - m.shape[1]), value=255)
-                       for _, m in batches])  # fmt: skip
-    for i, (h, w) in enumerate(sizes):
-        assert (masks[i] != 255).sum() == h * w  # the real pixels; all padding is ignore
-        assert masks[i, h // 2, w // 3] == 1 + i % 2 and (masks[i] == 1 + i % 2).sum() == 1
+    # images of one size batch together (padding never mixes sizes), each padded to the stride
+    assert [tuple(m.shape) for _, m in batches] == [(2, 128, 320), (1, 64, 64), (1, 96, 32)]
+    order = [0, 2, 1, 3]
+    masks = [m[j] for _, m in batches for j in range(m.shape[0])]
+    for mask, i in zip(masks, order):
+        h, w = sizes[i]
+        assert (mask != 255).sum() == h * w  # the real pixels; all padding is ignore
+        assert mask[h // 2, w // 3] == 1 + i % 2 and (mask == 1 + i % 2).sum() == 1
 
 
 def test_crop_mode_items_are_reproducible_by_epoch_and_index():
