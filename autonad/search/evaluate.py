@@ -97,7 +97,7 @@ class EvalContext:
         self.loader = self._val_loader(self.normalisation)
         self.complexity = SubnetComplexity(self.net, self.recipe.input_size)
         self.heads = trained.heads
-        self.bf16 = use_bf16(self.recipe.train.amp, self.device)
+        self.bf16 = use_bf16(self.recipe.train, self.device)
         self.identity = {
             "supernet": self.config.name, "supernet_step": step, "recipe": self.recipe.name,
             "classes": self.classes, "dataset": settings.dataset, "val_images": len(self.loader.dataset),

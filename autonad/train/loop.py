@@ -58,14 +58,19 @@ class TrainState:
     best: dict[str, Any] = field(default_factory=dict)  # best validation so far (runs that keep one)
     val_s: float = 0.0  # seconds spent validating so far (a time budget's re-planning)
     validations: int = 0
+    skipped_steps: int = 0  # updates skipped for non-finite gradients
 
 
+MAX_SKIPPED_IN_A_ROW = 20  # steps with non-finite gradients before a run counts as diverged
 OPTIMIZER_OVERHEAD = 1.1  # a timed probe step has no optimiser update, clipping or logging
 
 
-def use_bf16(amp: bool, device: torch.device) -> bool:
-    """Whether a run with this `amp` setting computes in bf16 on `device` (fp32 where bf16 is emulated)."""
-    return amp and (device.type == "cuda" or (device.type == "cpu" and cpu_bf16()))
+def use_bf16(settings: TrainingSettings, device: torch.device) -> bool:
+    """Whether a run with these settings computes in bf16 on `device`: `amp` on a GPU, `cpu_bf16` on a
+    CPU that computes bf16 natively (elsewhere bf16 is emulated and slower)."""
+    if device.type == "cuda":
+        return settings.amp
+    return device.type == "cpu" and settings.cpu_bf16 and cpu_bf16()
 
 
 def steps_within(budget_s: float, step_s: float, val_s: float, per_epoch: int, val_every: int) -> int:
@@ -355,19 +360,34 @@ class Trainer:
         with self.autocast():
             loss, logged = self.model(images, masks, *inputs)
         loss.backward()
-        if self.tr.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.step_module.parameters(), self.tr.grad_clip)
-        self.optimizer.step()
+        norm = torch.nn.utils.clip_grad_norm_(self.step_module.parameters(), self.tr.grad_clip or math.inf)
+        if torch.isfinite(norm):  # gradients are all-reduced: every rank decides alike
+            self.optimizer.step()
+            self._diverged = 0
+        else:
+            self._skip_step(loss)
         self.scheduler.step()
         self.after_step()
         logged = mean_across_ranks(logged, self.dist)  # every rank logs (and checkpoints) the same values
         logged["lr"] = self.optimizer.param_groups[0]["lr"]
         return logged
 
+    def _skip_step(self, loss: torch.Tensor) -> None:
+        """A non-finite gradient (or loss) skips the update instead of turning every weight into NaN;
+        a run that keeps producing them has diverged and stops with one line."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.state.skipped_steps += 1
+        self._diverged = getattr(self, "_diverged", 0) + 1
+        if self._diverged >= MAX_SKIPPED_IN_A_ROW:
+            raise AutoNADError(
+                f"training diverged: {self._diverged} steps in a row had non-finite gradients (step "
+                f"{self.state.global_step + 1}, loss {float(loss):.4g}); lower the lr or turn off cpu_bf16/amp"
+            )
+
     @property
     def bf16(self) -> bool:
-        """bf16 autocast where the recipe asks for it: on a GPU, and on a CPU with native bf16 (avx512_bf16/AMX)."""
-        return use_bf16(self.tr.amp, self.device)
+        """bf16 autocast where the recipe asks for it: on a GPU (amp), on a CPU with native bf16 (cpu_bf16)."""
+        return use_bf16(self.tr, self.device)
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
@@ -450,7 +470,7 @@ class Trainer:
                       "elapsed_s": st.elapsed_s, "epoch_losses": st.epoch_losses, "epoch_s": st.epoch_s,
                       "best": st.best, "total_steps": self.total_steps, "budget_note": self.budget_note,
                       "val_s": st.val_s, "validations": st.validations, "val_estimate_s": self.val_estimate_s,
-                      "epochs": self.epochs, "warmup_steps": self.warmup_steps},
+                      "epochs": self.epochs, "warmup_steps": self.warmup_steps, "skipped_steps": st.skipped_steps},
             "history": st.history,
             "latency_records": st.latency_records,
             "cap_loss": self.cap_loss,
@@ -482,6 +502,7 @@ class Trainer:
                 s["epoch"], s["step_in_epoch"], s["global_step"], list(ckpt["history"]),
                 list(ckpt["latency_records"]), s["elapsed_s"], list(s.get("epoch_losses", [])), s.get("epoch_s", 0.0),
                 dict(s.get("best", {})), float(s.get("val_s", 0.0)), int(s.get("validations", 0)),
+                int(s.get("skipped_steps", 0)),
             )  # fmt: skip
             set_rng_state(ckpt["rng"])  # last: building the model above drew from the generators
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as e:
