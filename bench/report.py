@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
                     overhead, export_round_trip):  # fmt: skip
         section(page)
     page.write()
-    write_headline(page.headline)
+    default = args.out.resolve() == (ROOT / "docs" / "results.md").resolve()
+    write_headline(page.headline, RESULTS if default else args.out.parent)
     print(f"wrote {args.out} ({len(page.images)} images in {page.img})")
     return 0
 
@@ -79,6 +80,7 @@ class Page:
         if src.exists():
             self.img.mkdir(parents=True, exist_ok=True)
             shutil.copy(src, self.img / name)
+        if (self.img / name).exists():  # copied now, or earlier from a run folder this machine lacks
             self.picture(name, caption)
 
     def picture(self, name: str, caption: str) -> None:
@@ -114,9 +116,10 @@ one table are at equal budget.
 """
 
 
-def write_headline(entries: dict[str, dict]) -> None:
-    """Merge this page's headline figures into bench/results/headline.json (other keys are kept)."""
-    path = RESULTS / "headline.json"
+def write_headline(entries: dict[str, dict], folder: Path) -> None:
+    """Merge this page's headline figures into headline.json (bench/results/ for the real page; other
+    keys are kept)."""
+    path = folder / "headline.json"
     data = json.loads(path.read_text()) if path.exists() else {}
     data.update(entries)
     path.write_text(json.dumps(dict(sorted(data.items())), indent=1) + "\n")
@@ -125,6 +128,11 @@ def write_headline(entries: dict[str, dict]) -> None:
 # -- learning (time to quality, throughput, thin defects, MT supernet) ------------------------------
 def learning(page: Page) -> None:
     page.add("## Learning real defects at the user's budget", "")
+    page.add(
+        "Every headline figure of this section, with its protocol, budget and command, is also in "
+        "[`bench/results/headline.json`](../bench/results/headline.json).",
+        "",
+    )
     page.add("### Time to quality: steps until the defect IoU reaches 0.3 / 0.5", "")
     page.add(
         "Models trained from scratch by the same loop (native-scale 128x128 crops, 70% defect-centred, CE with",
@@ -465,16 +473,17 @@ def _overlays(page: Page, data: dict, prefix: str) -> None:
     from PIL import Image
 
     files = [ROOT / f for f in data.get("overlays", []) if (ROOT / f).exists()]
-    if not files:
-        return
-    tiles = [Image.open(f).convert("RGB").resize((200, 200)) for f in files]
-    strip = Image.new("RGB", (200 * len(tiles) + 8 * (len(tiles) - 1), 200), "white")
-    for i, tile in enumerate(tiles):
-        strip.paste(tile, (208 * i, 0))
-    page.img.mkdir(parents=True, exist_ok=True)
-    strip.save(page.img / f"{prefix}_overlays.png")
-    page.picture(f"{prefix}_overlays.png", f"`autonad predict` overlays of {len(files)} test images by the model "
-                 "searched for the first device (ONNX), spread over the test split.")  # fmt: skip
+    name, count = f"{prefix}_overlays.png", len(files) or len(data.get("overlays", []))
+    if files:
+        tiles = [Image.open(f).convert("RGB").resize((200, 200)) for f in files]
+        strip = Image.new("RGB", (200 * len(tiles) + 8 * (len(tiles) - 1), 200), "white")
+        for i, tile in enumerate(tiles):
+            strip.paste(tile, (208 * i, 0))
+        page.img.mkdir(parents=True, exist_ok=True)
+        strip.save(page.img / name)
+    if (page.img / name).exists():  # made now, or earlier from run folders this machine lacks
+        page.picture(name, f"`autonad predict` overlays of {count} test images by the model searched for the "
+                     "first device (ONNX), spread over the test split.")  # fmt: skip
 
 
 def ablations(page: Page) -> None:
