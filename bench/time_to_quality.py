@@ -16,7 +16,6 @@ Each finished case is written to bench/results/<name>.json at once (`--skip-done
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import sys
@@ -35,6 +34,7 @@ from autonad.supernet import Supernet, SupernetConfig
 from autonad.supernet.complexity import complexity
 from autonad.train.baseline import UNet
 from autonad.train.batches import EpochBatches
+from autonad.train.evaluate import bf16_autocast
 from autonad.train.losses import JointLoss, SegLoss, sqrt_inverse_frequency
 from autonad.train.optim import build_optimizer, decay_with_warmup
 from autonad.ui import progress
@@ -125,7 +125,7 @@ def defect_iou(net: torch.nn.Module, loader, num_classes: int, bf16: bool) -> fl
 
 
 def autocast(bf16: bool):
-    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    return bf16_autocast("cpu", bf16)
 
 
 def run_case(case: Case, data: dict, args: argparse.Namespace) -> dict:

@@ -12,6 +12,11 @@ from autonad.metrics import MetricsReport, SegMetrics
 from autonad.space import Arch
 
 
+def bf16_autocast(device: torch.device | str, on: bool):
+    """bf16 autocast on `device` when `on` (the one place training, validation and benches make it)."""
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16) if on else contextlib.nullcontext()
+
+
 @torch.no_grad()
 def evaluate_arch(
     net: torch.nn.Module, arch: Arch, loader: DataLoader, num_classes: int, device: torch.device, bf16: bool = False
@@ -30,9 +35,8 @@ def accumulate(
     was_training = net.training
     net.eval()
     device = torch.device(device)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     for images, masks in loader:
-        with autocast:
+        with bf16_autocast(device, bf16):
             out = net(images.to(device))
         metrics.update(out["seg"].float(), masks.to(device), out.get("cap"))
     net.train(was_training)

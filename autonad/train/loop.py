@@ -9,7 +9,6 @@ checkpoint and run file hold.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -35,6 +34,7 @@ from autonad.timing import cpu_bf16, device_name
 from autonad.train.batches import EpochBatches, batches_per_epoch
 from autonad.train.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
 from autonad.train.distributed import DistInfo, barrier, from_rank0, mean_across_ranks
+from autonad.train.evaluate import bf16_autocast
 from autonad.train.losses import JointLoss, SegLoss, sqrt_inverse_frequency
 from autonad.train.optim import build_optimizer, decay_with_warmup
 from autonad.train.recipe import Recipe, TrainingSettings
@@ -390,7 +390,7 @@ class Trainer:
         return use_bf16(self.tr, self.device)
 
     def autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+        return bf16_autocast(self.device, self.bf16)
 
     def _end_epoch(self) -> None:
         st = self.state
