@@ -395,8 +395,10 @@ class Trainer:
     def _end_epoch(self) -> None:
         st = self.state
         self._tick()
-        if self.tr.minutes is not None:
-            self._replan()  # before deciding whether this epoch is the last one (and so validated)
+        if self.tr.minutes is not None and (st.global_step < self.total_steps or st.epoch == 0):
+            # before deciding whether this epoch is the last one (and so validated); a run that reached its
+            # planned total after the first epoch stops there rather than growing a tail of a step or two
+            self._replan()
         losses = st.epoch_losses
         mean = {k: sum(d[k] for d in losses) / len(losses) for k in losses[0]} if losses else {}
         record: dict[str, Any] = {
@@ -430,6 +432,8 @@ class Trainer:
         val_s = st.val_s / st.validations if st.validations else self.val_estimate_s
         left = budget_s - st.elapsed_s
         extra = steps_within(left, step_s, val_s, self.steps_per_epoch, self.tr.val_every) if left > step_s else 0
+        if extra >= self.steps_per_epoch:
+            extra -= extra % self.steps_per_epoch  # whole epochs: a short one only ends a run with no room for more
         total = from_rank0(st.global_step + extra, self.dist)  # rank 0 alone validates, so it knows the cost
         self.total_steps = max(total, st.global_step)
         # epochs so far, this one included (the first may have been cut short by the first plan), plus

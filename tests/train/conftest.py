@@ -102,15 +102,27 @@ def subprocess_env() -> dict[str, str]:
     return env
 
 
-def start_cli(args: list[str], **kwargs) -> subprocess.Popen:
-    """`python -m autonad ARGS` in a subprocess (its output goes to files or pipes given in kwargs)."""
-    return subprocess.Popen([sys.executable, "-m", "autonad", *args], env=subprocess_env(), **kwargs)
+HELD_CLI = str(Path(__file__).with_name("held_cli.py"))
 
 
-def torchrun_command(args: list[str], processes: int = 2) -> list[str]:
-    """`torchrun --standalone --nproc_per_node N -m autonad ARGS` with this interpreter."""
+def held_env(epoch: int, step_in_epoch: int) -> dict[str, str]:
+    """Environment for HELD_CLI: the run stops right after saving the checkpoint at that step."""
+    return dict(subprocess_env(), AUTONAD_TEST_HOLD=f"{epoch},{step_in_epoch}")
+
+
+def start_cli(args: list[str], hold: tuple[int, int] | None = None, **kwargs) -> subprocess.Popen:
+    """`python -m autonad ARGS` in a subprocess (its output goes to files or pipes given in kwargs);
+    with `hold`, the run stops after saving the checkpoint at (epoch, step_in_epoch), to be killed there."""
+    if hold is None:
+        return subprocess.Popen([sys.executable, "-m", "autonad", *args], env=subprocess_env(), **kwargs)
+    return subprocess.Popen([sys.executable, HELD_CLI, *args], env=held_env(*hold), **kwargs)
+
+
+def torchrun_command(args: list[str], processes: int = 2, held: bool = False) -> list[str]:
+    """`torchrun --standalone --nproc_per_node N -m autonad ARGS` with this interpreter (HELD_CLI if `held`)."""
+    target = [HELD_CLI] if held else ["-m", "autonad"]
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
-            "-m", "autonad", *args]  # fmt: skip
+            *target, *args]  # fmt: skip
 
 
 def children(pid: int) -> list[int]:

@@ -33,6 +33,7 @@ from .conftest import (
     assert_same_training,
     checkpoint,
     children,
+    held_env,
     make_tiny_run,
     subprocess_env,
     torchrun_command,
@@ -93,8 +94,9 @@ def test_kill_9_under_torchrun_then_resume_under_torchrun(runs, tmp_path):
     with (tmp_path / "killed.log").open("w") as log:
         # torchrun starts each worker in a session of its own: kill -9 the workers, then torchrun
         proc = subprocess.Popen(
-            torchrun_command(run.args(killed)), env=subprocess_env(), stdout=log, stderr=log, start_new_session=True
-        )
+            torchrun_command(run.args(killed), held=True), env=held_env(1, 2), stdout=log, stderr=log,
+            start_new_session=True,
+        )  # fmt: skip
         try:
             wait_for_step(killed, proc, epoch=1, step_in_epoch=2)
             workers = children(proc.pid)

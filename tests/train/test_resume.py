@@ -48,7 +48,7 @@ def test_kill_9_mid_epoch_then_resume_equals_an_uninterrupted_run(reference, tmp
     run, expected, _ = reference
     killed = tmp_path / "killed"
     with (tmp_path / "killed.log").open("w") as log:
-        proc = start_cli(run.args(killed), stdout=log, stderr=log)
+        proc = start_cli(run.args(killed), hold=(1, 2), stdout=log, stderr=log)
         try:
             wait_for_step(killed, proc, epoch=1, step_in_epoch=2)  # second epoch, after a validation
             proc.send_signal(signal.SIGKILL)
