@@ -29,7 +29,7 @@ import torch
 
 from autonad.config import from_mapping, to_mapping, write_atomic, write_text_atomic
 from autonad.errors import AutoNADError, reason
-from autonad.space import Arch
+from autonad.space import Arch, SearchSpace
 from autonad.supernet import SegmentationNet, Supernet, SupernetConfig
 
 FORMATS = ("torchscript", "onnx", "state-dict")
@@ -176,7 +176,10 @@ def _load_state_dict(path: Path):
         meta = json.loads(payload["metadata"])
         config = from_mapping(SupernetConfig, meta["supernet_config"], f"{path}: supernet_config")
         arch = Arch.from_dict(json.loads(meta["arch"]), f"{path}: arch")
-        supernet = Supernet(config, int(meta["num_classes"]))
+        space = None  # exports written before the definition was recorded: the space by name
+        if "search_space_def" in meta:
+            space = SearchSpace.from_dict(json.loads(meta["search_space_def"]), f"{path}: search_space_def")
+        supernet = Supernet(config, int(meta["num_classes"]), space)
         model = supernet.extract(arch).eval()
         model.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:

@@ -12,6 +12,7 @@ one signature (stage, operator, widths, FFN ratio, resolution, pool size, classe
     ppm dwsep3x3 c288 p6     one PPM branch at pool size 6 on a 288-channel stage-4 map
     decoder c288-128         the decoder outside its searchable edges
     head c128 k4             segmentation classifier (4 classes) and upsampling
+    head c128 k4 d16         the same with a 16-wide detail path (`DetailPath`) at 1/2 resolution
 
 Resolutions are fixed by the table's input size, so they are not part of the keys. The same
 keys serve the measured profiler, the roofline estimate and the predictor, so an arch maps to
@@ -32,7 +33,8 @@ from autonad.space import EDGE_NAMES, Arch, BlockArch, SearchSpace
 from autonad.supernet import Supernet, SupernetConfig
 from autonad.supernet.config import HeadsConfig
 from autonad.supernet.functional import adaptive_avg_pool, to_nchw, upsample_like
-from autonad.supernet.modules import MFAM, SegHead, Stage
+from autonad.supernet.modules import MFAM, Stage
+from autonad.supernet.supernet import SuperSegHead
 
 KINDS = ("embed", "block.transformer", "block.conv", "block.mlp", "edge", "ppm", "decoder", "head")
 
@@ -80,8 +82,8 @@ def decoder_key(top: int, width: int) -> str:
     return f"decoder c{top}-{width}"
 
 
-def head_key(width: int, classes: int) -> str:
-    return f"head c{width} k{classes}"
+def head_key(width: int, classes: int, detail: int = 0) -> str:
+    return f"head c{width} k{classes}" + (f" d{detail}" if detail else "")
 
 
 def kind_of(key: str) -> str:
@@ -109,7 +111,7 @@ def arch_keys(space: SearchSpace, arch: Arch, classes: int) -> list[str]:
     keys += [ppm_key(edges[f"ppm{i + 1}"], widths[3], p) for i, p in enumerate(dec.pool_sizes)]
     keys += [lateral_key(i, edges[f"lateral{i}"], widths[i - 1], dec.width) for i in (1, 2, 3)]
     keys += [fpn_key(i, edges[f"fpn{i}"], dec.width) for i in (1, 2, 3)]
-    keys += [decoder_key(widths[3], dec.width), head_key(dec.width, classes)]
+    keys += [decoder_key(widths[3], dec.width), head_key(dec.width, classes, dec.detail)]
     return keys
 
 
@@ -264,8 +266,8 @@ class ComponentFactory:
         dec = self.space.decoder
         for top, width in itertools.product(self.space.stages[3].width, dec.width):
             yield Component(decoder_key(top, width), "decoder", self._decoder_builder(top, width))
-        for width, classes in itertools.product(dec.width, self.classes):
-            yield Component(head_key(width, classes), "head", self._head_builder(width, classes))
+        for width, classes, detail in itertools.product(dec.width, self.classes, dec.detail):
+            yield Component(head_key(width, classes, detail), "head", self._head_builder(width, classes, detail))
 
     def _decoder_builder(self, top: int, width: int):
         def build():
@@ -284,9 +286,10 @@ class ComponentFactory:
 
         return build
 
-    def _head_builder(self, width: int, classes: int):
+    def _head_builder(self, width: int, classes: int, detail: int):
         def build():
-            head = SegHead(nn.Conv2d(width, classes, 1), dropout=0.0)
-            return head.eval(), (self.channels_last(0, width), self.image())
+            head = SuperSegHead(self.space, classes, 0.0, self.net.config.decoder.gn_channels_per_group)
+            head.set_active(width, detail)
+            return head.extract().eval(), (self.channels_last(0, width), self.image())
 
         return build

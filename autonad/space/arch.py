@@ -77,8 +77,11 @@ class DecoderArch:
     width: int
     pool_sizes: tuple[int, ...]
     edges: tuple[str, ...]  # one op per EDGE_NAMES entry, in that order
+    detail: int = 0  # width of the segmentation head's 1/2-resolution detail path (0: none, the paper's head)
 
     def __post_init__(self):
+        if self.detail < 0:
+            raise AutoNADError(f"decoder detail: {self.detail} is negative (0 turns the detail path off)")
         if len(self.edges) != len(EDGE_NAMES):
             raise AutoNADError(f"decoder needs {len(EDGE_NAMES)} edges, got {len(self.edges)}")
         for name, op in zip(EDGE_NAMES, self.edges):
@@ -92,11 +95,14 @@ class DecoderArch:
         return DecoderArch(width, (1, 2, 3, 6), ("conv1x1",) * 7 + ("conv3x3",) * 3)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "width": self.width,
             "pool_sizes": list(self.pool_sizes),
             "edges": dict(zip(EDGE_NAMES, self.edges)),
         }
+        if self.detail:  # absent when off, so archs of spaces without a detail path keep their encoding
+            out["detail"] = self.detail
+        return out
 
 
 @dataclass(frozen=True)
@@ -156,7 +162,8 @@ class Arch:
         for st in self.stages:
             blocks = ",".join(f"{tok.get(b.op, 'C' + str(b.kernel))}@{b.ffn_ratio:g}" for b in st.blocks)
             parts.append(f"w{st.width}[{blocks}]")
-        return "|".join(parts) + f"|dec{self.decoder.width}"
+        detail = f"+d{self.decoder.detail}" if self.decoder.detail else ""
+        return "|".join(parts) + f"|dec{self.decoder.width}{detail}"
 
 
 def _expect(data: Any, kind: type, where: str) -> Any:
@@ -209,7 +216,7 @@ def _stage_from_dict(data: Any, where: str) -> StageArch:
 
 
 def _decoder_from_dict(data: Any, where: str) -> DecoderArch:
-    _keys(_expect(data, dict, where), {"width", "pool_sizes", "edges"}, set(), where)
+    _keys(_expect(data, dict, where), {"width", "pool_sizes", "edges"}, {"detail"}, where)
     edges = _expect(data["edges"], dict, f"{where}.edges")
     _keys(edges, set(EDGE_NAMES), set(), f"{where}.edges")
     pools = _expect(data["pool_sizes"], list, f"{where}.pool_sizes")
@@ -218,6 +225,7 @@ def _decoder_from_dict(data: Any, where: str) -> DecoderArch:
             width=_number(data["width"], int, f"{where}.width"),
             pool_sizes=tuple(_number(p, int, f"{where}.pool_sizes") for p in pools),
             edges=tuple(str(edges[n]) for n in EDGE_NAMES),
+            detail=_number(data.get("detail", 0), int, f"{where}.detail"),
         )
     except AutoNADError as e:
         raise AutoNADError(f"{where}: {e}") if not str(e).startswith(where) else e from None

@@ -71,8 +71,12 @@ class DecoderSpace:
     edge_ops: list[str] = field(default_factory=lambda: list(EDGE_OPS))
     pool_sizes: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6])
     pool_branches: int = 4
+    # widths of the head's 1/2-resolution detail path (0: none); beyond paper Table I, which has [0]
+    detail: list[int] = field(default_factory=lambda: [0])
 
     def __post_init__(self):
+        if not self.detail or any(d < 0 for d in self.detail) or len(set(self.detail)) < len(self.detail):
+            raise AutoNADError(f"detail: {self.detail} is not a list of distinct widths >= 0 (0: no detail path)")
         bad = [o for o in self.edge_ops if o not in EDGE_OPS]
         if bad:
             raise AutoNADError(f"edge_ops: unknown op '{bad[0]}' (choose from {', '.join(EDGE_OPS)})")
@@ -130,6 +134,8 @@ class SearchSpace:
         genes.append(Gene("dec.width", tuple(self.decoder.width)))
         genes.append(Gene("dec.pools", self.decoder.pool_combos))
         genes += [Gene(f"dec.{e}", tuple(self.decoder.edge_ops)) for e in EDGE_NAMES]
+        if len(self.decoder.detail) > 1:  # a gene only where there is a choice: Table I genomes keep their length
+            genes.append(Gene("dec.detail", tuple(self.decoder.detail)))
         return tuple(genes)
 
     @cached_property
@@ -151,6 +157,7 @@ class SearchSpace:
             width=value["dec.width"],
             pool_sizes=tuple(value["dec.pools"]),
             edges=tuple(value[f"dec.{e}"] for e in EDGE_NAMES),
+            detail=value.get("dec.detail", self.decoder.detail[0]),
         )
         return Arch(stages=tuple(stages), decoder=decoder, heads=heads)
 
@@ -174,6 +181,8 @@ class SearchSpace:
         put("dec.pools", tuple(arch.decoder.pool_sizes))
         for e, op in zip(EDGE_NAMES, arch.decoder.edges):
             put(f"dec.{e}", op)
+        if "dec.detail" in idx:
+            put("dec.detail", arch.decoder.detail)
         return genome
 
     # -- validation ---------------------------------------------------------------
@@ -200,6 +209,7 @@ class SearchSpace:
             )
         for e, op in zip(EDGE_NAMES, dec.edges):
             _check(op, self.decoder.edge_ops, f"{where}.decoder.edges.{e}", self.name)
+        _check(dec.detail, self.decoder.detail, f"{where}.decoder.detail", self.name)
 
     def contains(self, arch: Arch) -> bool:
         try:
@@ -258,7 +268,7 @@ class SearchSpace:
             per_block = len(st.op_choices) * len(st.ffn_ratio)
             total *= len(st.width) * sum(per_block**d for d in st.depth)
         dec = self.decoder
-        return total * len(dec.width) * len(dec.pool_combos) * len(dec.edge_ops) ** len(EDGE_NAMES)
+        return total * len(dec.width) * len(dec.pool_combos) * len(dec.edge_ops) ** len(EDGE_NAMES) * len(dec.detail)
 
     def describe(self) -> str:
         return f"{self.name}: {len(self.genes)} genes, about 10^{math.log10(self.size):.1f} archs"

@@ -272,16 +272,49 @@ class MFAM(nn.Module):
 
 
 # -- heads ------------------------------------------------------------------------------------
-class SegHead(nn.Module):
-    """Dropout, 1x1 classifier at 1/4 resolution, bilinear upsampling to the input size."""
+class DetailPath(nn.Module):
+    """Refines the 1/4-resolution class scores at 1/2 resolution from the image itself, so that
+    defects 1-3 px wide (scratches, hairline cracks) are not lost to bilinear upsampling.
 
-    def __init__(self, classifier: nn.Module, dropout: float):
+    Two conv-GN-ReLU layers read the image (3x3/s2, then 3x3: a 7 px receptive field at 1/2), the
+    decoder map is projected to the same width (1x1 at 1/4, then upsampled: exact, the conv is
+    linear) and added to a 3x3 conv of the detail map, and a 1x1 classifier of the GN-ReLU of that
+    sum is added to the coarse scores upsampled to 1/2 (a zero classifier leaves the coarse scores,
+    upsampled in two bilinear steps instead of one)."""
+
+    def __init__(self, down: nn.Module, refine: nn.Module, proj: nn.Module, mix: nn.Module, norm: nn.Module,
+                 classifier: nn.Module):  # fmt: skip
+        super().__init__()
+        self.down = down
+        self.refine = refine
+        self.proj = proj
+        self.mix = mix
+        self.norm = norm
+        self.classifier = classifier
+
+    def forward(self, x: Tensor, image: Tensor, coarse: Tensor) -> Tensor:
+        d = self.refine(self.down(image))
+        h = F.relu(self.norm(self.mix(d) + upsample_like(self.proj(x), d)))
+        return upsample_like(coarse, d) + self.classifier(h)
+
+
+class SegHead(nn.Module):
+    """Dropout, 1x1 classifier at 1/4 resolution (refined at 1/2 by an optional `DetailPath`),
+    bilinear upsampling to the input size."""
+
+    def __init__(self, classifier: nn.Module, dropout: float, detail: nn.Module | None = None):
         super().__init__()
         self.dropout = nn.Dropout(dropout)
         self.classifier = classifier
+        self.detail = detail
+        self.detail_on = detail is not None  # the supernet's head keeps its detail path for archs without
 
     def forward(self, x: Tensor, image: Tensor) -> Tensor:
-        return upsample_like(self.classifier(self.dropout(x)), image)
+        x = self.dropout(x)
+        scores = self.classifier(x)
+        if self.detail is not None and self.detail_on:
+            scores = self.detail(x, image, scores)
+        return upsample_like(scores, image)
 
 
 class CaPHead(nn.Module):

@@ -7,10 +7,12 @@ structure module rebuilt from its layers' extractions).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 
 from torch import Tensor, nn
 
+from autonad.config import to_mapping
 from autonad.errors import AutoNADError
 from autonad.space import EDGE_NAMES, Arch, BlockArch, DecoderArch, HeadsArch, SearchSpace, StageArch, StageSpace
 from autonad.supernet.config import SupernetConfig
@@ -31,6 +33,7 @@ from autonad.supernet.modules import (
     CaPHead,
     ConvNormAct,
     ConvStem,
+    DetailPath,
     Encoder,
     MixFFN,
     PatchEmbed,
@@ -379,19 +382,76 @@ class SuperMFAM(MFAM, Elastic):
 
 
 # -- heads ------------------------------------------------------------------------------------
-class SuperSegHead(SegHead, Elastic):
-    def __init__(self, max_width: int, num_classes: int, dropout: float):
-        super().__init__(ElasticConv2d(max_width, num_classes, 1), dropout)
-        self.num_classes = num_classes
-        # Start near uniform class scores: fan-out init of a 1x1 conv with few outputs (std ~0.7)
-        # gives huge initial logits that collapse training onto the background.
-        nn.init.normal_(self.classifier.weight, 0.0, 0.01)
+def _small_classifier(max_in: int, num_classes: int) -> ElasticConv2d:
+    """A 1x1 class-score conv started near zero: fan-out init of a 1x1 conv with few outputs (std ~0.7)
+    gives huge initial logits that collapse training onto the background."""
+    conv = ElasticConv2d(max_in, num_classes, 1)
+    nn.init.normal_(conv.weight, 0.0, 0.01)
+    return conv
 
-    def set_active(self, width: int) -> None:
+
+class SuperDetailPath(DetailPath, Elastic):
+    """`DetailPath` sliced by the decoder width (its projection's input) and the detail width."""
+
+    def __init__(self, in_channels: int, max_width: int, max_detail: int, num_classes: int, channels_per_group: int):
+        def conv_norm(cin: int, stride: int) -> ConvNormAct:
+            conv = ElasticConv2d(cin, max_detail, 3, stride=stride, bias=False)
+            return ConvNormAct(conv, ElasticGroupNorm(max_detail, channels_per_group))
+
+        super().__init__(
+            conv_norm(in_channels, 2),
+            conv_norm(max_detail, 1),
+            ElasticConv2d(max_width, max_detail, 1, bias=False),
+            ElasticConv2d(max_detail, max_detail, 3, bias=False),
+            ElasticGroupNorm(max_detail, channels_per_group),
+            _small_classifier(max_detail, num_classes),
+        )
+        self.in_channels, self.num_classes = in_channels, num_classes
+
+    def set_active(self, width: int, detail: int) -> None:
+        self.down.conv.set_active(self.in_channels, detail)
+        self.down.norm.set_active(detail)
+        self.refine.conv.set_active(detail, detail)
+        self.refine.norm.set_active(detail)
+        self.proj.set_active(width, detail)
+        self.mix.set_active(detail, detail)
+        self.norm.set_active(detail)
+        self.classifier.set_active(detail, self.num_classes)
+
+    def extract(self) -> DetailPath:
+        def plain(layer: ConvNormAct) -> ConvNormAct:
+            return ConvNormAct(layer.conv.extract(), layer.norm.extract())
+
+        return DetailPath(plain(self.down), plain(self.refine), self.proj.extract(), self.mix.extract(),
+                          self.norm.extract(), self.classifier.extract())  # fmt: skip
+
+
+class SuperSegHead(SegHead, Elastic):
+    """The segmentation head; with a detail path when the space offers detail widths above 0 (an
+    arch with detail 0 computes and extracts the plain head)."""
+
+    def __init__(self, space: SearchSpace, num_classes: int, dropout: float, channels_per_group: int):
+        dec = space.decoder
+        detail = None
+        if max(dec.detail) > 0:
+            detail = SuperDetailPath(
+                space.in_channels, max(dec.width), max(dec.detail), num_classes, channels_per_group
+            )
+        super().__init__(_small_classifier(max(dec.width), num_classes), dropout, detail)
+        self.num_classes = num_classes
+
+    def set_active(self, width: int, detail: int = 0) -> None:
         self.classifier.set_active(width, self.num_classes)
+        self.detail_on = detail > 0
+        if self.detail_on:
+            self.detail.set_active(width, detail)
+
+    def active_children(self) -> Iterable[nn.Module]:
+        return [self.dropout, self.classifier, *([self.detail] if self.detail_on else [])]
 
     def extract(self) -> SegHead:
-        return SegHead(self.classifier.extract(), self.dropout.p)
+        detail = self.detail.extract() if self.detail_on else None
+        return SegHead(self.classifier.extract(), self.dropout.p, detail)
 
 
 class SuperCaPHead(CaPHead, Elastic):
@@ -417,7 +477,7 @@ class Supernet(SegmentationNet, Elastic):
     def __init__(self, config: SupernetConfig, num_classes: int, space: SearchSpace | None = None):
         space = space if space is not None else SearchSpace.load(config.search_space)
         _check_compatible(space, config, num_classes)
-        mode, dec = config.weight_sharing, space.decoder
+        mode = config.weight_sharing
         top = max(space.stages[3].width)
         cap = None
         if config.heads.cap:
@@ -426,7 +486,7 @@ class Supernet(SegmentationNet, Elastic):
         super().__init__(
             encoder=SuperEncoder(space, mode, config.drop_path, config.stem),
             decoder=SuperMFAM(space, mode, config.decoder.gn_channels_per_group),
-            seg_head=SuperSegHead(max(dec.width), num_classes, config.decoder.dropout),
+            seg_head=SuperSegHead(space, num_classes, config.decoder.dropout, config.decoder.gn_channels_per_group),
             cap_head=cap,
             metadata={},
         )
@@ -440,7 +500,7 @@ class Supernet(SegmentationNet, Elastic):
         widths = [st.width for st in arch.stages]
         self.encoder.set_active(self.space.in_channels, arch.stages)
         self.decoder.set_active(widths, arch.decoder)
-        self.seg_head.set_active(arch.decoder.width)
+        self.seg_head.set_active(arch.decoder.width, arch.decoder.detail)
         if self.cap_head is not None:
             self.cap_head.set_active(widths[3])
         self.cap_enabled = arch.heads.cap
@@ -469,7 +529,8 @@ class Supernet(SegmentationNet, Elastic):
         """State-dict keys whose weights mean something only for this class list: the segmentation
         classifier and, with a multi-label CaP head, its output layer (retraining on another product
         line gives these new heads and keeps every other weight)."""
-        prefixes = ["seg_head.classifier."] + (["cap_head.fc2."] if self.config.heads.multilabel else [])
+        prefixes = ["seg_head.classifier.", "seg_head.detail.classifier."]
+        prefixes += ["cap_head.fc2."] if self.config.heads.multilabel else []
         return [k for k in self.state_dict() if k.startswith(tuple(prefixes))]
 
     def metadata_for(self, arch: Arch) -> dict[str, str]:
@@ -480,6 +541,9 @@ class Supernet(SegmentationNet, Elastic):
             "arch": arch.to_json(),
             "arch_hash": arch.hash,
             "search_space": self.space.name,
+            # the whole definition: a state-dict export rebuilds the network from it on a machine that
+            # lacks the user's space file (or has another version of a shipped one)
+            "search_space_def": json.dumps(to_mapping(self.space), sort_keys=True, separators=(",", ":")),
             "supernet": self.config.name,
             "weight_sharing": self.config.weight_sharing,
             "num_classes": str(self.num_classes),
@@ -525,9 +589,10 @@ def _check_compatible(space: SearchSpace, config: SupernetConfig, num_classes: i
     if any(w % 4 for w in space.stages[3].width):
         raise AutoNADError(f"{where}: stage-4 widths must be multiples of 4 (PPM branches are C4 / 4 wide)")
     cpg = config.decoder.gn_channels_per_group
-    bad = [w for w in [*space.decoder.width, *(w // 4 for w in space.stages[3].width)] if w % cpg]
+    widths = [*space.decoder.width, *(w // 4 for w in space.stages[3].width), *filter(None, space.decoder.detail)]
+    bad = [w for w in widths if w % cpg]
     if bad:
         raise AutoNADError(
-            f"{where}: decoder.gn_channels_per_group {cpg} must divide every decoder width and every "
-            f"PPM branch width (stage-4 width / 4); {bad[0]} is not divisible"
+            f"{where}: decoder.gn_channels_per_group {cpg} must divide every decoder width, every "
+            f"PPM branch width (stage-4 width / 4) and every detail width; {bad[0]} is not divisible"
         )

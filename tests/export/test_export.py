@@ -1,3 +1,5 @@
+import dataclasses
+import json
 import re
 
 import pytest
@@ -5,7 +7,7 @@ import torch
 
 from autonad.errors import AutoNADError
 from autonad.export import FORMATS, export_subnet, load_exported
-from autonad.space import HeadsArch
+from autonad.space import HeadsArch, SearchSpace
 from autonad.supernet import Supernet, SupernetConfig
 
 
@@ -34,8 +36,6 @@ def test_every_format_matches_the_supernet_and_keeps_metadata(exported, fmt):
 
 
 def test_metadata_file_is_written(exported):
-    import json
-
     _, arch, paths = exported
     meta = json.loads(paths["metadata"].read_text())
     assert meta["arch_hash"] == arch.hash and meta["outputs"] == "seg,cap,cls" and meta["latency_ms"] == 1.5
@@ -68,3 +68,28 @@ def test_a_checkpoint_of_another_kind_is_refused(tmp_path):
     save_atomic({"format": "autonad-supernet/1", "model": {}}, tmp_path / "model.pt")
     with pytest.raises(AutoNADError, match="is a 'autonad-supernet/1' checkpoint, expected 'autonad-model/1'"):
         load_exported(tmp_path / "model.pt")
+
+
+@pytest.fixture(scope="module")
+def detail_net():
+    tiny = SearchSpace.load("tiny")
+    space = dataclasses.replace(tiny, decoder=dataclasses.replace(tiny.decoder, detail=[0, 8, 16]))
+    torch.manual_seed(0)
+    return Supernet(SupernetConfig.load("tiny"), num_classes=3, space=space).eval()
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx", "state-dict"])
+def test_a_detail_arch_exports_and_matches_the_supernet(detail_net, tmp_path, fmt):
+    arch = detail_net.space.smallest(heads=HeadsArch(cap=True))
+    arch = dataclasses.replace(arch, decoder=dataclasses.replace(arch.decoder, detail=16))
+    paths = export_subnet(detail_net, arch, tmp_path, (48, 64), {}, [fmt])
+    model, meta = load_exported(paths[fmt])
+    assert json.loads(meta["arch"])["decoder"]["detail"] == 16
+    # the state dict rebuilds the network from the recorded space, not from the shipped 'tiny' of that name
+    assert json.loads(meta["search_space_def"])["decoder"]["detail"] == [0, 8, 16]
+    x = torch.randn(2, 3, 48, 64, generator=torch.Generator().manual_seed(1))
+    detail_net.set_arch(arch)
+    with torch.inference_mode():
+        want, got = detail_net(x), model(x)
+    for key in want:
+        assert torch.allclose(want[key], got[key], atol=1e-4), key

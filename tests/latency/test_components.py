@@ -1,9 +1,10 @@
+import dataclasses
 import random
 
 import pytest
 import torch
 
-from autonad.latency.components import KINDS, ComponentFactory, arch_keys, kind_of, profiling_supernet
+from autonad.latency.components import KINDS, ComponentFactory, arch_keys, head_key, kind_of, profiling_supernet
 from autonad.latency.roofline import ROOFLINE_DEVICES, KernelCost, roofline_ms
 from autonad.space import SearchSpace
 
@@ -44,3 +45,55 @@ def test_component_modules_run_on_their_inputs():
         with torch.inference_mode():
             out = module(*inputs)
         assert torch.isfinite(out).all(), comp.key
+
+
+# -- the head's detail path -------------------------------------------------------------------
+def _detail_space() -> SearchSpace:
+    tiny = SearchSpace.load("tiny")
+    return dataclasses.replace(tiny, decoder=dataclasses.replace(tiny.decoder, detail=[0, 8, 16]))
+
+
+def test_head_key_names_the_detail_width_only_when_on():
+    assert head_key(128, 4) == head_key(128, 4, 0) == "head c128 k4"
+    assert head_key(128, 4, 16) == "head c128 k4 d16"
+    assert kind_of(head_key(128, 4, 16)) == "head"
+
+
+def test_arch_keys_end_with_the_detail_head():
+    space = _detail_space()
+    arch = space.smallest()
+    on = dataclasses.replace(arch, decoder=dataclasses.replace(arch.decoder, detail=16))
+    assert arch_keys(space, arch, 4)[-1] == f"head c{arch.decoder.width} k4"
+    assert arch_keys(space, on, 4)[-1] == f"head c{arch.decoder.width} k4 d16"
+    assert arch_keys(space, on, 4)[:-1] == arch_keys(space, arch, 4)[:-1]
+
+
+def test_every_detail_head_is_a_component_and_runs():
+    space = _detail_space()
+    heads = {c.key: c for c in ComponentFactory(space, (64, 48), 2, [2, 3]).components() if c.kind == "head"}
+    want = {head_key(w, k, d) for w in space.decoder.width for k in (2, 3) for d in (0, 8, 16)}
+    assert set(heads) == want
+    rng = random.Random(0)
+    keys = {k for a in (space.sample(rng) for _ in range(30)) for k in arch_keys(space, a, 3)}
+    assert {k for k in keys if kind_of(k) == "head"} <= set(heads)
+    for key, comp in heads.items():
+        module, inputs = comp.build()
+        with torch.inference_mode():
+            out = module(*inputs)
+        classes, detail = int(key.split()[2][1:]), key.endswith(("d8", "d16"))
+        assert out.shape == (2, classes, 64, 48) and torch.isfinite(out).all(), key
+        assert (module.detail is not None) == detail, key
+
+
+def test_detail_components_add_up_to_the_whole_network():
+    space, spec, classes = _detail_space(), ROOFLINE_DEVICES["rtx3090"], 3
+    components = {c.key: c for c in ComponentFactory(space, (96, 128), 1, [classes]).components()}
+    net = profiling_supernet(space, classes)
+    arch = space.sample(random.Random(1))
+    for detail in (0, 16):
+        arch = dataclasses.replace(arch, decoder=dataclasses.replace(arch.decoder, detail=detail))
+        parts = sum(roofline_ms(components[k], spec) for k in arch_keys(space, arch, classes))
+        model, whole = net.extract(arch).to("meta"), KernelCost(spec)
+        with torch.inference_mode(), whole:
+            model(torch.randn(1, 3, 96, 128, device="meta"))
+        assert parts == pytest.approx(whole.seconds * 1e3, rel=0.01), detail

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import random
 
@@ -104,3 +105,40 @@ def test_upernet_decoder_is_one_choice_of_mfam(name):
     assert {edges[f"ppm{i}"] for i in range(1, 5)} | {edges[f"lateral{i}"] for i in range(1, 4)} == {"conv1x1"}
     assert {edges[f"fpn{i}"] for i in range(1, 4)} == {"conv3x3"}
     space.validate(Arch(arch.stages, decoder, arch.heads))
+
+
+# -- the head's detail path -------------------------------------------------------------------
+def _with_detail(arch: Arch, detail: int) -> Arch:
+    return dataclasses.replace(arch, decoder=dataclasses.replace(arch.decoder, detail=detail))
+
+
+def test_detail_is_absent_from_the_dict_when_off_and_present_otherwise():
+    assert "detail" not in fixed_arch().to_dict()["decoder"]
+    assert fixed_arch().hash == "9bc215d9b6e4ebbb"  # archs without a detail path keep their hash
+    with_detail = _with_detail(fixed_arch(), 16)
+    assert with_detail.to_dict()["decoder"]["detail"] == 16
+    assert with_detail.hash != fixed_arch().hash
+
+
+def test_detail_round_trips_through_dict_yaml_and_json():
+    arch = _with_detail(fixed_arch(), 16)
+    assert Arch.from_dict(arch.to_dict()) == arch
+    assert Arch.from_dict(yaml.safe_load(arch.to_yaml())).decoder.detail == 16
+    assert Arch.from_dict(json.loads(arch.to_json())) == arch
+    assert arch.short().endswith("|dec128+d16") and fixed_arch().short().endswith("|dec128")
+
+
+@pytest.mark.parametrize("value, message", [(-8, "negative"), ("wide", "expected int"), (16.0, "expected int"),
+                                            (True, "expected int")])  # fmt: skip
+def test_bad_detail_is_one_clear_line(value, message):
+    data = fixed_arch().to_dict()
+    data["decoder"]["detail"] = value
+    with pytest.raises(AutoNADError) as err:
+        Arch.from_dict(data, "my.yaml")
+    assert message in str(err.value) and "detail" in str(err.value)
+    assert str(err.value).startswith("my.yaml") and "\n" not in str(err.value)
+
+
+def test_negative_detail_is_rejected_directly():
+    with pytest.raises(AutoNADError, match="negative"):
+        _with_detail(fixed_arch(), -1)

@@ -1,11 +1,12 @@
 import collections
+import dataclasses
 import random
 
 import pytest
 
 from autonad import resources
 from autonad.errors import AutoNADError
-from autonad.space import EDGE_NAMES, Arch, SearchSpace
+from autonad.space import EDGE_NAMES, Arch, DecoderSpace, SearchSpace
 
 
 @pytest.fixture(scope="module")
@@ -131,4 +132,72 @@ def test_bad_space_files(tmp_path, patch, message):
     path = tmp_path / "space.yaml"
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(AutoNADError, match=message):
+        SearchSpace.load(path)
+
+
+# -- the head's detail path -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def detail_space() -> SearchSpace:
+    tiny = SearchSpace.load("tiny")
+    return dataclasses.replace(tiny, decoder=dataclasses.replace(tiny.decoder, detail=[0, 8, 16]))
+
+
+def plain(space: SearchSpace) -> SearchSpace:
+    """The space without the detail path (paper Table I's head only)."""
+    return dataclasses.replace(space, decoder=dataclasses.replace(space.decoder, detail=[0]))
+
+
+def test_spaces_without_a_detail_choice_have_no_detail_gene(space):
+    tiny = SearchSpace.load("tiny")
+    assert tiny.decoder.detail == [0] and space.decoder.detail == [0]  # shipped: the paper's head
+    assert "dec.detail" not in tiny.gene_index and "dec.detail" not in space.gene_index
+    assert len(tiny.genes) == 36 and len(space.genes) == 52  # the genome lengths before the detail path
+    assert {tiny.sample(random.Random(s)).decoder.detail for s in range(20)} == {0}
+    assert plain(tiny) == tiny
+
+
+def test_detail_space_has_one_more_gene_and_round_trips(detail_space):
+    assert len(detail_space.genes) == len(plain(detail_space).genes) + 1
+    assert detail_space.genes[detail_space.gene_index["dec.detail"]].choices == (0, 8, 16)
+    rng = random.Random(4)
+    archs = [detail_space.sample(rng) for _ in range(100)]
+    assert {a.decoder.detail for a in archs} == {0, 8, 16}
+    for arch in archs:
+        assert detail_space.decode(detail_space.encode(arch)) == arch
+        assert Arch.from_dict(arch.to_dict()) == arch
+        detail_space.validate(arch)
+
+
+def test_validate_rejects_a_detail_width_outside_the_space(detail_space):
+    arch = detail_space.smallest().to_dict()
+    arch["decoder"]["detail"] = 32
+    with pytest.raises(AutoNADError, match=r"decoder\.detail: 32 is not in search space 'tiny'"):
+        detail_space.validate(Arch.from_dict(arch))
+    arch["decoder"]["detail"] = 16
+    with pytest.raises(AutoNADError, match=r"decoder\.detail: 16 is not in search space 'tiny'"):
+        SearchSpace.load("tiny").validate(Arch.from_dict(arch))
+    assert not SearchSpace.load("tiny").contains(Arch.from_dict(arch)) and detail_space.contains(Arch.from_dict(arch))
+
+
+def test_size_counts_the_detail_choices(detail_space):
+    assert detail_space.size == 3 * plain(detail_space).size
+
+
+@pytest.mark.parametrize("detail", [[], [0, 8, 8], [0, -8]])
+def test_bad_detail_choices_are_rejected(detail):
+    with pytest.raises(AutoNADError, match="detail"):
+        DecoderSpace(width=[32], detail=detail)
+
+
+def test_space_files_may_offer_detail_widths(tmp_path):
+    import yaml
+
+    data = yaml.safe_load(resources.resolve("search_spaces", "tiny").read_text())
+    data["decoder"]["detail"] = [0, 16]
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert SearchSpace.load(path).genes[-1].choices == (0, 16)
+    data["decoder"]["detail"] = [0, -16]
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(AutoNADError, match="detail"):
         SearchSpace.load(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -43,3 +44,25 @@ def some_archs():
 @pytest.fixture(scope="session")
 def max_abs_diff():
     return _max_abs_diff
+
+
+def _with_detail(arch: Arch, detail: int) -> Arch:
+    return dataclasses.replace(arch, decoder=dataclasses.replace(arch.decoder, detail=detail))
+
+
+@pytest.fixture(scope="session")
+def detail_space() -> SearchSpace:
+    """The tiny space with the head's detail path as a choice (widths 0, 8 and 16)."""
+    tiny = SearchSpace.load("tiny")
+    return dataclasses.replace(tiny, decoder=dataclasses.replace(tiny.decoder, detail=[0, 8, 16]))
+
+
+@pytest.fixture(scope="session")
+def detail_net(detail_space) -> Supernet:
+    torch.manual_seed(0)
+    return Supernet(SupernetConfig.load("tiny"), num_classes=4, space=detail_space).eval()
+
+
+@pytest.fixture(scope="session")
+def with_detail():
+    return _with_detail

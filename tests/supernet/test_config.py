@@ -69,3 +69,17 @@ def test_cap_arch_needs_a_cap_head():
     assert net.cap_head is None
     with pytest.raises(AutoNADError, match="CaP"):
         net.set_arch(net.space.smallest(heads=HeadsArch(cap=True)))
+
+
+def test_group_norm_must_divide_detail_widths():
+    config = SupernetConfig.load("tiny")  # gn_channels_per_group 8
+    tiny = SearchSpace.load("tiny")
+    space = dataclasses.replace(tiny, decoder=dataclasses.replace(tiny.decoder, detail=[0, 12]))
+    with pytest.raises(AutoNADError, match=r"gn_channels_per_group 8 .*detail width; 12 is not divisible"):
+        Supernet(config, 3, space)
+    Supernet(config, 3, dataclasses.replace(space, decoder=dataclasses.replace(space.decoder, detail=[0, 16])))
+
+
+def test_a_detail_arch_needs_a_space_with_that_detail(tiny_net, with_detail):
+    with pytest.raises(AutoNADError, match=r"decoder\.detail: 16 is not in search space 'tiny'"):
+        tiny_net.set_arch(with_detail(tiny_net.space.smallest(), 16))

@@ -82,3 +82,10 @@ def test_torch_export_based_onnx_exporter(tiny_net):
     names = list(reference)
     for key, value in zip(names, _onnx_outputs(model, x, names, dynamo=True)):
         assert np.abs(value - reference[key].numpy()).max() <= 1e-4, key
+
+
+@pytest.mark.parametrize("detail", [8, 16])
+def test_detail_subnets_script_and_export(detail_net, with_detail, detail, tmp_path):
+    for arch in _archs(detail_net.space, 1, seed=14 + detail)[1:]:  # the smallest and a random arch
+        x = torch.randn(1, 3, 72, 40, generator=torch.Generator().manual_seed(detail))
+        _check_exports(detail_net, with_detail(arch, detail), x, tmp_path)

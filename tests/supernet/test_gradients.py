@@ -79,3 +79,15 @@ def test_every_parameter_lives_in_an_elastic_layer(autonad_net):
         if own:
             assert isinstance(module, Elastic), type(module)
             assert own == set(module.active_slices()), type(module)
+
+
+@pytest.mark.parametrize("detail", [0, 8, 16])
+def test_only_active_slices_get_gradients_with_a_detail_path(detail, detail_space, with_detail, some_archs):
+    torch.manual_seed(0)
+    net = Supernet(SupernetConfig.load("tiny"), num_classes=3, space=detail_space).eval()
+    x = torch.randn(1, 3, 72, 40, generator=torch.Generator().manual_seed(0))
+    for arch in some_archs(net.space, 1, seed=23 + detail):
+        net.set_arch(with_detail(arch, detail))
+        _backward(net, x)
+        problems = _check_gradients(net)
+        assert not problems, f"{arch.short()}:\n" + "\n".join(problems)
