@@ -140,7 +140,9 @@ def learning(page: Page) -> None:
         "defect IoU pooled over defect classes on whole validation images. Each row changes one suspect.",
         "",
     )
-    for name, dataset in (("time_to_quality_neu", "NEU-Seg"), ("time_to_quality", "MT (defect images)")):
+    datasets = (("time_to_quality_neu", "NEU-Seg"), ("time_to_quality", "MT (defect images)"),
+                ("time_to_quality_thin", "thin-defect folder data (class1 = scratch, class2 = pit)"))  # fmt: skip
+    for name, dataset in datasets:
         page.add(f"**{dataset}**", "")
         data = page.source(name)
         if data is None:
@@ -154,14 +156,15 @@ def learning(page: Page) -> None:
 def _time_to_quality(page: Page, data: dict, name: str) -> None:
     rows, budget = [], f"{data['steps']} steps of batch {data['batch']}, {data['threads']} threads"
     for c in data["cases"]:
-        r = c["reached"]
+        r, last = c["reached"], c["curve"][-1]
+        per_class = ", ".join(f"{k} {v:.2f}" for k, v in last.get("class_iou", {}).items() if v is not None) or "-"
         rows.append([c["case"], gflops(c["flops"]), millions(c["params"]), r.get("0.3", {}).get("steps", "-"),
-                     r.get("0.5", {}).get("steps", "-"), f"{c['best_defect_iou']:.3f}", c["s_per_step"],
+                     r.get("0.5", {}).get("steps", "-"), f"{c['best_defect_iou']:.3f}", per_class, c["s_per_step"],
                      c.get("note", "")])  # fmt: skip
-    page.table(["model [suspect]", "GFLOPs", "params", "steps to 0.3", "steps to 0.5", "best IoU", "s/step", "what"],
-               rows)  # fmt: skip
+    page.table(["model [suspect]", "GFLOPs", "params", "steps to 0.3", "steps to 0.5", "best IoU",
+                "per class (last)", "s/step", "what"], rows)  # fmt: skip
     expected = len(cases_in(data))
-    if len(data["cases"]) < expected:
+    if len(data["cases"]) < expected and "--only" not in data["command"]:
         page.add(f"_Partial: {len(data['cases'])} of {expected} cases ran; `--skip-done` continues._", "")
     plt, path = page.figure(f"{name}.png")
     fig, ax = plt.subplots(figsize=(7, 3.6))
