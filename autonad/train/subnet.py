@@ -11,6 +11,7 @@ it improves), `history.jsonl`, `split.json` and `run.yaml`.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from autonad.config import from_mapping, to_mapping
 from autonad.data import SegSource, eval_loader
 from autonad.errors import AutoNADError
 from autonad.metrics import SegMetrics
-from autonad.space import Arch
+from autonad.space import Arch, HeadsArch
 from autonad.supernet import SegmentationNet, Supernet, SupernetConfig
 from autonad.supernet.config import same_config
 from autonad.train.checkpoint import load_checkpoint, save_atomic
@@ -32,6 +33,7 @@ from autonad.train.loop import Trainer, check_weights
 from autonad.train.losses import JointLoss
 from autonad.train.recipe import Recipe
 from autonad.train.trainer import VAL_METRICS, TrainedSupernet, load_trained_supernet
+from autonad.ui import console
 
 RETRAIN_FORMAT = "autonad-retrain/1"  # checkpoint.pt: everything to resume
 SUBNET_FORMAT = "autonad-subnet/1"  # best.pt: a trained standalone subnet and what it needs to run
@@ -151,6 +153,11 @@ class SubnetTrainer(StandaloneTrainer):
         return f"subnet {self.arch.hash} of supernet '{self.config.name}'"
 
     def build_model(self) -> nn.Module:
+        if self.arch.heads.cap and not self.cap_loss:
+            # an untrained CaP head would gate the exported model's decisions at random: drop it
+            self.arch = dataclasses.replace(self.arch, heads=HeadsArch(cap=False))
+            if self.dist.is_main:
+                console.print("CaP head left out of the retrained model: without its loss it would stay untrained")
         net, self.new_heads = initial_subnet(self.arch, self.config, list(self.source.classes), self.supernet)
         self.supernet = None  # its weights are copied; free the memory
         return net.to(self.device)

@@ -199,3 +199,15 @@ def test_tune_writes_the_best_recipe(setup, ray_session, tmp_path, capsys):
     assert main([*argv, "--resume"]) == 0
     assert json.loads((out / "trials.json").read_text()) == rows
     assert Recipe.load(out / "best_recipe.yaml").retrain == best.retrain
+
+
+def test_a_retrain_on_all_defective_images_leaves_the_untrained_cap_head_out(setup, tmp_path, capsys):
+    data = write_folder(SyntheticSource(n=24, size=40, seed=4, defect_free=0.0), tmp_path / "all-defective")
+    out = tmp_path / "run"
+    argv = ["retrain", "--arch", setup["arch"], "--dataset", f"folder:{data}", "--recipe", setup["recipe"],
+            "--out", str(out), "--threads", "1", "--cap", "--init", "scratch", "--epochs", "1"]  # fmt: skip
+    assert main(argv) == 0
+    assert "CaP head left out" in capsys.readouterr().out.replace("\n", " ")
+    best = load_checkpoint(out / "best.pt", SUBNET_FORMAT)
+    assert best["arch"]["heads"]["cap"] is False
+    assert not any(k.startswith("cap_head.") for k in best["model"])
