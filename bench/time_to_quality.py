@@ -78,6 +78,7 @@ def cases(suite: str) -> list[Case]:
         Case("conv", stem="conv", note="the conv stem, all-conv subnet"),
         Case("hybrid", detail=16, note="a 16-wide detail path refines the 1/4-resolution scores at 1/2"),
         Case("hybrid", lr=5e-4, detail=16, note="the detail path at the paper's lr"),
+        Case("conv", detail=16, note="the detail path, all-conv subnet"),
     ]
     return base if suite == "base" else base[:2] + suspects[:1] + base[2:] + suspects[1:]
 
