@@ -155,6 +155,8 @@ def learning(page: Page) -> None:
 
 def _time_to_quality(page: Page, data: dict, name: str) -> None:
     rows, budget = [], f"{data['steps']} steps of batch {data['batch']}, {data['threads']} threads"
+    for command in data.get("earlier_commands", []):
+        page.add(f"Earlier cases (`--skip-done` kept them): `{command}`", "")
     for c in data["cases"]:
         r, last = c["reached"], c["curve"][-1]
         per_class = ", ".join(f"{k} {v:.2f}" for k, v in last.get("class_iou", {}).items() if v is not None) or "-"

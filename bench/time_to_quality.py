@@ -236,6 +236,8 @@ def main() -> int:
     header = {"benchmark": "time_to_quality", "data": data["info"], "steps": args.steps, "batch": args.batch,
               "threads": args.threads, "thresholds": list(THRESHOLDS), "metric": "pooled defect IoU, whole val images",
               "command": "python " + " ".join(sys.argv)}  # fmt: skip
+    earlier = [*done.get("earlier_commands", []), *([done["command"]] if done.get("command") else [])]
+    header["earlier_commands"] = [c for c in dict.fromkeys(earlier) if c != header["command"]]  # cases they ran
     for case in cases(args.suite):
         if case.name in results or (args.only and case.name not in args.only):
             continue
