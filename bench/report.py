@@ -258,9 +258,10 @@ def _mt_supernet(page: Page) -> None:
     if data is None:
         return
     classes = list(data["inherited"]["largest"]["per_class_iou"])
-    rows = [[name, pct(r["miou"]), pct(r["pooled_iou"]), *(pct(r["per_class_iou"][c]) for c in classes)]
+    rows = [[name, pct(r["miou"]), pct(r["pooled_iou"]), *(pct(r["per_class_iou"][c]) for c in classes),
+             pct(r.get("seg_recall")), pct(r.get("seg_accuracy"))]
             for name, r in data["inherited"].items()]  # fmt: skip
-    page.table(["subnet", "mIoU", "pooled IoU", *(f"IoU {c}" for c in classes)], rows)
+    page.table(["subnet", "mIoU", "pooled IoU", *(f"IoU {c}" for c in classes), "Seg_Recall", "Seg_Accuracy"], rows)
     b, every = data["budget"], data["every_defect_class_above_zero_largest"]
     page.add(f"Budget: {b['minutes']} min ({b['steps']} steps, {b['elapsed_min']} min measured); "
              f"test split, {data['test_images']} whole images (all-images protocol, defect-free ones included). "

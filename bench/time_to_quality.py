@@ -59,6 +59,7 @@ class Case:
     cap: bool = False  # add the CaP head and train with the joint 0.5/0.5 loss
     bf16: bool = True  # bf16 autocast for the forward pass on CPU
     detail: int = 0  # subnets: width of the head's 1/2-resolution detail path (0: the paper's head)
+    detail_stride: int = 2  # 1: the detail path at full resolution
     note: str = ""
 
     @property
@@ -79,6 +80,7 @@ def cases(suite: str) -> list[Case]:
         Case("hybrid", detail=16, note="a 16-wide detail path refines the 1/4-resolution scores at 1/2"),
         Case("hybrid", lr=5e-4, detail=16, note="the detail path at the paper's lr"),
         Case("conv", detail=16, note="the detail path, all-conv subnet"),
+        Case("hybrid", detail=16, detail_stride=1, note="the detail path at full resolution"),
     ]
     return base if suite == "base" else base[:2] + suspects[:1] + base[2:] + suspects[1:]
 
@@ -99,7 +101,10 @@ def build(case: Case, num_classes: int, space: SearchSpace, size: tuple[int, int
                                heads=HeadsArch(cap=case.cap))  # fmt: skip
     if case.detail:
         space = dataclasses.replace(space, decoder=dataclasses.replace(space.decoder, detail=[0, case.detail]))
-    return Supernet(config, num_classes, space).extract(arch)
+    net = Supernet(config, num_classes, space).extract(arch)
+    if case.detail_stride == 1:
+        net.seg_head.detail.down.conv.stride = (1, 1)
+    return net
 
 
 def unet_widths(space: SearchSpace, num_classes: int, size: tuple[int, int]) -> tuple[int, ...]:
