@@ -76,8 +76,10 @@ SUITE = (
               "~1.5 h: autonad search with its defaults on a generated thin-defect folder vs a U-Net"),
     Benchmark("time_to_quality_thin", "time_to_quality.py", ("--dataset", "folder:runs/thin_defects/data",
               "--data-root", "", "--steps", "1500", "--eval-every", "100", "--name", "time_to_quality_thin", "--only",
-              "unet", "hybrid", "hybrid [detail=16]", "conv", "hybrid [lr=0.0005]", "conv [detail=16]", "--skip-done"),
-              "~50 min: U-Net and 5 subnets (detail path, all-conv, lr) on the thin-defect data of thin_defect_search"),
+              "unet", "hybrid", "hybrid [detail=16]", "conv", "hybrid [lr=0.0005]", "conv [detail=16]",
+              "hybrid [detail=16, detail_stride=1]", "unet [unet_norm=gn]", "hybrid [stem=conv]",
+              "hybrid [stem=conv, detail=16, detail_stride=1]", "--skip-done"),
+              "~1 h: 2 U-Nets (BN, GN), 8 subnets (detail path, stem, all-conv, lr) on thin_defect_search's data"),
 )  # fmt: skip
 BY_NAME = {b.name: b for b in SUITE}
 

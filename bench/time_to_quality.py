@@ -59,7 +59,8 @@ class Case:
     cap: bool = False  # add the CaP head and train with the joint 0.5/0.5 loss
     bf16: bool = True  # bf16 autocast for the forward pass on CPU
     detail: int = 0  # subnets: width of the head's 1/2-resolution detail path (0: the paper's head)
-    detail_stride: int = 2  # 1: the detail path at full resolution
+    detail_stride: int = 2  # 1: the detail path at full resolution (an experiment on the extracted model)
+    unet_norm: str = "bn"  # the U-Net's normalisation: "bn" (batch norm) or "gn" (GroupNorm, 8 channels per group)
     note: str = ""
 
     @property
@@ -81,6 +82,8 @@ def cases(suite: str) -> list[Case]:
         Case("hybrid", lr=5e-4, detail=16, note="the detail path at the paper's lr"),
         Case("conv", detail=16, note="the detail path, all-conv subnet"),
         Case("hybrid", detail=16, detail_stride=1, note="the detail path at full resolution"),
+        Case("unet", unet_norm="gn", note="GroupNorm (as the subnets' decoder) instead of batch norm"),
+        Case("hybrid", stem="conv", detail=16, detail_stride=1, note="the conv stem and a full-resolution detail path"),
     ]
     return base if suite == "base" else base[:2] + suspects[:1] + base[2:] + suspects[1:]
 
@@ -94,7 +97,8 @@ def subnet_arch(kind: str) -> Arch:
 
 def build(case: Case, num_classes: int, space: SearchSpace, size: tuple[int, int]) -> torch.nn.Module:
     if case.model == "unet":
-        return UNet(num_classes, unet_widths(space, num_classes, size))
+        net = UNet(num_classes, unet_widths(space, num_classes, size))
+        return net if case.unet_norm == "bn" else with_group_norm(net)
     config = dataclasses.replace(SupernetConfig.load("autonad"), stem=case.stem, drop_path=0.0)
     arch = subnet_arch(case.model)
     arch = dataclasses.replace(arch, decoder=dataclasses.replace(arch.decoder, detail=case.detail),
@@ -104,6 +108,16 @@ def build(case: Case, num_classes: int, space: SearchSpace, size: tuple[int, int
     net = Supernet(config, num_classes, space).extract(arch)
     if case.detail_stride == 1:
         net.seg_head.detail.down.conv.stride = (1, 1)
+    return net
+
+
+def with_group_norm(net: torch.nn.Module, channels_per_group: int = 8) -> torch.nn.Module:
+    """`net` with every BatchNorm2d replaced by a GroupNorm of the same width."""
+    for name, child in net.named_children():
+        if isinstance(child, torch.nn.BatchNorm2d):
+            setattr(net, name, torch.nn.GroupNorm(child.num_features // channels_per_group, child.num_features))
+        else:
+            with_group_norm(child, channels_per_group)
     return net
 
 
