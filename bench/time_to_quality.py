@@ -59,7 +59,7 @@ class Case:
     cap: bool = False  # add the CaP head and train with the joint 0.5/0.5 loss
     bf16: bool = True  # bf16 autocast for the forward pass on CPU
     detail: int = 0  # subnets: width of the head's 1/2-resolution detail path (0: the paper's head)
-    detail_stride: int = 2  # 1: the detail path at full resolution (an experiment on the extracted model)
+    detail_stride: int = 2  # 1: the detail path at full resolution (the space's decoder.detail_stride)
     unet_norm: str = "bn"  # the U-Net's normalisation: "bn" (batch norm) or "gn" (GroupNorm, 8 channels per group)
     note: str = ""
 
@@ -104,11 +104,9 @@ def build(case: Case, num_classes: int, space: SearchSpace, size: tuple[int, int
     arch = dataclasses.replace(arch, decoder=dataclasses.replace(arch.decoder, detail=case.detail),
                                heads=HeadsArch(cap=case.cap))  # fmt: skip
     if case.detail:
-        space = dataclasses.replace(space, decoder=dataclasses.replace(space.decoder, detail=[0, case.detail]))
-    net = Supernet(config, num_classes, space).extract(arch)
-    if case.detail_stride == 1:
-        net.seg_head.detail.down.conv.stride = (1, 1)
-    return net
+        decoder = dataclasses.replace(space.decoder, detail=[0, case.detail], detail_stride=case.detail_stride)
+        space = dataclasses.replace(space, decoder=decoder)
+    return Supernet(config, num_classes, space).extract(arch)
 
 
 def with_group_norm(net: torch.nn.Module, channels_per_group: int = 8) -> torch.nn.Module:

@@ -73,8 +73,11 @@ class DecoderSpace:
     pool_branches: int = 4
     # widths of the head's 1/2-resolution detail path (0: none); beyond paper Table I, which has [0]
     detail: list[int] = field(default_factory=lambda: [0])
+    detail_stride: int = 2  # the detail path's resolution: 2 = 1/2 of the input, 1 = full resolution
 
     def __post_init__(self):
+        if self.detail_stride not in (1, 2):
+            raise AutoNADError(f"detail_stride: {self.detail_stride} is not 1 (full resolution) or 2 (half)")
         if not self.detail or any(d < 0 for d in self.detail) or len(set(self.detail)) < len(self.detail):
             raise AutoNADError(f"detail: {self.detail} is not a list of distinct widths >= 0 (0: no detail path)")
         bad = [o for o in self.edge_ops if o not in EDGE_OPS]

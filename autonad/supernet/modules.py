@@ -273,14 +273,14 @@ class MFAM(nn.Module):
 
 # -- heads ------------------------------------------------------------------------------------
 class DetailPath(nn.Module):
-    """Refines the 1/4-resolution class scores at 1/2 resolution from the image itself, so that
-    defects 1-3 px wide (scratches, hairline cracks) are not lost to bilinear upsampling.
+    """Refines the 1/4-resolution class scores at 1/2 (or full) resolution from the image itself, so
+    that defects 1-3 px wide (scratches, hairline cracks) are not lost to bilinear upsampling.
 
-    Two conv-GN-ReLU layers read the image (3x3/s2, then 3x3: a 7 px receptive field at 1/2), the
+    Two conv-GN-ReLU layers read the image (3x3 with stride 2 or 1, then 3x3), the
     decoder map is projected to the same width (1x1 at 1/4, then upsampled: exact, the conv is
     linear) and added to a 3x3 conv of the detail map, and a 1x1 classifier of the GN-ReLU of that
-    sum is added to the coarse scores upsampled to 1/2 (a zero classifier leaves the coarse scores,
-    upsampled in two bilinear steps instead of one)."""
+    sum is added to the coarse scores upsampled to the detail map's size (a zero classifier leaves the
+    coarse scores, at stride 2 upsampled in two bilinear steps instead of one)."""
 
     def __init__(self, down: nn.Module, refine: nn.Module, proj: nn.Module, mix: nn.Module, norm: nn.Module,
                  classifier: nn.Module):  # fmt: skip

@@ -391,15 +391,17 @@ def _small_classifier(max_in: int, num_classes: int) -> ElasticConv2d:
 
 
 class SuperDetailPath(DetailPath, Elastic):
-    """`DetailPath` sliced by the decoder width (its projection's input) and the detail width."""
+    """`DetailPath` sliced by the decoder width (its projection's input) and the detail width; its first
+    conv has the space's `detail_stride` (2: the path runs at 1/2 resolution, 1: at full resolution)."""
 
-    def __init__(self, in_channels: int, max_width: int, max_detail: int, num_classes: int, channels_per_group: int):
+    def __init__(self, in_channels: int, max_width: int, max_detail: int, num_classes: int, channels_per_group: int,
+                 stride: int = 2):  # fmt: skip
         def conv_norm(cin: int, stride: int) -> ConvNormAct:
             conv = ElasticConv2d(cin, max_detail, 3, stride=stride, bias=False)
             return ConvNormAct(conv, ElasticGroupNorm(max_detail, channels_per_group))
 
         super().__init__(
-            conv_norm(in_channels, 2),
+            conv_norm(in_channels, stride),
             conv_norm(max_detail, 1),
             ElasticConv2d(max_width, max_detail, 1, bias=False),
             ElasticConv2d(max_detail, max_detail, 3, bias=False),
@@ -435,7 +437,7 @@ class SuperSegHead(SegHead, Elastic):
         detail = None
         if max(dec.detail) > 0:
             detail = SuperDetailPath(
-                space.in_channels, max(dec.width), max(dec.detail), num_classes, channels_per_group
+                space.in_channels, max(dec.width), max(dec.detail), num_classes, channels_per_group, dec.detail_stride
             )
         super().__init__(_small_classifier(max(dec.width), num_classes), dropout, detail)
         self.num_classes = num_classes

@@ -189,6 +189,12 @@ def test_bad_detail_choices_are_rejected(detail):
         DecoderSpace(width=[32], detail=detail)
 
 
+@pytest.mark.parametrize("stride", [0, 3, 4])
+def test_a_detail_stride_other_than_full_or_half_resolution_is_rejected(stride):
+    with pytest.raises(AutoNADError, match="detail_stride"):
+        DecoderSpace(width=[32], detail=[0, 16], detail_stride=stride)
+
+
 def test_space_files_may_offer_detail_widths(tmp_path):
     import yaml
 

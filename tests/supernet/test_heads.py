@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from autonad.space import HeadsArch
+from autonad.supernet import Supernet, SupernetConfig
 
 
 @pytest.mark.parametrize("cap", [False, True])
@@ -116,3 +119,19 @@ def test_detail_classifier_is_class_specific(detail_net, tiny_net):
     assert not [k for k in keys if k.startswith("seg_head.detail.") and ".classifier." not in k]
     assert not [k for k in tiny_net.class_specific_keys() if "detail" in k]
     assert tiny_net.seg_head.detail is None
+
+
+def test_a_full_resolution_detail_path_extracts_exactly(detail_space, with_detail, max_abs_diff):
+    space = dataclasses.replace(detail_space, decoder=dataclasses.replace(detail_space.decoder, detail_stride=1))
+    torch.manual_seed(0)
+    net = Supernet(SupernetConfig.load("tiny"), num_classes=4, space=space).eval()
+    arch = with_detail(space.smallest(), 8)
+    net.set_arch(arch)
+    model = net.extract(arch).eval()
+    assert model.seg_head.detail.down.conv.stride == (1, 1)
+    x = torch.randn(1, 3, 72, 40, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want, got = net(x), model(x)
+        features = model.seg_head.detail.refine(model.seg_head.detail.down(x))
+    assert features.shape[-2:] == x.shape[-2:]  # the path runs at the input's resolution
+    assert max_abs_diff(want, got) <= 1e-5
