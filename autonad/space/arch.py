@@ -77,7 +77,7 @@ class DecoderArch:
     width: int
     pool_sizes: tuple[int, ...]
     edges: tuple[str, ...]  # one op per EDGE_NAMES entry, in that order
-    detail: int = 0  # width of the segmentation head's 1/2-resolution detail path (0: none, the paper's head)
+    detail: int = 0  # width of the segmentation head's detail path (0: none, the paper's head)
 
     def __post_init__(self):
         if self.detail < 0:

@@ -71,7 +71,7 @@ class DecoderSpace:
     edge_ops: list[str] = field(default_factory=lambda: list(EDGE_OPS))
     pool_sizes: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6])
     pool_branches: int = 4
-    # widths of the head's 1/2-resolution detail path (0: none); beyond paper Table I, which has [0]
+    # widths of the head's detail path (0: none); beyond paper Table I, which has [0]
     detail: list[int] = field(default_factory=lambda: [0])
     detail_stride: int = 2  # the detail path's resolution: 2 = 1/2 of the input, 1 = full resolution
 

@@ -396,8 +396,8 @@ class SuperDetailPath(DetailPath, Elastic):
 
     def __init__(self, in_channels: int, max_width: int, max_detail: int, num_classes: int, channels_per_group: int,
                  stride: int = 2):  # fmt: skip
-        def conv_norm(cin: int, stride: int) -> ConvNormAct:
-            conv = ElasticConv2d(cin, max_detail, 3, stride=stride, bias=False)
+        def conv_norm(cin: int, conv_stride: int) -> ConvNormAct:
+            conv = ElasticConv2d(cin, max_detail, 3, stride=conv_stride, bias=False)
             return ConvNormAct(conv, ElasticGroupNorm(max_detail, channels_per_group))
 
         super().__init__(
@@ -493,6 +493,9 @@ class Supernet(SegmentationNet, Elastic):
             metadata={},
         )
         self.config, self.space, self.num_classes = config, space, num_classes
+        # the whole space as JSON, in every extracted model's metadata: a state-dict export rebuilds the
+        # network from it on a machine that lacks the user's space file (or has another version of it)
+        self.space_definition = json.dumps(to_mapping(space), sort_keys=True, separators=(",", ":"))
         self.set_arch(space.largest(heads=HeadsArch(cap=config.heads.cap)))
 
     def set_arch(self, arch: Arch) -> None:
@@ -543,9 +546,7 @@ class Supernet(SegmentationNet, Elastic):
             "arch": arch.to_json(),
             "arch_hash": arch.hash,
             "search_space": self.space.name,
-            # the whole definition: a state-dict export rebuilds the network from it on a machine that
-            # lacks the user's space file (or has another version of a shipped one)
-            "search_space_def": json.dumps(to_mapping(self.space), sort_keys=True, separators=(",", ":")),
+            "search_space_def": self.space_definition,
             "supernet": self.config.name,
             "weight_sharing": self.config.weight_sharing,
             "num_classes": str(self.num_classes),
