@@ -99,10 +99,11 @@ def build(case: Case, num_classes: int, space: SearchSpace, size: tuple[int, int
     if case.model == "unet":
         net = UNet(num_classes, unet_widths(space, num_classes, size))
         return net if case.unet_norm == "bn" else with_group_norm(net)
-    config = dataclasses.replace(SupernetConfig.load("autonad"), stem=case.stem, drop_path=0.0)
+    config = dataclasses.replace(SupernetConfig.load("autonad"), drop_path=0.0)
     arch = subnet_arch(case.model)
     arch = dataclasses.replace(arch, decoder=dataclasses.replace(arch.decoder, detail=case.detail),
                                heads=HeadsArch(cap=case.cap))  # fmt: skip
+    space = dataclasses.replace(space, stem=case.stem)
     if case.detail:
         decoder = dataclasses.replace(space.decoder, detail=[0, case.detail], detail_stride=case.detail_stride)
         space = dataclasses.replace(space, decoder=decoder)

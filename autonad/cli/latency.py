@@ -31,6 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--alias", action="append", default=[], help="short name for the device (repeatable)")
     p.add_argument("--description", help="what the device is (kept in the table file)")
     p.add_argument("--resume", action="store_true", help="keep the entries a stopped run measured, time the rest")
+    p.add_argument(
+        "--reuse",
+        metavar="SPACE",
+        help="take the entries this space shares with SPACE's measured profile in the table; time the rest",
+    )
     p.add_argument("--roofline", action="store_true", help="estimate from the device's peak FLOP/s and bandwidth")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to time")
     p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (fixed while timing)")
@@ -100,7 +105,7 @@ def profile(args: argparse.Namespace) -> int:
         timing = TimingConfig(threads=args.threads, repeats=args.repeats)
         console.print(f"profiling [bold]{space.name}[/] at {request.input_size[0]}x{request.input_size[1]} "
                       f"on this machine as [bold]{hw}[/] -> {out}")  # fmt: skip
-        prof = profile_measured(request, out, device, timing, args.resume)
+        prof = profile_measured(request, out, device, timing, args.resume, args.reuse)
     if args.alias or args.description:
         tables = DeviceTables.read(out)
         tables.aliases = sorted(set(tables.aliases) | set(args.alias))

@@ -8,6 +8,7 @@ one signature (stage, operator, widths, FFN ratio, resolution, pool size, classe
 
     s2.conv3 w64 r8.0        a stage-2 conv (k=3) block, width 64, FFN ratio 8.0
     s3.embed c96-160         stage-3 patch embedding 96 -> 160 channels (+ stage norm)
+    s1.stem c3-32            stage-1 conv stem (`ConvStem`, a space's `stem: conv`) 3 -> 32 channels
     lateral1 dil3x3 c32-128  lateral edge of stage 1, 32 -> 128 channels
     ppm dwsep3x3 c288 p6     one PPM branch at pool size 6 on a 288-channel stage-4 map
     decoder c288-128         the decoder outside its searchable edges
@@ -59,8 +60,9 @@ def stage_resolutions(input_size: tuple[int, int], space: SearchSpace) -> list[t
 
 
 # -- keys ---------------------------------------------------------------------------------------
-def embed_key(stage: int, cin: int, width: int) -> str:
-    return f"s{stage}.embed c{cin}-{width}"
+def embed_key(stage: int, cin: int, width: int, stem: str = "patch") -> str:
+    """`s2.embed c32-64`; stage 1 of a space with the conv stem is `s1.stem c3-32` (another module)."""
+    return f"s{stage}.{'stem' if stage == 1 and stem == 'conv' else 'embed'} c{cin}-{width}"
 
 
 def block_key(stage: int, choice: str, width: int, ffn_ratio: float) -> str:
@@ -91,7 +93,7 @@ def head_key(width: int, classes: int, detail: int = 0, detail_stride: int = 2) 
 def kind_of(key: str) -> str:
     """The calibration kind of a key (`KINDS`)."""
     name = key.split(" ", 1)[0]
-    if name.endswith(".embed"):
+    if name.endswith((".embed", ".stem")):
         return "embed"
     if name.startswith("s"):
         op = name.split(".", 1)[1]
@@ -105,7 +107,7 @@ def arch_keys(space: SearchSpace, arch: Arch, classes: int) -> list[str]:
     """The components an arch is made of (a block repeated twice appears twice)."""
     keys, cin = [], space.in_channels
     for s, st in enumerate(arch.stages, start=1):
-        keys.append(embed_key(s, cin, st.width))
+        keys.append(embed_key(s, cin, st.width, space.stem))
         keys += [block_key(s, b.choice, st.width, b.ffn_ratio) for b in st.blocks]
         cin = st.width
     dec, widths = arch.decoder, [st.width for st in arch.stages]
@@ -193,7 +195,8 @@ class ComponentFactory:
         ins = [[self.space.in_channels]] + [st.width for st in self.space.stages[:-1]]
         for s, (st, cins) in enumerate(zip(self.space.stages, ins)):
             for cin, width in itertools.product(cins, st.width):
-                yield Component(embed_key(s + 1, cin, width), "embed", self._embed_builder(s, cin, width))
+                key = embed_key(s + 1, cin, width, self.space.stem)
+                yield Component(key, "embed", self._embed_builder(s, cin, width))
 
     def _embed_builder(self, s: int, cin: int, width: int):
         def build():

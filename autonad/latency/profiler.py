@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from autonad.errors import AutoNADError
 from autonad.latency.components import ComponentFactory
 from autonad.latency.measure import (
     TimingConfig,
@@ -80,21 +81,32 @@ def open_tables(path: Path, hw: str) -> DeviceTables:
 
 
 def profile_measured(
-    request: ProfileRequest, out: Path, device: torch.device, timing: TimingConfig, resume: bool
-) -> Profile:
-    """Measure (or finish measuring, with `resume`) the profile and write it into `out`."""
+    request: ProfileRequest, out: Path, device: torch.device, timing: TimingConfig, resume: bool,
+    reuse: str | None = None,
+) -> Profile:  # fmt: skip
+    """Measure (or finish measuring, with `resume`) the profile and write it into `out`. `reuse` names
+    another space's measured profile in the same table, at the same input size, batch and threads:
+    the entries both spaces share are taken from it (a key names one module at one resolution), so
+    a space that differs from it in a few modules is timed in those alone."""
     tables = open_tables(out, request.hw)
     old = tables.find(request.space.name, request.input_size, request.batch)
     profile = new_profile(request, device, timing)
-    if resume and old is not None and old.provenance == "measured":
+    base = reused_profile(tables, reuse, request, device, timing) if reuse else None
+    if base is not None:
+        old = base
+        profile.method += f"; the entries shared with '{reuse}' taken from its profile of {base.date}"
+    if (resume or base is not None) and old is not None and old.provenance == "measured":
         profile.entries = dict(old.entries)
     with fixed_threads(timing.threads):
-        probe_ms = old.runtime.get("probe_ms") if resume and profile.entries else None
+        probe_ms = old.runtime.get("probe_ms") if profile.entries else None
         probe_ms = probe_ms or round(probe_reference_ms(device, timing), 5)
     profile.runtime["probe_ms"] = probe_ms
     timing = dataclasses.replace(timing, probe_ms=probe_ms)
     factory = ComponentFactory(request.space, request.input_size, request.batch, list(request.classes))
-    todo = [c for c in factory.components() if c.key not in profile.entries]
+    components = list(factory.components())
+    wanted = {c.key for c in components}
+    profile.entries = {k: v for k, v in profile.entries.items() if k in wanted}
+    todo = [c for c in components if c.key not in profile.entries]
     with fixed_threads(timing.threads), progress() as bar:
         task = bar.add_task(f"profiling {request.space.name} on {request.hw}", total=len(todo))
         last_save = time.monotonic()
@@ -109,6 +121,23 @@ def profile_measured(
     profile.complete = True
     _save(tables, profile, out)
     return profile
+
+
+def reused_profile(
+    tables: DeviceTables, space: str, request: ProfileRequest, device: torch.device, timing: TimingConfig
+) -> Profile:
+    """The measured profile `profile_measured(reuse=space)` starts from; a one-line error if it cannot."""
+    size = "x".join(map(str, request.input_size))
+    base = tables.find(space, request.input_size, request.batch)
+    if base is None or base.provenance != "measured":
+        raise AutoNADError(f"--reuse {space}: the table has no measured profile of it at {size}, batch {request.batch}")
+    then, now = (base.runtime.get("device"), base.runtime.get("threads")), (device.type, timing.threads)
+    if then != now:
+        raise AutoNADError(f"--reuse {space}: its profile was timed on {then[0]} with {then[1]} thread(s), "
+                           f"this run times on {now[0]} with {now[1]}")  # fmt: skip
+    if not base.runtime.get("probe_ms"):
+        raise AutoNADError(f"--reuse {space}: its profile has no probe time to set its entries beside new ones")
+    return base
 
 
 def calibrate(request: ProfileRequest, profile: Profile, device: torch.device, timing: TimingConfig) -> Calibration:

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from autonad import resources
 from autonad.config import from_mapping, load_yaml
@@ -105,11 +105,16 @@ class SearchSpace:
     decoder: DecoderSpace
     head_dim: int = 32
     in_channels: int = 3
+    # stage-1 embedding: "patch" (the paper's 7x7/s4 conv + LN) or "conv" (two 3x3/s2 convs, `ConvStem`);
+    # beyond paper Table I, which has the patch embedding
+    stem: Literal["patch", "conv"] = "patch"
     description: str = ""
 
     def __post_init__(self):
         if len(self.stages) != 4:
             raise AutoNADError(f"stages: the MFAM decoder needs exactly 4 stages, got {len(self.stages)}")
+        if self.stem == "conv" and self.stages[0].stride != 4:
+            raise AutoNADError(f"stem: the conv stem replaces a stride-4 patch embedding, not {self.stages[0].stride}")
         for i, st in enumerate(self.stages):
             bad = [w for w in st.width if w % self.head_dim]
             if bad:

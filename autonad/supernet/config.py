@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from autonad import resources
 from autonad.config import from_mapping, load_yaml, to_mapping
@@ -41,8 +40,6 @@ class SupernetConfig:
     search_space: str  # name of a shipped search space or a path to a YAML file
     weight_sharing: WeightSharing = "cross"
     drop_path: float = 0.1  # stochastic depth of the last block slot (linear from 0 over slots)
-    # stage-1 embedding: "patch" (the paper's 7x7/s4 conv + LN) or "conv" (two 3x3/s2 convs, see ConvStem)
-    stem: Literal["patch", "conv"] = "patch"
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     heads: HeadsConfig = field(default_factory=HeadsConfig)
     description: str = ""

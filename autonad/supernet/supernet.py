@@ -212,10 +212,8 @@ STEM_GROUP = 8  # channels per GroupNorm group in the conv stem
 
 
 def _embedding(stem: str, max_in: int, width: int, stride: int) -> Elastic:
-    """A stage's embedding: the patch embedding, or the conv stem (stage 1, stride 4)."""
+    """A stage's embedding: the patch embedding, or the conv stem (stage 1; the space checks its stride)."""
     if stem == "conv":
-        if stride != 4:
-            raise AutoNADError(f"the conv stem replaces a stride-4 patch embedding, not stride {stride}")
         return SuperConvStem(max_in, width, STEM_GROUP)
     return SuperPatchEmbed(max_in, width, stride)
 
@@ -246,13 +244,13 @@ class SuperStage(Stage, Elastic):
 
 
 class SuperEncoder(Encoder, Elastic):
-    def __init__(self, space: SearchSpace, mode: str, drop_path: float, stem: str = "patch"):
+    def __init__(self, space: SearchSpace, mode: str, drop_path: float):
         slots = sum(max(st.depth) for st in space.stages)
         rates = iter([drop_path * i / max(slots - 1, 1) for i in range(slots)])
         stages, max_in, prev_stride = [], space.in_channels, 1
         for i, st in enumerate(space.stages):
             drop_paths = [next(rates) for _ in range(max(st.depth))]
-            stage_stem = stem if i == 0 else "patch"
+            stage_stem = space.stem if i == 0 else "patch"
             stages.append(
                 SuperStage(st, max_in, st.stride // prev_stride, space.head_dim, mode, drop_paths, stage_stem)
             )
@@ -486,7 +484,7 @@ class Supernet(SegmentationNet, Elastic):
             outputs = 1 + (num_classes - 1 if config.heads.multilabel else 0)
             cap = SuperCaPHead(top, config.heads.cap_hidden, outputs)
         super().__init__(
-            encoder=SuperEncoder(space, mode, config.drop_path, config.stem),
+            encoder=SuperEncoder(space, mode, config.drop_path),
             decoder=SuperMFAM(space, mode, config.decoder.gn_channels_per_group),
             seg_head=SuperSegHead(space, num_classes, config.decoder.dropout, config.decoder.gn_channels_per_group),
             cap_head=cap,

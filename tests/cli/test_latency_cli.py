@@ -5,7 +5,9 @@ import json
 import pytest
 import yaml
 
+from autonad import resources
 from autonad.cli import main
+from autonad.latency.components import ComponentFactory
 from autonad.latency.table import DeviceTables
 from autonad.space import SearchSpace
 
@@ -44,6 +46,52 @@ def test_profile_resume_keeps_what_was_measured(measured, tmp_path):
     prof = DeviceTables.read(partial).profile("tiny", (32, 32))
     assert prof.complete and prof.entries[next(iter(kept))] == 123.0
     assert set(prof.entries) == set(entries)
+
+
+@pytest.fixture
+def fine_tiny(tmp_path):
+    """The tiny space with the conv stem and a full-resolution detail path, as a user's YAML."""
+    data = yaml.safe_load(resources.resolve("search_spaces", "tiny").read_text())
+    data.update(name="tiny-fine", stem="conv")
+    data["decoder"].update(detail=[0, 16], detail_stride=1)
+    path = tmp_path / "tiny-fine.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_profile_reuse_times_only_what_another_space_lacks(measured, fine_tiny, tmp_path):
+    table = tmp_path / "table.yaml"
+    table.write_bytes(measured.read_bytes())
+    fine = ["--search-space", str(fine_tiny), "--calibrate", "0", "--out", str(table), "--reuse", "tiny"]
+    assert main([*PROFILE, *fine]) == 0
+    tables = DeviceTables.read(table)
+    base, prof = tables.profile("tiny", (32, 32)), tables.profile("tiny-fine", (32, 32))
+    shared = set(base.entries) & set(prof.entries)
+    assert prof.complete and {k for k in prof.entries if ".stem " in k} and {k for k in prof.entries if "d16s1" in k}
+    assert not {k for k in shared if k.startswith(("s1.embed", "s1.stem"))} and {
+        k for k in shared if k.startswith("s2.")
+    }
+    assert {k.split(" ")[0] for k in set(prof.entries) - shared} == {"s1.stem", "head"}  # only these were timed
+    assert all(prof.entries[k] == base.entries[k] for k in shared)  # taken over, not re-timed
+    assert prof.runtime["probe_ms"] == base.runtime["probe_ms"] and "taken from its profile" in prof.method
+    keys = {c.key for c in ComponentFactory(SearchSpace.load(fine_tiny), (32, 32), 1, [2]).components()}
+    assert set(prof.entries) == keys
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--reuse", "autonad"], "--reuse autonad: the table has no measured profile of it at 32x32, batch 1"),
+        (["--reuse", "tiny", "--threads", "2"], "--reuse tiny: its profile was timed on cpu with 1 thread(s), "
+                                                "this run times on cpu with 2"),
+    ],
+)  # fmt: skip
+def test_profile_reuse_refuses_a_profile_it_cannot_set_beside(measured, fine_tiny, tmp_path, extra, message, capsys):
+    table = tmp_path / "table.yaml"
+    table.write_bytes(measured.read_bytes())
+    assert main([*PROFILE, "--search-space", str(fine_tiny), "--out", str(table), *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_latency_predicts_with_provenance(measured, tmp_path, capsys):

@@ -4,12 +4,20 @@ import random
 import pytest
 import torch
 
-from autonad.latency.components import KINDS, ComponentFactory, arch_keys, head_key, kind_of, profiling_supernet
+from autonad.latency.components import (
+    KINDS,
+    ComponentFactory,
+    arch_keys,
+    embed_key,
+    head_key,
+    kind_of,
+    profiling_supernet,
+)
 from autonad.latency.roofline import ROOFLINE_DEVICES, KernelCost, roofline_ms
 from autonad.space import SearchSpace
 
 
-@pytest.mark.parametrize("name", ["tiny", "autonad"])
+@pytest.mark.parametrize("name", ["tiny", "autonad", "autonad-fine"])
 def test_every_arch_maps_to_existing_unique_components(name):
     space = SearchSpace.load(name)
     components = list(ComponentFactory(space, (96, 128), 1, [2, 4]).components())
@@ -22,7 +30,7 @@ def test_every_arch_maps_to_existing_unique_components(name):
         assert set(arch_keys(space, arch, 4)) <= set(keys)
 
 
-@pytest.mark.parametrize("name", ["tiny", "autonad"])
+@pytest.mark.parametrize("name", ["tiny", "autonad", "autonad-fine"])
 def test_components_add_up_to_the_whole_network(name):
     """The decomposition misses nothing: per-kernel roofline costs of an arch's components sum
     to the cost of the extracted network run whole (same kernels; only view glue differs)."""
@@ -98,3 +106,13 @@ def test_detail_components_add_up_to_the_whole_network():
         with torch.inference_mode(), whole:
             model(torch.randn(1, 3, 96, 128, device="meta"))
         assert parts == pytest.approx(whole.seconds * 1e3, rel=0.01), detail
+
+
+def test_the_conv_stem_has_its_own_key():
+    assert embed_key(1, 3, 32) == "s1.embed c3-32" and embed_key(1, 3, 32, "conv") == "s1.stem c3-32"
+    assert embed_key(2, 32, 64, "conv") == "s2.embed c32-64"  # later stages keep their patch embedding
+    assert kind_of("s1.stem c3-32") == "embed"
+    fine = SearchSpace.load("autonad-fine")
+    arch = fine.smallest()
+    assert arch_keys(fine, arch, 2)[0] == f"s1.stem c3-{arch.stages[0].width}"
+    assert arch_keys(SearchSpace.load("autonad"), arch, 2)[1:-1] == arch_keys(fine, arch, 2)[1:-1]

@@ -207,3 +207,28 @@ def test_space_files_may_offer_detail_widths(tmp_path):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(AutoNADError, match="detail"):
         SearchSpace.load(path)
+
+
+def test_the_fine_space_is_table_one_with_a_conv_stem_and_a_full_resolution_detail_choice(space):
+    fine = SearchSpace.load("autonad-fine")
+    assert space.stem == "patch" and fine.stem == "conv"
+    assert fine.decoder.detail == [0, 16] and fine.decoder.detail_stride == 1
+    paper_head = dataclasses.replace(fine.decoder, detail=[0], detail_stride=2)
+    assert dataclasses.replace(fine, name=space.name, stem="patch", description=space.description,
+                               decoder=paper_head) == space  # fmt: skip
+    assert len(fine.genes) == len(space.genes) + 1
+
+
+def test_the_conv_stem_needs_a_stride_4_first_stage():
+    data = SearchSpace.load("tiny")
+    stages = [dataclasses.replace(data.stages[0], stride=2), *data.stages[1:]]
+    with pytest.raises(AutoNADError, match="the conv stem replaces a stride-4 patch embedding, not 2"):
+        dataclasses.replace(data, stages=stages, stem="conv")
+    with pytest.raises(AutoNADError, match="stem"):
+        SearchSpace.from_dict({**_tiny_dict(), "stem": "pixel"})
+
+
+def _tiny_dict() -> dict:
+    from autonad.config import load_yaml
+
+    return load_yaml(resources.resolve("search_spaces", "tiny"))

@@ -24,6 +24,13 @@ def tiny_net() -> Supernet:
     return Supernet(SupernetConfig.load("tiny"), num_classes=4).eval()
 
 
+@pytest.fixture(scope="session")
+def autonad_fine_net() -> Supernet:
+    """The conv stem and the full-resolution detail path (the voc:/folder: default)."""
+    torch.manual_seed(0)
+    return Supernet(SupernetConfig.load("autonad-fine"), num_classes=3).eval()
+
+
 def _some_archs(space: SearchSpace, n: int, seed: int = 0) -> list[Arch]:
     """Largest and smallest (CaP on) plus ``n`` seeded random archs with CaP on or off."""
     rng = random.Random(seed)

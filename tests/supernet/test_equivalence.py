@@ -22,7 +22,7 @@ def _check(net, archs, inputs: list[torch.Tensor], max_abs_diff) -> list[str]:
     return failures
 
 
-@pytest.mark.parametrize("space_name, n", [("autonad", 50), ("tiny", 20)])
+@pytest.mark.parametrize("space_name, n", [("autonad", 50), ("tiny", 20), ("autonad_fine", 20)])
 def test_extracted_output_equals_supernet_output(space_name, n, request, some_archs, max_abs_diff):
     net = request.getfixturevalue(f"{space_name}_net")
     gen = torch.Generator().manual_seed(0)

@@ -3,6 +3,7 @@ import torch
 
 from autonad import resources
 from autonad.errors import AutoNADError
+from autonad.latency.table import load_profile
 from autonad.supernet import SupernetConfig
 from autonad.train.recipe import Recipe, default_recipe
 
@@ -16,6 +17,23 @@ def test_every_shipped_recipe_loads_with_its_supernet():
         SupernetConfig.load(recipe.supernet)
         h, w = recipe.input_size
         assert h >= 32 and w >= 32
+
+
+@pytest.mark.parametrize("name", [n for n in resources.list_shipped("recipes") if not n.startswith("neu-seg-ablation")])
+def test_every_shipped_recipe_has_gpu_latency_profiles_for_its_space_and_size(name):
+    """A shipped recipe searches with latency on every shipped GPU device: a profile of its
+    supernet's space at its input size on each table (the CPU table: see the next test)."""
+    recipe = Recipe.load(name)
+    space = SupernetConfig.load(recipe.supernet).search_space
+    for device in ("jetson-xavier-nx", "jetson-orin-nano", "rtx3090"):
+        load_profile(device, space, recipe.input_size)
+
+
+@pytest.mark.parametrize("name", ["demo", "default-cpu", "mt-cpu", "neu-seg-cpu"])
+def test_the_128px_cpu_recipes_have_a_measured_cpu_profile(name):
+    recipe = Recipe.load(name)
+    _, profile = load_profile("cpu", SupernetConfig.load(recipe.supernet).search_space, recipe.input_size)
+    assert profile.provenance == "measured"
 
 
 def test_paper_settings_where_the_paper_gives_them():
