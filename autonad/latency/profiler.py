@@ -90,8 +90,9 @@ def profile_measured(
     a space that differs from it in a few modules is timed in those alone."""
     tables = open_tables(out, request.hw)
     old = tables.find(request.space.name, request.input_size, request.batch)
-    profile = new_profile(request, device, timing)
-    base = reused_profile(tables, reuse, request, device, timing) if reuse else None
+    with fixed_threads(timing.threads):  # the hardware line names the threads it is timed with
+        profile = new_profile(request, device, timing)
+    base = reused_profile(tables, reuse, request, profile) if reuse else None
     if base is not None:
         old = base
         profile.method += f"; the entries shared with '{reuse}' taken from its profile of {base.date}"
@@ -123,18 +124,18 @@ def profile_measured(
     return profile
 
 
-def reused_profile(
-    tables: DeviceTables, space: str, request: ProfileRequest, device: torch.device, timing: TimingConfig
-) -> Profile:
-    """The measured profile `profile_measured(reuse=space)` starts from; a one-line error if it cannot."""
+def reused_profile(tables: DeviceTables, space: str, request: ProfileRequest, profile: Profile) -> Profile:
+    """The measured profile `profile_measured(reuse=space)` starts from (timed on the same processor
+    with the same runtime and threads as `profile` will be); a one-line error if there is none."""
     size = "x".join(map(str, request.input_size))
     base = tables.find(space, request.input_size, request.batch)
     if base is None or base.provenance != "measured":
         raise AutoNADError(f"--reuse {space}: the table has no measured profile of it at {size}, batch {request.batch}")
-    then, now = (base.runtime.get("device"), base.runtime.get("threads")), (device.type, timing.threads)
+    then = (base.hardware, base.runtime.get("device"), base.runtime.get("threads"), base.runtime.get("torch"))
+    now = (profile.hardware, profile.runtime["device"], profile.runtime["threads"], profile.runtime["torch"])
     if then != now:
-        raise AutoNADError(f"--reuse {space}: its profile was timed on {then[0]} with {then[1]} thread(s), "
-                           f"this run times on {now[0]} with {now[1]}")  # fmt: skip
+        raise AutoNADError(f"--reuse {space}: its profile was timed on {then[0]} ({then[1]}, torch {then[3]}), "
+                           f"this run on {now[0]} ({now[1]}, torch {now[3]}): time the whole space")  # fmt: skip
     if not base.runtime.get("probe_ms"):
         raise AutoNADError(f"--reuse {space}: its profile has no probe time to set its entries beside new ones")
     return base
