@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     for i, arch in enumerate(archs):
-        inherited = evaluate_arch(trained.net, arch, loader, source.num_classes, torch.device("cpu")).to_dict()
+        inherited = evaluate_arch(trained.net, arch, loader, source.classes, torch.device("cpu")).to_dict()
         run = args.out / arch.hash
         run.mkdir(parents=True, exist_ok=True)
         if not (run / "split.json").exists():

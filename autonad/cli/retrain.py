@@ -13,7 +13,7 @@ from rich.table import Table
 
 from autonad.cli.common import add_budget_args, apply_budget_args, metrics_table, positive_int
 from autonad.cli.train import add_data_options, dataset_slug
-from autonad.config import from_mapping, load_yaml, write_text_atomic
+from autonad.config import load_yaml, write_text_atomic
 from autonad.data import SegSource, open_dataset
 from autonad.errors import AutoNADError
 from autonad.export import FORMATS, export_model
@@ -21,6 +21,7 @@ from autonad.export.inference import ExportedModel, calibrate_decision, evaluate
 from autonad.metrics import parse_target
 from autonad.space import Arch, HeadsArch, SearchSpace
 from autonad.supernet import SupernetConfig
+from autonad.supernet.config import saved_config
 from autonad.train.checkpoint import load_checkpoint
 from autonad.train.recipe import Recipe, default_recipe
 from autonad.train.subnet import RetrainJob
@@ -106,7 +107,7 @@ def _supernet_config(checkpoint: Path) -> SupernetConfig:
     config = load_checkpoint(checkpoint, CHECKPOINT_FORMAT).get("supernet_config")
     if config is None:
         raise AutoNADError(f"{checkpoint}: incomplete supernet checkpoint (no supernet_config)")
-    return from_mapping(SupernetConfig, config, f"{checkpoint}: supernet_config")
+    return saved_config(config, f"{checkpoint}: supernet_config")
 
 
 def _supernet_beside(arch_file: Path) -> Path | None:

@@ -140,18 +140,15 @@ def search_run_dir(dataset: str, hw: str, recipe: str) -> Path:
 def ensure_supernet(run_dir: Path, recipe: Recipe, sn_config: SupernetConfig, source) -> Path:
     """The supernet checkpoint for (dataset, supernet, recipe): reused when its training finished,
     else trained (or resumed) now."""
-    from autonad.train.checkpoint import load_checkpoint
     from autonad.train.distributed import init_distributed
-    from autonad.train.loop import finished
-    from autonad.train.trainer import CHECKPOINT_FORMAT, SupernetTrainer
+    from autonad.train.trainer import SupernetTrainer, finished_supernet
 
     checkpoint = run_dir / "checkpoint.pt"
     if checkpoint.exists():
-        state = load_checkpoint(checkpoint, CHECKPOINT_FORMAT)["state"]
-        if finished(state, recipe.train):
-            console.print(f"supernet: reusing {checkpoint} ({state['global_step']} steps)")
+        if finished_supernet(checkpoint, recipe, sn_config, source.classes):
+            console.print(f"supernet: reusing {checkpoint}")
             return checkpoint
-        console.print(f"supernet: resuming {checkpoint} at step {state['global_step']}")
+        console.print(f"supernet: resuming {checkpoint}")
     else:
         console.print(f"supernet: training {sn_config.name} on {source.name} with recipe {recipe.name} -> {run_dir}")
     SupernetTrainer(recipe, sn_config, source, run_dir, init_distributed("auto")).fit(resume=checkpoint.exists())

@@ -27,10 +27,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from autonad.config import from_mapping, to_mapping, write_atomic, write_text_atomic
+from autonad.config import to_mapping, write_atomic, write_text_atomic
 from autonad.errors import AutoNADError, reason
 from autonad.space import Arch, SearchSpace
-from autonad.supernet import SegmentationNet, Supernet, SupernetConfig
+from autonad.supernet import SegmentationNet, Supernet
+from autonad.supernet.config import saved_config
 
 FORMATS = ("torchscript", "onnx", "state-dict")
 FILE_NAMES = {"torchscript": "model.ts", "onnx": "model.onnx", "state-dict": "model.pt"}
@@ -174,7 +175,7 @@ def _load_state_dict(path: Path):
     payload = load_checkpoint(path, STATE_FORMAT)
     try:
         meta = json.loads(payload["metadata"])
-        config = from_mapping(SupernetConfig, meta["supernet_config"], f"{path}: supernet_config")
+        config = saved_config(meta["supernet_config"], f"{path}: supernet_config")
         arch = Arch.from_dict(json.loads(meta["arch"]), f"{path}: arch")
         space = None  # exports written before the definition was recorded: the space by name
         if "search_space_def" in meta:

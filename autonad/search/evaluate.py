@@ -126,7 +126,7 @@ class EvalContext:
 
     def evaluate(self, arch: Arch) -> dict[str, Any]:
         """Every validation metric of `arch` (MetricsReport.to_dict) plus 'params' and 'flops'."""
-        report = evaluate_arch(self.net, arch, self.loader, self.num_classes, self.device, self.bf16)
+        report = evaluate_arch(self.net, arch, self.loader, self.classes, self.device, self.bf16)
         out = report.to_dict()
         if self.settings.complexity:
             out["params"], out["flops"] = self.complexity(arch)

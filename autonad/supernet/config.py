@@ -55,10 +55,22 @@ class SupernetConfig:
         return from_mapping(SupernetConfig, load_yaml(path), str(path))
 
 
+def saved_config(data: dict, where: str) -> SupernetConfig:
+    """The supernet definition stored in a checkpoint or an exported model. Files written while the
+    stem was a supernet setting carry `stem: patch` (the paper's embedding, now the search space's
+    default), which is dropped; a conv stem there was never shipped and is refused."""
+    data = dict(data)
+    stem = data.pop("stem", "patch")
+    if stem != "patch":
+        raise AutoNADError(f"{where}: has `stem: {stem}`, a supernet setting of an older version; the stem is "
+                           "now set in the search space (`stem: conv`, as in autonad-fine)")  # fmt: skip
+    return from_mapping(SupernetConfig, data, where)
+
+
 def same_config(saved: dict, config: SupernetConfig) -> bool:
     """Whether a checkpoint's supernet definition is `config`, defaults filled in first (a checkpoint
     written before a field existed matches a definition that keeps that field's default)."""
     try:
-        return to_mapping(from_mapping(SupernetConfig, saved, "checkpoint supernet_config")) == to_mapping(config)
+        return to_mapping(saved_config(saved, "checkpoint supernet_config")) == to_mapping(config)
     except AutoNADError:
         return False

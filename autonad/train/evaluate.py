@@ -4,6 +4,7 @@ search) or a standalone, retrained subnet."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 
 import torch
 from torch.utils.data import DataLoader
@@ -19,11 +20,17 @@ def bf16_autocast(device: torch.device | str, on: bool):
 
 @torch.no_grad()
 def evaluate_arch(
-    net: torch.nn.Module, arch: Arch, loader: DataLoader, num_classes: int, device: torch.device, bf16: bool = False
+    net: torch.nn.Module,
+    arch: Arch,
+    loader: DataLoader,
+    classes: Sequence[str],
+    device: torch.device,
+    bf16: bool = False,
 ) -> MetricsReport:
-    """Set `arch` on the supernet and compute every metric over `loader` (eval mode)."""
+    """Set `arch` on the supernet and compute every metric over `loader` (eval mode); `classes` are
+    the dataset's class names, background first."""
     net.set_arch(arch)
-    return accumulate(net, loader, SegMetrics(num_classes), device, bf16).compute()
+    return accumulate(net, loader, SegMetrics(len(classes), class_names=classes), device, bf16).compute()
 
 
 @torch.no_grad()

@@ -25,7 +25,7 @@ from autonad.errors import AutoNADError
 from autonad.metrics import SegMetrics
 from autonad.space import Arch, HeadsArch
 from autonad.supernet import SegmentationNet, Supernet, SupernetConfig
-from autonad.supernet.config import same_config
+from autonad.supernet.config import same_config, saved_config
 from autonad.train.checkpoint import load_checkpoint, save_atomic
 from autonad.train.distributed import DistInfo
 from autonad.train.evaluate import accumulate
@@ -112,9 +112,12 @@ class StandaloneTrainer(Trainer):
     def build_step(self) -> nn.Module:
         return SubnetStep(self.net, self.loss, self.cap_loss)
 
+    def metrics(self) -> SegMetrics:
+        return SegMetrics(self.source.num_classes, class_names=self.source.classes)
+
     def validate(self) -> dict[str, float | None]:
         loader = eval_loader(self.val_set, self.tr.batch_size)
-        report = accumulate(self.net, loader, SegMetrics(self.source.num_classes), self.device, self.bf16).compute()
+        report = accumulate(self.net, loader, self.metrics(), self.device, self.bf16).compute()
         values = report.to_dict()
         return {k: values[k] for k in VAL_METRICS}
 
@@ -218,7 +221,7 @@ def load_trained_subnet(path: str | Path) -> TrainedSubnet:
     ckpt = load_checkpoint(path, SUBNET_FORMAT)
     try:
         arch = Arch.from_dict(ckpt["arch"], f"{path}: arch")
-        config = from_mapping(SupernetConfig, ckpt["supernet_config"], f"{path}: supernet_config")
+        config = saved_config(ckpt["supernet_config"], f"{path}: supernet_config")
         recipe = from_mapping(Recipe, ckpt["recipe"], f"{path}: recipe")
         classes = [str(c) for c in ckpt["classes"]]
         norm = {k: list(ckpt["normalisation"][k]) for k in ("mean", "std")}

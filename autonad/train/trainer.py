@@ -24,12 +24,12 @@ from autonad.data import SegSource, eval_loader
 from autonad.errors import AutoNADError
 from autonad.space import Arch, HeadsArch
 from autonad.supernet import Supernet, SupernetConfig
-from autonad.supernet.config import same_config
+from autonad.supernet.config import same_config, saved_config
 from autonad.timing import device_name, median_ms
 from autonad.train.checkpoint import load_checkpoint
 from autonad.train.distributed import DistInfo
 from autonad.train.evaluate import evaluate_arch
-from autonad.train.loop import Trainer, TrainState, check_weights, training_part
+from autonad.train.loop import Trainer, TrainState, check_weights, finished, training_part
 from autonad.train.losses import JointLoss, distill_loss
 from autonad.train.recipe import Recipe
 from autonad.train.sampler import ArchSampler
@@ -138,7 +138,7 @@ class SupernetTrainer(Trainer):
         loader = eval_loader(self.val_set, self.tr.batch_size)
         out = {}
         for name, arch in self.val_archs.items():
-            report = evaluate_arch(self.net, arch, loader, self.source.num_classes, self.device, self.bf16)
+            report = evaluate_arch(self.net, arch, loader, self.source.classes, self.device, self.bf16)
             out[name] = {k: report.to_dict()[k] for k in VAL_METRICS}
         return out
 
@@ -178,12 +178,39 @@ class TrainedSupernet:
         return HeadsArch(cap=self.config.heads.cap and self.recipe.train.cap and self.cap_trained)
 
 
+def finished_supernet(path: Path, recipe: Recipe, config: SupernetConfig, classes: list[str]) -> bool:
+    """Whether the supernet checkpoint at `path` has finished its training (a search then reuses it);
+    a one-line error first if it was trained for other classes, another supernet definition or
+    another recipe than the ones given (a reused checkpoint must be what a new run would train)."""
+    ckpt = load_checkpoint(path, CHECKPOINT_FORMAT)
+    if list(ckpt["classes"]) != list(classes):
+        raise AutoNADError(f"{path}: was trained on classes {ckpt['classes']}, the dataset has {list(classes)}")
+    if not same_config(ckpt["supernet_config"], config):
+        raise AutoNADError(f"{path}: was trained for supernet '{ckpt['supernet_config'].get('name', '?')}' as it "
+                           f"was then, which differs from '{config.name}' as defined now")  # fmt: skip
+    then, now = training_part(ckpt["recipe"]), training_part(recipe.to_dict())
+    if then != now:
+        key, old, new = first_difference(then, now)
+        raise AutoNADError(f"{path}: was trained with recipe '{ckpt['recipe'].get('name')}' as it was then "
+                           f"({key}: {old} then, {new} now); move the run away to train anew")  # fmt: skip
+    return finished(ckpt["state"], recipe.train)
+
+
+def first_difference(a: Any, b: Any, where: str = "") -> tuple[str, Any, Any]:
+    """The first (dotted key, value in a, value in b) where two nested mappings differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                return first_difference(a.get(key), b.get(key), f"{where}.{key}" if where else key)
+    return where, a, b
+
+
 def load_trained_supernet(path: str | Path, device: torch.device | str = "cpu") -> TrainedSupernet:
     """Rebuild the supernet a training checkpoint holds, in eval mode; problems are one line."""
     path = Path(path)
     ckpt = load_checkpoint(path, CHECKPOINT_FORMAT)
     try:
-        config = from_mapping(SupernetConfig, ckpt["supernet_config"], f"{path}: supernet_config")
+        config = saved_config(ckpt["supernet_config"], f"{path}: supernet_config")
         recipe = from_mapping(Recipe, ckpt["recipe"], f"{path}: recipe")
         classes = [str(c) for c in ckpt["classes"]]
         norm = {"mean": list(ckpt["normalisation"]["mean"]), "std": list(ckpt["normalisation"]["std"])}

@@ -73,6 +73,14 @@ def test_search_end_to_end_and_supernet_reuse(setup, in_root, capsys):
 
     assert main(search_args(setup, "run-b", "--generations", "1")) == 0
     assert "supernet: reusing" in capsys.readouterr().out
+    changed = in_root / "changed" / "recipe.yaml"  # same name and file stem, so the same supernet folder
+    changed.parent.mkdir()
+    changed.write_text(yaml.safe_dump({**RECIPE, "train": {**RECIPE["train"], "dice_weight": 0.5}}))
+    argv = [*search_args(setup, "run-c", "--generations", "1"), "--recipe", str(changed)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "was trained with recipe 'search-cli-test' as it was then (train.dice_weight: 0.0 then, 0.5 now)" in err
+    assert len(err.splitlines()) == 1 and not (in_root / "run-c").exists()
 
     assert (run / "model.onnx").is_file() and load_exported(run / "model.onnx")[1]["arch_hash"] == best.hash
     assert main(["export", "--run", str(run), "--format", "state-dict"]) == 0

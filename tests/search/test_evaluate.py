@@ -55,6 +55,7 @@ def test_context_rebuilds_supernet_and_validation_split_from_the_checkpoint(cont
 def test_local_evaluation_reports_every_metric_and_the_subnet_size(context, archs, local_results):
     first = local_results[0]
     assert {"miou", "mf1", "sample_miou", "seg_recall", "per_class_iou", "confusion"} <= set(first)
+    assert list(first["per_class_iou"]) == context.classes == ["background", "scratch", "spot", "crack"]
     size = arch_complexity(SupernetConfig.load("tiny"), archs[0], (32, 32), 4)
     assert (first["params"], first["flops"]) == (size.params, size.flops)
     assert SubnetComplexity(context.net, (32, 32))(archs[0]) == (size.params, size.flops)

@@ -7,9 +7,11 @@ import dataclasses
 import pytest
 
 from autonad import resources
+from autonad.config import to_mapping
 from autonad.errors import AutoNADError
 from autonad.space import HeadsArch, SearchSpace
 from autonad.supernet import Supernet, SupernetConfig
+from autonad.supernet.config import same_config, saved_config
 
 
 @pytest.mark.parametrize("name", resources.list_shipped("supernets"))
@@ -83,3 +85,11 @@ def test_group_norm_must_divide_detail_widths():
 def test_a_detail_arch_needs_a_space_with_that_detail(tiny_net, with_detail):
     with pytest.raises(AutoNADError, match=r"decoder\.detail: 16 is not in search space 'tiny'"):
         tiny_net.set_arch(with_detail(tiny_net.space.smallest(), 16))
+
+
+def test_a_definition_saved_while_the_stem_was_a_supernet_setting_still_loads():
+    config = SupernetConfig.load("autonad")
+    saved = {**to_mapping(config), "stem": "patch"}  # checkpoints and exports of the previous version
+    assert saved_config(saved, "ckpt") == config and same_config(saved, config)
+    with pytest.raises(AutoNADError, match=r"ckpt: has `stem: conv`, a supernet setting of an older version"):
+        saved_config({**saved, "stem": "conv"}, "ckpt")
