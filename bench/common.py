@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DEMO_CHECKPOINT = Path("runs/supernet/synthetic__tiny__demo/checkpoint.pt")  # trained by the README's main job
+DEMO_CHECKPOINT = Path("runs/supernet/synthetic__tiny-fine__demo/checkpoint.pt")  # trained by the README's main job
+INHERITED_METRICS = ("miou", "miou_fg", "pooled_iou", "per_class_iou", "sample_miou", "seg_recall", "seg_accuracy")
 
 
 def report(name: str, result: dict) -> None:
@@ -21,3 +22,35 @@ def report(name: str, result: dict) -> None:
 def require_checkpoint(path: Path) -> None:
     if not path.is_file():
         sys.exit(f"{path}: not found; run the README's main job first (it trains the demo supernet)")
+
+
+def inherited_on_test(checkpoint: Path, dataset: str, data_root: str | None = None) -> tuple[dict[str, dict], int]:
+    """The largest, smallest and a seeded random subnet of a trained supernet, evaluated with inherited
+    weights on the test split of the supernet's recorded split (whole images), every class named;
+    and the number of test images."""
+    import dataclasses
+    import random
+
+    from autonad.data import SegmentationDataset, Transform, eval_loader, open_dataset
+    from autonad.metrics import SegMetrics
+    from autonad.space import HeadsArch
+    from autonad.train.evaluate import accumulate
+    from autonad.train.trainer import load_trained_supernet
+
+    trained = load_trained_supernet(checkpoint)
+    split = checkpoint.parent / "split.json"
+    source = open_dataset(dataset, data_root, seed=trained.recipe.train.seed, split_file=split)
+    norm = trained.normalisation
+    transform = dataclasses.replace(trained.recipe.transform, mean=tuple(norm["mean"]), std=tuple(norm["std"]))
+    loader = eval_loader(SegmentationDataset(source, "test", Transform(transform, train=False)), 4)
+    space, heads = trained.net.space, HeadsArch()
+    archs = {"largest": space.largest(heads=heads), "smallest": space.smallest(heads=heads),
+             "random": space.sample(random.Random(0), heads=heads)}  # fmt: skip
+    rows = {}
+    for name, arch in archs.items():
+        trained.net.set_arch(arch)
+        metrics = SegMetrics(source.num_classes, class_names=source.classes)
+        m = accumulate(trained.net, loader, metrics, "cpu").compute().to_dict()
+        rows[name] = {k: m.get(k) for k in INHERITED_METRICS}
+        print(name, {k: rows[name][k] for k in ("miou", "miou_fg", "pooled_iou")}, rows[name]["per_class_iou"])
+    return rows, len(loader.dataset)

@@ -9,24 +9,18 @@ test split (whole images), per class. Last round's supernet was background-only 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import random
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import report  # noqa: E402
+from common import inherited_on_test, report  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     from autonad.cli import main as autonad
     from autonad.cli.train import supernet_run_dir
-    from autonad.data import SegmentationDataset, Transform, eval_loader, open_dataset
-    from autonad.metrics import SegMetrics
-    from autonad.space import HeadsArch
     from autonad.train.checkpoint import load_checkpoint
-    from autonad.train.evaluate import accumulate
-    from autonad.train.recipe import default_recipe
+    from autonad.train.recipe import Recipe, default_recipe
     from autonad.train.trainer import CHECKPOINT_FORMAT, load_trained_supernet
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -34,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default="mt_supernet")
     args = p.parse_args(argv)
     recipe_name = default_recipe("mt")
-    run = supernet_run_dir("mt", "autonad", recipe_name)
+    run = supernet_run_dir("mt", Recipe.load(recipe_name).supernet, recipe_name)
     argv_train = ["train-supernet", "--dataset", "mt", "--data-root", args.data_root]
     if (run / "checkpoint.pt").exists():
         argv_train.append("--resume")
@@ -42,26 +36,12 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("autonad train-supernet failed")
     trained = load_trained_supernet(run / "checkpoint.pt")
     state = load_checkpoint(run / "checkpoint.pt", CHECKPOINT_FORMAT)["state"]
-    source = open_dataset("mt", args.data_root, seed=trained.recipe.train.seed, split_file=run / "split.json")
-    norm = trained.normalisation
-    transform = dataclasses.replace(trained.recipe.transform, mean=tuple(norm["mean"]), std=tuple(norm["std"]))
-    loader = eval_loader(SegmentationDataset(source, "test", Transform(transform, train=False)), 4)
-    space, heads = trained.net.space, HeadsArch()
-    archs = {"largest": space.largest(heads=heads), "smallest": space.smallest(heads=heads),
-             "random": space.sample(random.Random(0), heads=heads)}  # fmt: skip
-    rows = {}
-    for name, arch in archs.items():
-        trained.net.set_arch(arch)
-        metrics = SegMetrics(source.num_classes, class_names=source.classes)
-        m = accumulate(trained.net, loader, metrics, "cpu").compute().to_dict()
-        rows[name] = {k: m.get(k) for k in ("miou", "miou_fg", "pooled_iou", "per_class_iou", "sample_miou",
-                                             "seg_recall", "seg_accuracy")}  # fmt: skip
-        print(name, {k: rows[name][k] for k in ("miou", "miou_fg", "pooled_iou")}, rows[name]["per_class_iou"])
+    rows, test_images = inherited_on_test(run / "checkpoint.pt", "mt", args.data_root)
     result = {
         "benchmark": "mt_supernet", "recipe": trained.recipe.name, "run": str(run),
         "budget": {"minutes": trained.recipe.train.minutes, "steps": state["global_step"],
                    "elapsed_min": round(state["elapsed_s"] / 60, 1), "how": state.get("budget_note")},
-        "test_images": len(loader.dataset), "inherited": rows,
+        "test_images": test_images, "inherited": rows,
         "every_defect_class_above_zero_largest": all((v or 0) > 0 for k, v in
                                                      rows["largest"]["per_class_iou"].items() if k != "background"),
         "command": "python bench/mt_supernet.py " + " ".join(argv if argv is not None else sys.argv[1:]),

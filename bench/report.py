@@ -151,6 +151,7 @@ def learning(page: Page) -> None:
     _throughput(page)
     _thin_defects(page)
     _mt_supernet(page)
+    _demo(page)
 
 
 def _time_to_quality(page: Page, data: dict, name: str) -> None:
@@ -235,21 +236,40 @@ def _thin_defects(page: Page) -> None:
     if data is None or "search" not in data:
         return
     s = data["search"]
-    rows = [["searched (inherited weights, exported)", s["wall_s"] / 60, pct(s["test"]["miou_fg"]),
-             pct(s["test"]["pooled_iou"]), *(pct(v) for v in s["test"]["per_class_iou"].values())]]  # fmt: skip
-    if "unet" in data:
-        u = data["unet"]
-        rows.append([f"U-Net {u['widths']} (scratch, --budget {u['budget_minutes']:.0f}m)", u["wall_s"] / 60,
-                     pct(u["test"]["miou_fg"]), pct(u["test"]["pooled_iou"]),
-                     *(pct(v) for v in u["test"]["per_class_iou"].values())])  # fmt: skip
+    runs = [(run, "earlier defaults") for run in data.get("earlier", []) if "search" in run]
+    rows = []
+    for run, when in [*runs, (data, "today's defaults")]:
+        rows += _thin_rows(run, when)
     names = list(s["test"]["per_class_iou"])
-    page.table(["model", "wall min", "defect mIoU", "pooled IoU", *(f"IoU {n}" for n in names)],
-               [[r[0], f"{r[1]:.0f}", *r[2:]] for r in rows])  # fmt: skip
+    page.table(["model", "defaults", "wall min", "defect mIoU", "pooled IoU", *(f"IoU {n}" for n in names)],
+               [[r[0], r[1], "" if r[2] is None else f"{r[2]:.0f}", *r[3:]] for r in rows])  # fmt: skip
+    split = data["dataset"].get("split")
+    if split:
+        page.add(f"Split: {split['train']} train / {split['val']} validation / {split['test']} test images; the "
+                 "search's fitness is the validation mIoU, every figure here is on the test images.", "")  # fmt: skip
     if "unet" in data:
         budget = f"{s['wall_s'] / 60:.0f} min wall time each on 2 CPU cores"
         protocol = "generated thin-defect folder (80 images 480x320), defect-class mIoU on the test split"
         page.record("learning.thin_defect_iou", s["test"]["miou_fg"], protocol, budget, data["command"])
         page.record("learning.thin_defect_unet_iou", data["unet"]["test"]["miou_fg"], protocol, budget, data["command"])
+
+
+def _thin_rows(run: dict, when: str) -> list[list]:
+    """The searched model's and the U-Net's rows of one thin-defect run."""
+    s = run["search"]
+    supernet = s.get("supernet", "autonad")
+    rows = [[f"searched on `{supernet}` (inherited weights, exported)", when, s["wall_s"] / 60,
+             pct(s["test"]["miou_fg"]), pct(s["test"]["pooled_iou"]),
+             *(pct(v) for v in s["test"]["per_class_iou"].values())]]  # fmt: skip
+    for name, row in s.get("inherited", {}).items():
+        rows.append([f"{name} subnet of `{supernet}` (inherited weights)", when, None, pct(row["miou_fg"]),
+                     pct(row["pooled_iou"]), *(pct(v) for v in row["per_class_iou"].values())])  # fmt: skip
+    if "unet" in run:
+        u = run["unet"]
+        rows.append([f"U-Net {u['widths']} (scratch, --budget {u['budget_minutes']:.0f}m)", when, u["wall_s"] / 60,
+                     pct(u["test"]["miou_fg"]), pct(u["test"]["pooled_iou"]),
+                     *(pct(v) for v in u["test"]["per_class_iou"].values())])  # fmt: skip
+    return rows
 
 
 def _mt_supernet(page: Page) -> None:
@@ -266,6 +286,25 @@ def _mt_supernet(page: Page) -> None:
     page.add(f"Budget: {b['minutes']} min ({b['steps']} steps, {b['elapsed_min']} min measured); "
              f"test split, {data['test_images']} whole images (all-images protocol, defect-free ones included). "
              f"Every defect class above 0 IoU for the largest subnet: **{every}**.", "")  # fmt: skip
+
+
+def _demo(page: Page) -> None:
+    page.add("### The README's main job: every synthetic defect class", "")
+    data = page.source("demo")
+    if data is None:
+        return
+    t = data["test"]
+    classes = list(t["per_class_iou"])
+    wall = "—" if data["wall_s"] is None else f"{data['wall_s'] / 60:.1f}"
+    page.table(["supernet", "steps", "wall min", "mIoU", "defect mIoU", *(f"IoU {c}" for c in classes)],
+               [[f"`{data['supernet']}`", data["budget_steps"], wall, pct(t["miou"]), pct(t["miou_fg"]),
+                 *(pct(t["per_class_iou"][c]) for c in classes)]])  # fmt: skip
+    page.add(f"Exported model (inherited weights) on the {data['test_images']} test images, whole 128x128 images. "
+             f"Every defect class above 0 IoU: **{data['every_defect_class_above_zero']}**.", "")  # fmt: skip
+    protocol = "built-in synthetic data, exported model (inherited weights), test split"
+    budget = f"{data['budget_steps']} supernet steps, 2 CPU cores"
+    for c in classes[1:]:
+        page.record(f"learning.demo_iou_{c}", t["per_class_iou"][c], protocol, budget, data["command"])
 
 
 # -- formatting -----------------------------------------------------------------------------------

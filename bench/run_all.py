@@ -40,6 +40,7 @@ class Benchmark:
 
 
 SUITE = (
+    Benchmark("demo", "demo.py", (), "~5 min: the README's main job, its exported model per class on the test split"),
     Benchmark("supernet_overhead", "supernet_overhead.py", (), "~10 min"),
     Benchmark("latency_predictor", "latency_predictor.py", ("--hw", "cpu", "--search-space", "tiny"), "~5 min"),
     Benchmark("latency_predictor_autonad", "latency_predictor.py", ("--name", "latency_predictor_autonad", "--hw",

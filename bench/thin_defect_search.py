@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, report  # noqa: E402
+from common import RESULTS, inherited_on_test, report  # noqa: E402
 from thin_defects import write_thin_defects  # noqa: E402
 
 METRICS = ("miou", "miou_fg", "pooled_iou", "mf1", "sample_miou", "seg_recall", "per_class_iou")
@@ -35,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=80)
     p.add_argument("--unet-base", type=int, default=16, help="U-Net widths base * (1, 2, 4, 8, 16)")
     p.add_argument("--name", default="thin_defect_search")
+    p.add_argument(
+        "--rerun",
+        action="store_true",
+        help="search again with today's defaults (the earlier result is kept under 'earlier')",
+    )
     args = p.parse_args(argv)
     root = args.out / "data"
     if not (root / "classes.txt").exists():
@@ -45,12 +50,25 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python bench/thin_defect_search.py", *(argv if argv is not None else sys.argv[1:])])
     data = {"generator": "bench/thin_defects.py", "images": args.n, "size": "480x320"}
     result.update({"benchmark": "thin_defect_search", "dataset": data, "command": command})
-    search_dir = args.out / "search"
+    supernet = default_supernet(dataset)
+    if args.rerun and result.get("search", {}).get("supernet", "autonad") != supernet:
+        result.setdefault("earlier", []).append(
+            {k: result.pop(k) for k in ("search", "unet", "summary") if k in result}
+        )
     if "search" not in result:
-        result["search"] = run_search(dataset, search_dir)
+        result["search"] = run_search(dataset, args.out / f"search-{supernet}")
         report(args.name, result)
+    for search in [run["search"] for run in [*result.get("earlier", []), result] if "search" in run]:
+        if "inherited" not in search and (Path(search["run"]) / "model.json").exists():
+            search["inherited"] = inherited_subnets(search["run"], dataset)
+            report(args.name, result)
+    result["dataset"]["split"] = split_sizes(result["search"]["run"])
+    wall_s = result["search"]["wall_s"]
+    if "unet" in result and abs(result["unet"]["budget_minutes"] * 60 - wall_s) > 0.1 * wall_s:
+        del result["unet"]  # trained for another search's wall time
     if "unet" not in result:
-        result["unet"] = run_unet(dataset, root, args.out / "unet", result["search"]["wall_s"], args.unet_base)
+        out = args.out / f"unet-{round(wall_s / 60)}m"
+        result["unet"] = run_unet(dataset, root, out, wall_s, args.unet_base)
         report(args.name, result)
     s, u = result["search"]["test"], result["unet"]["test"]
     result["summary"] = {
@@ -60,6 +78,26 @@ def main(argv: list[str] | None = None) -> int:
     }  # fmt: skip
     report(args.name, result)
     return 0
+
+
+def inherited_subnets(search_run: str, dataset: str) -> dict[str, dict]:
+    """The largest, smallest and a random subnet of the search's supernet on the test split."""
+    model = json.loads((Path(search_run) / "model.json").read_text())
+    rows, _ = inherited_on_test(Path(model["supernet_checkpoint"]), dataset)
+    return rows
+
+
+def split_sizes(search_run: str) -> dict[str, int]:
+    """Images per split of the supernet's recorded split (the search validates on 'val')."""
+    model = json.loads((Path(search_run) / "model.json").read_text())
+    split = json.loads((Path(model["supernet_checkpoint"]).parent / "split.json").read_text())["splits"]
+    return {name: len(ids) for name, ids in split.items()}
+
+
+def default_supernet(dataset: str) -> str:
+    from autonad.train.recipe import Recipe, default_recipe
+
+    return Recipe.load(default_recipe(dataset)).supernet
 
 
 def run_search(dataset: str, out: Path) -> dict:
@@ -79,7 +117,8 @@ def run_search(dataset: str, out: Path) -> dict:
     model = ExportedModel.load(out / "model.ts")
     test = evaluate_model(model, source, "test").to_dict()
     return {"run": str(out), "wall_s": round(wall, 1), "command": "autonad " + " ".join(argv[:6]),
-            "recipe": summary.get("recipe"), "arch": summary.get("arch_hash"), "scale": summary.get("scale"),
+            "recipe": summary.get("recipe"), "supernet": default_supernet(dataset), "arch": summary.get("arch_hash"),
+            "scale": summary.get("scale"),
             "test": {k: test.get(k) for k in METRICS}}  # fmt: skip
 
 
