@@ -79,8 +79,9 @@ SUITE = (
               "--data-root", "", "--steps", "1500", "--eval-every", "100", "--name", "time_to_quality_thin", "--only",
               "unet", "hybrid", "hybrid [detail=16]", "conv", "hybrid [lr=0.0005]", "conv [detail=16]",
               "hybrid [detail=16, detail_stride=1]", "unet [unet_norm=gn]", "hybrid [stem=conv]",
-              "hybrid [stem=conv, detail=16, detail_stride=1]", "--skip-done"),
-              "~1 h: 2 U-Nets (BN, GN), 8 subnets (detail path, stem, all-conv, lr) on thin_defect_search's data"),
+              "hybrid [stem=conv, detail=16, detail_stride=1]", "conv [stem=conv, detail=16, detail_stride=1]",
+              "hybrid [stem=conv, detail=32, detail_stride=1]", "--skip-done"),
+              "~1.2 h: 2 U-Nets (BN, GN), 10 subnets (detail path, stem, all-conv, lr) on thin_defect_search's data"),
 )  # fmt: skip
 BY_NAME = {b.name: b for b in SUITE}
 

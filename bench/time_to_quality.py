@@ -84,6 +84,10 @@ def cases(suite: str) -> list[Case]:
         Case("hybrid", detail=16, detail_stride=1, note="the detail path at full resolution"),
         Case("unet", unet_norm="gn", note="GroupNorm (as the subnets' decoder) instead of batch norm"),
         Case("hybrid", stem="conv", detail=16, detail_stride=1, note="the conv stem and a full-resolution detail path"),
+        Case("conv", stem="conv", detail=16, detail_stride=1, note="the same, all-conv subnet"),
+        Case(
+            "hybrid", stem="conv", detail=32, detail_stride=1, note="the conv stem and a 32-wide full-resolution path"
+        ),
     ]
     return base if suite == "base" else base[:2] + suspects[:1] + base[2:] + suspects[1:]
 
