@@ -54,3 +54,21 @@ def inherited_on_test(checkpoint: Path, dataset: str, data_root: str | None = No
         rows[name] = {k: m.get(k) for k in INHERITED_METRICS}
         print(name, {k: rows[name][k] for k in ("miou", "miou_fg", "pooled_iou")}, rows[name]["per_class_iou"])
     return rows, len(loader.dataset)
+
+
+def supernet_split(search_run: Path) -> Path:
+    """The split.json the search's supernet recorded (the search validated on it; test images were
+    never seen by the supernet, the search or the export)."""
+    model = json.loads((Path(search_run) / "model.json").read_text())
+    return Path(model["supernet_checkpoint"]).parent / "split.json"
+
+
+def searched_model_on_test(search_run: Path, dataset: str, seed: int = 0) -> tuple[dict, list[str], int]:
+    """Every metric of a search's exported `model.ts` on the test split of its supernet's recorded
+    split; the dataset's class names and the number of test images."""
+    from autonad.data import open_dataset
+    from autonad.export.inference import ExportedModel, evaluate_model
+
+    source = open_dataset(dataset, seed=seed, split_file=supernet_split(search_run))
+    test = evaluate_model(ExportedModel.load(Path(search_run) / "model.ts"), source, "test").to_dict()
+    return test, list(source.classes), len(source.splits["test"])

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, report  # noqa: E402
+from common import RESULTS, report, searched_model_on_test  # noqa: E402
 
 MAIN_JOB = ["search", "--dataset", "synthetic", "--hw", "cpu", "--latency-weight", "0.005", "--resume"]
 RUN = Path("runs/search/synthetic__cpu-x86-2core__demo")
@@ -25,8 +25,6 @@ METRICS = ("miou", "miou_fg", "pooled_iou", "sample_miou", "seg_recall", "per_cl
 
 def main(argv: list[str] | None = None) -> int:
     from autonad.cli import main as autonad
-    from autonad.data import open_dataset
-    from autonad.export.inference import ExportedModel, evaluate_model
     from autonad.train.recipe import Recipe
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -40,17 +38,14 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("the README's main job failed")
     wall = time.monotonic() - start if fresh else earlier.get("wall_s")
     model_meta = json.loads((RUN / "model.json").read_text())
-    split = Path(model_meta["supernet_checkpoint"]).parent / "split.json"
     recipe = Recipe.load("demo")
-    source = open_dataset("synthetic", seed=recipe.train.seed, split_file=split)
-    model = ExportedModel.load(RUN / "model.ts")
-    test = evaluate_model(model, source, "test").to_dict()
-    defect_classes = [c for c in source.classes if c != "background"]
+    test, classes, test_images = searched_model_on_test(RUN, "synthetic", seed=recipe.train.seed)
+    defect_classes = classes[1:]
     result = {
         "benchmark": "demo", "command": "autonad " + " ".join(MAIN_JOB), "run": str(RUN),
         "recipe": recipe.name, "supernet": recipe.supernet, "budget_steps": recipe.train.steps,
         "wall_s": None if wall is None else round(wall, 1), "arch": model_meta.get("arch_hash"),
-        "latency_ms": model_meta.get("latency_ms"), "test_images": len(source.splits["test"]),
+        "latency_ms": model_meta.get("latency_ms"), "test_images": test_images,
         "test": {k: test.get(k) for k in METRICS},
         "every_defect_class_above_zero": all((test["per_class_iou"][c] or 0) > 0 for c in defect_classes),
     }  # fmt: skip

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, inherited_on_test, report  # noqa: E402
+from common import RESULTS, inherited_on_test, report, searched_model_on_test, supernet_split  # noqa: E402
 from thin_defects import write_thin_defects  # noqa: E402
 
 METRICS = ("miou", "miou_fg", "pooled_iou", "mf1", "sample_miou", "seg_recall", "per_class_iou")
@@ -82,15 +82,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def inherited_subnets(search_run: str, dataset: str) -> dict[str, dict]:
     """The largest, smallest and a random subnet of the search's supernet on the test split."""
-    model = json.loads((Path(search_run) / "model.json").read_text())
-    rows, _ = inherited_on_test(Path(model["supernet_checkpoint"]), dataset)
+    rows, _ = inherited_on_test(supernet_split(search_run).parent / "checkpoint.pt", dataset)
     return rows
 
 
 def split_sizes(search_run: str) -> dict[str, int]:
     """Images per split of the supernet's recorded split (the search validates on 'val')."""
-    model = json.loads((Path(search_run) / "model.json").read_text())
-    split = json.loads((Path(model["supernet_checkpoint"]).parent / "split.json").read_text())["splits"]
+    split = json.loads(supernet_split(search_run).read_text())["splits"]
     return {name: len(ids) for name, ids in split.items()}
 
 
@@ -102,8 +100,6 @@ def default_supernet(dataset: str) -> str:
 
 def run_search(dataset: str, out: Path) -> dict:
     from autonad.cli import main as autonad
-    from autonad.data import open_dataset
-    from autonad.export.inference import ExportedModel, evaluate_model
 
     start = time.monotonic()
     argv = ["search", "--dataset", dataset, "--hw", "cpu", "--out", str(out)]
@@ -113,18 +109,11 @@ def run_search(dataset: str, out: Path) -> dict:
         raise SystemExit("autonad search failed")
     wall = time.monotonic() - start
     summary = json.loads((out / "model.json").read_text())
-    source = open_dataset(dataset, seed=0, split_file=_split_of(summary))
-    model = ExportedModel.load(out / "model.ts")
-    test = evaluate_model(model, source, "test").to_dict()
+    test, _, _ = searched_model_on_test(out, dataset)
     return {"run": str(out), "wall_s": round(wall, 1), "command": "autonad " + " ".join(argv[:6]),
             "recipe": summary.get("recipe"), "supernet": default_supernet(dataset), "arch": summary.get("arch_hash"),
             "scale": summary.get("scale"),
             "test": {k: test.get(k) for k in METRICS}}  # fmt: skip
-
-
-def _split_of(model_meta: dict) -> Path:
-    """The split the supernet recorded (the search validated on it; test images were never seen)."""
-    return Path(model_meta["supernet_checkpoint"]).parent / "split.json"
 
 
 def run_unet(dataset: str, root: Path, out: Path, wall_s: float, base: int) -> dict:

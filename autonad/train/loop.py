@@ -487,13 +487,7 @@ class Trainer:
         path = self.checkpoint_path
         try:
             self.check_checkpoint(ckpt)
-            if list(ckpt["classes"]) != list(self.source.classes):
-                raise AutoNADError(f"{path}: was trained on classes {ckpt['classes']}, the dataset has "
-                                   f"{list(self.source.classes)}")  # fmt: skip
-            if training_part(ckpt["recipe"], self.stage) != training_part(self.recipe.to_dict(), self.stage):
-                raise AutoNADError(
-                    f"{path}: was trained with recipe '{ckpt['recipe'].get('name')}' as it was then; it has changed"
-                )
+            check_same_run(ckpt, self.source.classes, self.recipe, self.stage, path)
             check_weights(ckpt["model"], self.net, f"{path}: its weights do not fit {self.model_label()}")
             check_weights(ckpt["loss"], self.loss, f"{path}: its loss state does not fit recipe '{self.recipe.name}'")
             self.net.load_state_dict(ckpt["model"])
@@ -538,6 +532,27 @@ def finished(state: dict[str, Any], settings: TrainingSettings) -> bool:
     if state.get("total_steps"):
         return state["global_step"] >= state["total_steps"]
     return state["epoch"] >= settings.epochs
+
+
+def check_same_run(ckpt: dict[str, Any], classes: list[str], recipe: Recipe, stage: str, path: Path) -> None:
+    """Refuse, naming what differs, a checkpoint trained on other classes or with another recipe than
+    a run of `stage` with `recipe` would use (a resume, or a search reusing a finished supernet)."""
+    if list(ckpt["classes"]) != list(classes):
+        raise AutoNADError(f"{path}: was trained on classes {ckpt['classes']}, the dataset has {list(classes)}")
+    then, now = training_part(ckpt["recipe"], stage), training_part(recipe.to_dict(), stage)
+    if then != now:
+        key, old, new = first_difference(then, now)
+        raise AutoNADError(f"{path}: was trained with recipe '{ckpt['recipe'].get('name')}' as it was then "
+                           f"({key}: {old} then, {new} now)")  # fmt: skip
+
+
+def first_difference(a: Any, b: Any, where: str = "") -> tuple[str, Any, Any]:
+    """The first (dotted key, value in a, value in b) where two nested mappings differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                return first_difference(a.get(key), b.get(key), f"{where}.{key}" if where else key)
+    return where, a, b
 
 
 def training_part(recipe: dict[str, Any], stage: str = "train") -> dict[str, Any]:

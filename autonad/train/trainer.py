@@ -29,7 +29,7 @@ from autonad.timing import device_name, median_ms
 from autonad.train.checkpoint import load_checkpoint
 from autonad.train.distributed import DistInfo
 from autonad.train.evaluate import evaluate_arch
-from autonad.train.loop import Trainer, TrainState, check_weights, finished, training_part
+from autonad.train.loop import Trainer, TrainState, check_same_run, check_weights, finished, training_part
 from autonad.train.losses import JointLoss, distill_loss
 from autonad.train.recipe import Recipe
 from autonad.train.sampler import ArchSampler
@@ -146,12 +146,7 @@ class SupernetTrainer(Trainer):
         return {"supernet_config": to_mapping(self.config), "sampler": self.sampler.state_dict()}
 
     def check_checkpoint(self, ckpt: dict[str, Any]) -> None:
-        if not same_config(ckpt["supernet_config"], self.config):
-            theirs = ckpt["supernet_config"].get("name", "?")
-            raise AutoNADError(
-                f"{self.checkpoint_path}: was trained for supernet '{theirs}', which differs from "
-                f"'{self.config.name}' as defined now"
-            )
+        check_supernet_config(ckpt, self.config, self.checkpoint_path)
 
     def restore_extra(self, ckpt: dict[str, Any]) -> None:
         self.sampler.load_state_dict(ckpt["sampler"])
@@ -183,26 +178,16 @@ def finished_supernet(path: Path, recipe: Recipe, config: SupernetConfig, classe
     a one-line error first if it was trained for other classes, another supernet definition or
     another recipe than the ones given (a reused checkpoint must be what a new run would train)."""
     ckpt = load_checkpoint(path, CHECKPOINT_FORMAT)
-    if list(ckpt["classes"]) != list(classes):
-        raise AutoNADError(f"{path}: was trained on classes {ckpt['classes']}, the dataset has {list(classes)}")
-    if not same_config(ckpt["supernet_config"], config):
-        raise AutoNADError(f"{path}: was trained for supernet '{ckpt['supernet_config'].get('name', '?')}' as it "
-                           f"was then, which differs from '{config.name}' as defined now")  # fmt: skip
-    then, now = training_part(ckpt["recipe"]), training_part(recipe.to_dict())
-    if then != now:
-        key, old, new = first_difference(then, now)
-        raise AutoNADError(f"{path}: was trained with recipe '{ckpt['recipe'].get('name')}' as it was then "
-                           f"({key}: {old} then, {new} now); move the run away to train anew")  # fmt: skip
+    check_supernet_config(ckpt, config, path)
+    check_same_run(ckpt, classes, recipe, "train", path)
     return finished(ckpt["state"], recipe.train)
 
 
-def first_difference(a: Any, b: Any, where: str = "") -> tuple[str, Any, Any]:
-    """The first (dotted key, value in a, value in b) where two nested mappings differ."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            if a.get(key) != b.get(key):
-                return first_difference(a.get(key), b.get(key), f"{where}.{key}" if where else key)
-    return where, a, b
+def check_supernet_config(ckpt: dict[str, Any], config: SupernetConfig, path: Path) -> None:
+    if not same_config(ckpt["supernet_config"], config):
+        theirs = ckpt["supernet_config"].get("name", "?")
+        raise AutoNADError(f"{path}: was trained for supernet '{theirs}', which differs from '{config.name}' as "
+                           "defined now")  # fmt: skip
 
 
 def load_trained_supernet(path: str | Path, device: torch.device | str = "cpu") -> TrainedSupernet:
