@@ -542,8 +542,8 @@ def check_same_run(ckpt: dict[str, Any], classes: list[str], recipe: Recipe, sta
     then, now = training_part(ckpt["recipe"], stage), training_part(recipe.to_dict(), stage)
     if then != now:
         key, old, new = first_difference(then, now)
-        raise AutoNADError(f"{path}: was trained with recipe '{ckpt['recipe'].get('name')}' as it was then "
-                           f"({key}: {old} then, {new} now)")  # fmt: skip
+        raise AutoNADError(f"{path}: was trained with recipe '{ckpt['recipe'].get('name')}' as it was then; "
+                           f"it has changed ({key}: {old} then, {new} now)")  # fmt: skip
 
 
 def first_difference(a: Any, b: Any, where: str = "") -> tuple[str, Any, Any]:

@@ -79,7 +79,8 @@ def test_search_end_to_end_and_supernet_reuse(setup, in_root, capsys):
     argv = [*search_args(setup, "run-c", "--generations", "1"), "--recipe", str(changed)]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert "was trained with recipe 'search-cli-test' as it was then (train.dice_weight: 0.0 then, 0.5 now)" in err
+    recipe = "was trained with recipe 'search-cli-test' as it was then; it has changed"
+    assert f"{recipe} (train.dice_weight: 0.0 then, 0.5 now)" in err
     assert len(err.splitlines()) == 1 and not (in_root / "run-c").exists()
 
     assert (run / "model.onnx").is_file() and load_exported(run / "model.onnx")[1]["arch_hash"] == best.hash
