@@ -80,8 +80,11 @@ SUITE = (
               "unet", "hybrid", "hybrid [detail=16]", "conv", "hybrid [lr=0.0005]", "conv [detail=16]",
               "hybrid [detail=16, detail_stride=1]", "unet [unet_norm=gn]", "hybrid [stem=conv]",
               "hybrid [stem=conv, detail=16, detail_stride=1]", "conv [stem=conv, detail=16, detail_stride=1]",
-              "hybrid [stem=conv, detail=32, detail_stride=1]", "--skip-done"),
-              "~1.2 h: 2 U-Nets (BN, GN), 10 subnets (detail path, stem, all-conv, lr) on thin_defect_search's data"),
+              "hybrid [stem=conv, detail=32, detail_stride=1]",
+              "hybrid [stem=conv, detail=16, detail_stride=1, detail_levels=2]",
+              "conv [stem=conv, detail=16, detail_stride=1, detail_levels=2]",
+              "hybrid [stem=conv, detail=8, detail_stride=1, detail_levels=2]", "--skip-done"),
+              "~1.6 h: 2 U-Nets (BN, GN), 13 subnets (detail paths, stem, all-conv, lr) on thin_defect_search's data"),
 )  # fmt: skip
 BY_NAME = {b.name: b for b in SUITE}
 

@@ -58,8 +58,9 @@ class Case:
     warmup_steps: int = 50
     cap: bool = False  # add the CaP head and train with the joint 0.5/0.5 loss
     bf16: bool = True  # bf16 autocast for the forward pass on CPU
-    detail: int = 0  # subnets: width of the head's 1/2-resolution detail path (0: the paper's head)
+    detail: int = 0  # subnets: width of the head's detail path (0: the paper's head; 1/2 resolution by default)
     detail_stride: int = 2  # 1: the detail path at full resolution (the space's decoder.detail_stride)
+    detail_levels: int = 1  # 2: the U-Net-like two-level detail path (full and 1/2 resolution; detail_stride 1)
     unet_norm: str = "bn"  # the U-Net's normalisation: "bn" (batch norm) or "gn" (GroupNorm, 8 channels per group)
     note: str = ""
 
@@ -88,7 +89,11 @@ def cases(suite: str) -> list[Case]:
         Case(
             "hybrid", stem="conv", detail=32, detail_stride=1, note="the conv stem and a 32-wide full-resolution path"
         ),
-    ]
+        Case("hybrid", stem="conv", detail=16, detail_stride=1, detail_levels=2,
+             note="the conv stem and a two-level (full + 1/2 resolution) U-Net-like detail path"),
+        Case("conv", stem="conv", detail=16, detail_stride=1, detail_levels=2, note="the same, all-conv subnet"),
+        Case("hybrid", stem="conv", detail=8, detail_stride=1, detail_levels=2, note="the same, 8 wide (16 at 1/2)"),
+    ]  # fmt: skip
     return base if suite == "base" else base[:2] + suspects[:1] + base[2:] + suspects[1:]
 
 
@@ -109,7 +114,8 @@ def build(case: Case, num_classes: int, space: SearchSpace, size: tuple[int, int
                                heads=HeadsArch(cap=case.cap))  # fmt: skip
     space = dataclasses.replace(space, stem=case.stem)
     if case.detail:
-        decoder = dataclasses.replace(space.decoder, detail=[0, case.detail], detail_stride=case.detail_stride)
+        decoder = dataclasses.replace(space.decoder, detail=[0, case.detail], detail_stride=case.detail_stride,
+                                      detail_levels=case.detail_levels)  # fmt: skip
         space = dataclasses.replace(space, decoder=decoder)
     return Supernet(config, num_classes, space).extract(arch)
 

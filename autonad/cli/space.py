@@ -49,6 +49,10 @@ def show_space(args: argparse.Namespace) -> int:
         f"MFAM decoder: width {_choices(dec.width)}; 10 edges each of {', '.join(dec.edge_ops)}; "
         f"{dec.pool_branches} PPM pool sizes from {_choices(dec.pool_sizes)} ({len(dec.pool_combos)} sets)"
     )
+    stem = "conv stem (two 3x3/s2 convs)" if space.stem == "conv" else "patch embedding (7x7/s4)"
+    levels = "two levels (full + 1/2 resolution)" if dec.detail_levels == 2 else f"stride {dec.detail_stride}"
+    detail = "none (the paper's head)" if dec.detail == [0] else f"widths {_choices(dec.detail)}, {levels}"
+    console.print(f"stage-1 input: {stem}; head detail path: {detail}")
     console.print(f"attention head dim {space.head_dim}; genome of {len(space.genes)} genes")
     return 0
 

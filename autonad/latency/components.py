@@ -14,7 +14,8 @@ one signature (stage, operator, widths, FFN ratio, resolution, pool size, classe
     decoder c288-128         the decoder outside its searchable edges
     head c128 k4             segmentation classifier (4 classes) and upsampling
     head c128 k4 d16         the same with a 16-wide detail path (`DetailPath`) at 1/2 resolution
-                             (`d16s1`: at full resolution, a space's `detail_stride: 1`)
+                             (`d16s1`: at full resolution, a space's `detail_stride: 1`;
+                             `d16l2`: two levels, full and 1/2 resolution, `detail_levels: 2`)
 
 Resolutions are fixed by the table's input size, so they are not part of the keys. The same
 keys serve the measured profiler, the roofline estimate and the predictor, so an arch maps to
@@ -85,9 +86,13 @@ def decoder_key(top: int, width: int) -> str:
     return f"decoder c{top}-{width}"
 
 
-def head_key(width: int, classes: int, detail: int = 0, detail_stride: int = 2) -> str:
-    """`head c128 k4`, with a detail path `... d16` (1/2 resolution) or `... d16s1` (full resolution)."""
-    return f"head c{width} k{classes}" + (f" d{detail}" + ("s1" if detail_stride == 1 else "") if detail else "")
+def head_key(width: int, classes: int, detail: int = 0, detail_stride: int = 2, detail_levels: int = 1) -> str:
+    """`head c128 k4`, with a detail path `... d16` (1/2 resolution), `... d16s1` (full resolution) or
+    `... d16l2` (two levels, full and 1/2 resolution)."""
+    if not detail:
+        return f"head c{width} k{classes}"
+    form = "l2" if detail_levels == 2 else "s1" if detail_stride == 1 else ""
+    return f"head c{width} k{classes} d{detail}{form}"
 
 
 def kind_of(key: str) -> str:
@@ -115,7 +120,8 @@ def arch_keys(space: SearchSpace, arch: Arch, classes: int) -> list[str]:
     keys += [ppm_key(edges[f"ppm{i + 1}"], widths[3], p) for i, p in enumerate(dec.pool_sizes)]
     keys += [lateral_key(i, edges[f"lateral{i}"], widths[i - 1], dec.width) for i in (1, 2, 3)]
     keys += [fpn_key(i, edges[f"fpn{i}"], dec.width) for i in (1, 2, 3)]
-    keys += [decoder_key(widths[3], dec.width), head_key(dec.width, classes, dec.detail, space.decoder.detail_stride)]
+    head = head_key(dec.width, classes, dec.detail, space.decoder.detail_stride, space.decoder.detail_levels)
+    keys += [decoder_key(widths[3], dec.width), head]
     return keys
 
 
@@ -272,7 +278,7 @@ class ComponentFactory:
         for top, width in itertools.product(self.space.stages[3].width, dec.width):
             yield Component(decoder_key(top, width), "decoder", self._decoder_builder(top, width))
         for width, classes, detail in itertools.product(dec.width, self.classes, dec.detail):
-            key = head_key(width, classes, detail, dec.detail_stride)
+            key = head_key(width, classes, detail, dec.detail_stride, dec.detail_levels)
             yield Component(key, "head", self._head_builder(width, classes, detail))
 
     def _decoder_builder(self, top: int, width: int):

@@ -74,10 +74,17 @@ class DecoderSpace:
     # widths of the head's detail path (0: none); beyond paper Table I, which has [0]
     detail: list[int] = field(default_factory=lambda: [0])
     detail_stride: int = 2  # the detail path's resolution: 2 = 1/2 of the input, 1 = full resolution
+    # 1: one level at `detail_stride`; 2: a U-Net-like path with a full-resolution level (width d) and
+    # a 1/2-resolution level (2d), each merged with the coarser map and refined (needs detail_stride 1)
+    detail_levels: int = 1
 
     def __post_init__(self):
         if self.detail_stride not in (1, 2):
             raise AutoNADError(f"detail_stride: {self.detail_stride} is not 1 (full resolution) or 2 (half)")
+        if self.detail_levels not in (1, 2):
+            raise AutoNADError(f"detail_levels: {self.detail_levels} is not 1 or 2 (full and 1/2 resolution)")
+        if self.detail_levels == 2 and self.detail_stride != 1:
+            raise AutoNADError("detail_levels: 2 starts at full resolution: it needs detail_stride: 1")
         if not self.detail or any(d < 0 for d in self.detail) or len(set(self.detail)) < len(self.detail):
             raise AutoNADError(f"detail: {self.detail} is not a list of distinct widths >= 0 (0: no detail path)")
         bad = [o for o in self.edge_ops if o not in EDGE_OPS]

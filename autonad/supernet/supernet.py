@@ -33,6 +33,7 @@ from autonad.supernet.modules import (
     CaPHead,
     ConvNormAct,
     ConvStem,
+    DetailMerge,
     DetailPath,
     Encoder,
     MixFFN,
@@ -42,6 +43,7 @@ from autonad.supernet.modules import (
     ShiftMLP,
     SpatialReductionAttention,
     Stage,
+    TwoLevelDetailPath,
 )
 from autonad.supernet.sharing import banks, edge_key, mixer_key, op_type, projection_key
 
@@ -388,19 +390,29 @@ def _small_classifier(max_in: int, num_classes: int) -> ElasticConv2d:
     return conv
 
 
+def _elastic_cna(cin: int, cout: int, channels_per_group: int, stride: int = 1) -> ConvNormAct:
+    conv = ElasticConv2d(cin, cout, 3, stride=stride, bias=False)
+    return ConvNormAct(conv, ElasticGroupNorm(cout, channels_per_group))
+
+
+def _set_cna(layer: ConvNormAct, cin: int, cout: int) -> None:
+    layer.conv.set_active(cin, cout)
+    layer.norm.set_active(cout)
+
+
+def _plain_cna(layer: ConvNormAct) -> ConvNormAct:
+    return ConvNormAct(layer.conv.extract(), layer.norm.extract())
+
+
 class SuperDetailPath(DetailPath, Elastic):
     """`DetailPath` sliced by the decoder width (its projection's input) and the detail width; its first
     conv has the space's `detail_stride` (2: the path runs at 1/2 resolution, 1: at full resolution)."""
 
     def __init__(self, in_channels: int, max_width: int, max_detail: int, num_classes: int, channels_per_group: int,
                  stride: int = 2):  # fmt: skip
-        def conv_norm(cin: int, conv_stride: int) -> ConvNormAct:
-            conv = ElasticConv2d(cin, max_detail, 3, stride=conv_stride, bias=False)
-            return ConvNormAct(conv, ElasticGroupNorm(max_detail, channels_per_group))
-
         super().__init__(
-            conv_norm(in_channels, stride),
-            conv_norm(max_detail, 1),
+            _elastic_cna(in_channels, max_detail, channels_per_group, stride),
+            _elastic_cna(max_detail, max_detail, channels_per_group),
             ElasticConv2d(max_width, max_detail, 1, bias=False),
             ElasticConv2d(max_detail, max_detail, 3, bias=False),
             ElasticGroupNorm(max_detail, channels_per_group),
@@ -409,21 +421,65 @@ class SuperDetailPath(DetailPath, Elastic):
         self.in_channels, self.num_classes = in_channels, num_classes
 
     def set_active(self, width: int, detail: int) -> None:
-        self.down.conv.set_active(self.in_channels, detail)
-        self.down.norm.set_active(detail)
-        self.refine.conv.set_active(detail, detail)
-        self.refine.norm.set_active(detail)
+        _set_cna(self.down, self.in_channels, detail)
+        _set_cna(self.refine, detail, detail)
         self.proj.set_active(width, detail)
         self.mix.set_active(detail, detail)
         self.norm.set_active(detail)
         self.classifier.set_active(detail, self.num_classes)
 
     def extract(self) -> DetailPath:
-        def plain(layer: ConvNormAct) -> ConvNormAct:
-            return ConvNormAct(layer.conv.extract(), layer.norm.extract())
-
-        return DetailPath(plain(self.down), plain(self.refine), self.proj.extract(), self.mix.extract(),
+        return DetailPath(_plain_cna(self.down), _plain_cna(self.refine), self.proj.extract(), self.mix.extract(),
                           self.norm.extract(), self.classifier.extract())  # fmt: skip
+
+
+class SuperDetailMerge(DetailMerge, Elastic):
+    def __init__(self, max_coarser: int, max_width: int, channels_per_group: int):
+        super().__init__(
+            ElasticConv2d(max_coarser, max_width, 1, bias=False),
+            ElasticConv2d(max_width, max_width, 3, bias=False),
+            ElasticGroupNorm(max_width, channels_per_group),
+            _elastic_cna(max_width, max_width, channels_per_group),
+        )
+
+    def set_active(self, coarser: int, width: int) -> None:
+        self.proj.set_active(coarser, width)
+        self.mix.set_active(width, width)
+        self.norm.set_active(width)
+        _set_cna(self.refine, width, width)
+
+    def extract(self) -> DetailMerge:
+        return DetailMerge(self.proj.extract(), self.mix.extract(), self.norm.extract(), _plain_cna(self.refine))
+
+
+class SuperTwoLevelDetailPath(TwoLevelDetailPath, Elastic):
+    """`TwoLevelDetailPath` sliced by the decoder width and the detail width d (full resolution; the
+    1/2-resolution level is 2d wide)."""
+
+    def __init__(self, in_channels: int, max_width: int, max_detail: int, num_classes: int, channels_per_group: int):
+        d, d2, cpg = max_detail, 2 * max_detail, channels_per_group
+        super().__init__(
+            nn.Sequential(_elastic_cna(in_channels, d, cpg), _elastic_cna(d, d, cpg)),
+            nn.Sequential(_elastic_cna(d, d2, cpg, stride=2), _elastic_cna(d2, d2, cpg)),
+            SuperDetailMerge(max_width, d2, cpg),
+            SuperDetailMerge(d2, d, cpg),
+            _small_classifier(d, num_classes),
+        )
+        self.in_channels, self.num_classes = in_channels, num_classes
+
+    def set_active(self, width: int, detail: int) -> None:
+        _set_cna(self.full_res[0], self.in_channels, detail)
+        _set_cna(self.full_res[1], detail, detail)
+        _set_cna(self.half_res[0], detail, 2 * detail)
+        _set_cna(self.half_res[1], 2 * detail, 2 * detail)
+        self.merge_half.set_active(width, 2 * detail)
+        self.merge_full.set_active(2 * detail, detail)
+        self.classifier.set_active(detail, self.num_classes)
+
+    def extract(self) -> TwoLevelDetailPath:
+        full_res, half_res = (nn.Sequential(*map(_plain_cna, level)) for level in (self.full_res, self.half_res))
+        return TwoLevelDetailPath(full_res, half_res, self.merge_half.extract(), self.merge_full.extract(),
+                                  self.classifier.extract())  # fmt: skip
 
 
 class SuperSegHead(SegHead, Elastic):
@@ -433,7 +489,11 @@ class SuperSegHead(SegHead, Elastic):
     def __init__(self, space: SearchSpace, num_classes: int, dropout: float, channels_per_group: int):
         dec = space.decoder
         detail = None
-        if max(dec.detail) > 0:
+        if max(dec.detail) > 0 and dec.detail_levels == 2:
+            detail = SuperTwoLevelDetailPath(
+                space.in_channels, max(dec.width), max(dec.detail), num_classes, channels_per_group
+            )
+        elif max(dec.detail) > 0:
             detail = SuperDetailPath(
                 space.in_channels, max(dec.width), max(dec.detail), num_classes, channels_per_group, dec.detail_stride
             )

@@ -65,6 +65,9 @@ def test_head_key_names_the_detail_width_only_when_on():
     assert head_key(128, 4) == head_key(128, 4, 0) == "head c128 k4"
     assert head_key(128, 4, 16) == "head c128 k4 d16"
     assert head_key(128, 4, 16, detail_stride=1) == "head c128 k4 d16s1" and head_key(128, 4, 0, 1) == "head c128 k4"
+    assert (
+        head_key(128, 4, 16, 1, detail_levels=2) == "head c128 k4 d16l2" and head_key(128, 4, 0, 1, 2) == "head c128 k4"
+    )
     assert kind_of(head_key(128, 4, 16)) == "head"
 
 

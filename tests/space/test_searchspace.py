@@ -195,6 +195,15 @@ def test_a_detail_stride_other_than_full_or_half_resolution_is_rejected(stride):
         DecoderSpace(width=[32], detail=[0, 16], detail_stride=stride)
 
 
+@pytest.mark.parametrize(
+    "levels, stride, message",
+    [(3, 1, "detail_levels: 3 is not 1 or 2"), (2, 2, "detail_levels: 2 starts at full resolution")],
+)
+def test_bad_detail_levels_are_rejected(levels, stride, message):
+    with pytest.raises(AutoNADError, match=message):
+        DecoderSpace(width=[32], detail=[0, 16], detail_stride=stride, detail_levels=levels)
+
+
 def test_space_files_may_offer_detail_widths(tmp_path):
     import yaml
 
@@ -209,11 +218,11 @@ def test_space_files_may_offer_detail_widths(tmp_path):
         SearchSpace.load(path)
 
 
-def test_the_fine_space_is_table_one_with_a_conv_stem_and_a_full_resolution_detail_choice(space):
+def test_the_fine_space_is_table_one_with_a_conv_stem_and_a_two_level_detail_choice(space):
     fine = SearchSpace.load("autonad-fine")
     assert space.stem == "patch" and fine.stem == "conv"
-    assert fine.decoder.detail == [0, 16] and fine.decoder.detail_stride == 1
-    paper_head = dataclasses.replace(fine.decoder, detail=[0], detail_stride=2)
+    assert fine.decoder.detail == [0, 16] and fine.decoder.detail_stride == 1 and fine.decoder.detail_levels == 2
+    paper_head = dataclasses.replace(fine.decoder, detail=[0], detail_stride=2, detail_levels=1)
     assert dataclasses.replace(fine, name=space.name, stem="patch", description=space.description,
                                decoder=paper_head) == space  # fmt: skip
     assert len(fine.genes) == len(space.genes) + 1

@@ -26,7 +26,7 @@ def tiny_net() -> Supernet:
 
 @pytest.fixture(scope="session")
 def autonad_fine_net() -> Supernet:
-    """The conv stem and the full-resolution detail path (the voc:/folder: default)."""
+    """The conv stem and the two-level detail path (the voc:/folder: default)."""
     torch.manual_seed(0)
     return Supernet(SupernetConfig.load("autonad-fine"), num_classes=3).eval()
 
@@ -64,10 +64,15 @@ def detail_space() -> SearchSpace:
     return dataclasses.replace(tiny, decoder=dataclasses.replace(tiny.decoder, detail=[0, 8, 16]))
 
 
-@pytest.fixture(scope="session")
-def detail_net(detail_space) -> Supernet:
+@pytest.fixture(scope="session", params=[1, 2], ids=["one-level", "two-level"])
+def detail_net(request, detail_space) -> Supernet:
+    """A supernet on `detail_space` with the one-level detail path (at 1/2 resolution) or the
+    two-level one (full and 1/2 resolution, `detail_levels: 2`)."""
+    space = detail_space
+    if request.param == 2:
+        space = dataclasses.replace(space, decoder=dataclasses.replace(space.decoder, detail_stride=1, detail_levels=2))
     torch.manual_seed(0)
-    return Supernet(SupernetConfig.load("tiny"), num_classes=4, space=detail_space).eval()
+    return Supernet(SupernetConfig.load("tiny"), num_classes=4, space=space).eval()
 
 
 @pytest.fixture(scope="session")

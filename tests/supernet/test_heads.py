@@ -80,6 +80,16 @@ def test_extracted_head_has_a_detail_path_of_the_arch_width(detail_net, with_det
     for detail in (8, 16):
         path = detail_net.extract(with_detail(arch, detail)).seg_head.detail
         width = arch.decoder.width
+        if detail_net.space.decoder.detail_levels == 2:
+            assert [layer.conv.weight.shape for layer in [*path.full_res, *path.half_res]] == [
+                (detail, 3, 3, 3), (detail, detail, 3, 3), (2 * detail, detail, 3, 3), (2 * detail, 2 * detail, 3, 3)
+            ]  # fmt: skip
+            assert path.half_res[0].conv.stride == (2, 2) and path.full_res[0].conv.stride == (1, 1)
+            assert path.merge_half.proj.weight.shape == (2 * detail, width, 1, 1)
+            assert path.merge_full.proj.weight.shape == (detail, 2 * detail, 1, 1)
+            assert path.merge_full.norm.num_groups == detail // 8 and path.merge_half.norm.num_groups == detail // 4
+            assert path.classifier.weight.shape == (4, detail, 1, 1)
+            continue
         assert path.down.conv.weight.shape == (detail, 3, 3, 3)
         assert path.refine.conv.weight.shape == (detail, detail, 3, 3)
         assert path.proj.weight.shape == (detail, width, 1, 1)
