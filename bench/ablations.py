@@ -93,6 +93,7 @@ def run_variant(args, folder: Path, name: str, ops: tuple[str, ...], sharing: st
         with timer("search_s"):
             _autonad(["search", *data, "--hw", str(table), "--recipe", args.recipe, "--supernet", str(supernet),
                       "--latency-weight", "0", "--workers", "0", "--threads", str(args.threads), "--out", str(search),
+                      "--no-finetune",  # inherited.json scores the inherited weights (Table VII)
                       *(["--resume"] if (search / "search_state.pt").exists() else [])])  # fmt: skip
     summary = yaml.safe_load((search / "summary.yaml").read_text())
     if not (folder / "inherited.json").exists():

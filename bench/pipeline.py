@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             with timer(f"search_s/{device}"):
                 budget = ["--generations", str(generations[device])] if generations[device] else []
                 _autonad(["search", *data, "--hw", hw, "--recipe", args.recipe, *threads, *budget, "--out", str(run),
+                          "--no-finetune",  # the candidates are retrained below; the search's time is the search's
                           *(["--resume"] if (run / "search_state.pt").exists() else [])])  # fmt: skip
         searches[device] = run
 

@@ -258,7 +258,11 @@ def _thin_rows(run: dict, when: str) -> list[list]:
     """The searched model's and the U-Net's rows of one thin-defect run."""
     s = run["search"]
     supernet = s.get("supernet", "autonad")
-    rows = [[f"searched on `{supernet}` (inherited weights, exported)", when, s["wall_s"] / 60,
+    head = ", two-level detail path" if s.get("space_decoder", {}).get("detail_levels", 1) == 2 else ""
+    ft = s.get("finetune")
+    how = "inherited weights" if not ft else f"fine-tuned {ft['minutes']:g} min" if ft.get("minutes") else (
+        f"fine-tuned {ft['steps']} steps")  # fmt: skip
+    rows = [[f"searched on `{supernet}`{head} ({how}, exported)", when, s["wall_s"] / 60,
              pct(s["test"]["miou_fg"]), pct(s["test"]["pooled_iou"]),
              *(pct(v) for v in s["test"]["per_class_iou"].values())]]  # fmt: skip
     for name, row in s.get("inherited", {}).items():
@@ -295,14 +299,21 @@ def _demo(page: Page) -> None:
         return
     t = data["test"]
     classes = list(t["per_class_iou"])
-    wall = "—" if data["wall_s"] is None else f"{data['wall_s'] / 60:.1f}"
-    page.table(["supernet", "steps", "wall min", "mIoU", "defect mIoU", *(f"IoU {c}" for c in classes)],
-               [[f"`{data['supernet']}`", data["budget_steps"], wall, pct(t["miou"]), pct(t["miou_fg"]),
-                 *(pct(t["per_class_iou"][c]) for c in classes)]])  # fmt: skip
-    page.add(f"Exported model (inherited weights) on the {data['test_images']} test images, whole 128x128 images. "
-             f"Every defect class above 0 IoU: **{data['every_defect_class_above_zero']}**.", "")  # fmt: skip
-    protocol = "built-in synthetic data, exported model (inherited weights), test split"
-    budget = f"{data['budget_steps']} supernet steps, 2 CPU cores"
+    rows = []
+    for run in [*data.get("earlier", []), data]:
+        r, wall = run["test"], "—" if run["wall_s"] is None else f"{run['wall_s'] / 60:.1f}"
+        head = " + two-level detail path" if run.get("space_decoder", {}).get("detail_levels", 1) == 2 else ""
+        weights = f"fine-tuned {run['finetune_steps']} steps" if run.get("finetune_steps") else "inherited"
+        rows.append([f"`{run['supernet']}`{head}", run["budget_steps"], weights, wall, pct(r["miou"]),
+                     pct(r["miou_fg"]), *(pct(r["per_class_iou"].get(c)) for c in classes)])  # fmt: skip
+    page.table(["supernet", "steps", "exported weights", "wall min", "mIoU", "defect mIoU",
+                *(f"IoU {c}" for c in classes)], rows)  # fmt: skip
+    how = f"fine-tuned {data['finetune_steps']} steps" if data.get("finetune_steps") else "inherited weights"
+    every = data["every_defect_class_above_zero"]
+    page.add(f"Exported model on the {data['test_images']} test images, whole 128x128 images (last row: today's "
+             f"defaults). Every defect class above 0 IoU: **{every}**.", "")  # fmt: skip
+    protocol = f"built-in synthetic data, exported model ({how}), test split"
+    budget = f"{data['budget_steps']} supernet steps + {data.get('finetune_steps') or 0} fine-tuning, 2 CPU cores"
     for c in classes[1:]:
         page.record(f"learning.demo_iou_{c}", t["per_class_iou"][c], protocol, budget, data["command"])
 

@@ -50,13 +50,17 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python bench/thin_defect_search.py", *(argv if argv is not None else sys.argv[1:])])
     data = {"generator": "bench/thin_defects.py", "images": args.n, "size": "480x320"}
     result.update({"benchmark": "thin_defect_search", "dataset": data, "command": command})
-    supernet = default_supernet(dataset)
-    if args.rerun and result.get("search", {}).get("supernet", "autonad") != supernet:
+    supernet, finetune = default_supernet(dataset), default_finetune(dataset)
+    done = result.get("search", {})
+    if args.rerun and (done.get("supernet", "autonad"), done.get("finetune")) != (supernet, finetune):
         result.setdefault("earlier", []).append(
             {k: result.pop(k) for k in ("search", "unet", "summary") if k in result}
         )
     if "search" not in result:
-        result["search"] = run_search(dataset, args.out / f"search-{supernet}")
+        tag = ""
+        if finetune:
+            tag = f"-ft{finetune['minutes']:g}m" if finetune["minutes"] else f"-ft{finetune['steps']}s"
+        result["search"] = run_search(dataset, args.out / f"search-{supernet}{tag}")
         report(args.name, result)
     for search in [run["search"] for run in [*result.get("earlier", []), result] if "search" in run]:
         if "inherited" not in search and (Path(search["run"]) / "model.json").exists():
@@ -98,21 +102,46 @@ def default_supernet(dataset: str) -> str:
     return Recipe.load(default_recipe(dataset)).supernet
 
 
+def default_finetune(dataset: str) -> dict | None:
+    """The default recipe's fine-tuning budget of the searched arch (None: it exports inherited weights)."""
+    from autonad.train.recipe import Recipe, default_recipe
+
+    search = Recipe.load(default_recipe(dataset)).search
+    return {"minutes": search.finetune_minutes, "steps": search.finetune_steps} if search.finetunes else None
+
+
+def supernet_seconds(checkpoint: Path) -> float:
+    """Seconds the supernet in `checkpoint` trained (training and validation), as its state recorded."""
+    from autonad.train.checkpoint import load_checkpoint
+    from autonad.train.trainer import CHECKPOINT_FORMAT
+
+    return float(load_checkpoint(checkpoint, CHECKPOINT_FORMAT)["state"]["elapsed_s"])
+
+
 def run_search(dataset: str, out: Path) -> dict:
     from autonad.cli import main as autonad
+    from autonad.cli.train import supernet_run_dir
+    from autonad.train.recipe import Recipe, default_recipe
 
+    recipe = default_recipe(dataset)
+    checkpoint = supernet_run_dir(dataset, Recipe.load(recipe).supernet, recipe) / "checkpoint.pt"
+    reused = checkpoint.exists() and not (out / "search_state.pt").exists()
+    before = supernet_seconds(checkpoint) if reused else 0.0  # trained by an earlier run: its time counts too
     start = time.monotonic()
     argv = ["search", "--dataset", dataset, "--hw", "cpu", "--out", str(out)]
     if (out / "search_state.pt").exists():
         argv.append("--resume")
     if autonad(argv) != 0:
         raise SystemExit("autonad search failed")
-    wall = time.monotonic() - start
+    wall = time.monotonic() - start + before
     summary = json.loads((out / "model.json").read_text())
     test, _, _ = searched_model_on_test(out, dataset)
     return {"run": str(out), "wall_s": round(wall, 1), "command": "autonad " + " ".join(argv[:6]),
-            "recipe": summary.get("recipe"), "supernet": default_supernet(dataset), "arch": summary.get("arch_hash"),
-            "scale": summary.get("scale"),
+            "supernet_reused_s": round(before, 1), "recipe": summary.get("recipe"),
+            "supernet": default_supernet(dataset), "finetune": default_finetune(dataset),
+            "arch": summary.get("arch_hash"), "scale": summary.get("scale"),
+            "finetuned": summary.get("finetuned"), "inherited_val": summary.get("inherited_metrics"),
+            "space_decoder": json.loads(summary["search_space_def"])["decoder"],
             "test": {k: test.get(k) for k in METRICS}}  # fmt: skip
 
 

@@ -19,7 +19,7 @@ from autonad.errors import AutoNADError
 from autonad.export import FORMATS, export_model
 from autonad.export.inference import ExportedModel, calibrate_decision, evaluate_model
 from autonad.metrics import parse_target
-from autonad.space import Arch, HeadsArch, SearchSpace
+from autonad.space import Arch
 from autonad.supernet import SupernetConfig
 from autonad.supernet.config import saved_config
 from autonad.train.checkpoint import load_checkpoint
@@ -81,12 +81,7 @@ def resolve_job(args: argparse.Namespace) -> RetrainJob:
         raise AutoNADError(f"--init supernet: no supernet known for {args.arch}; pass --supernet CHECKPOINT")
     recipe = _with_overrides(Recipe.load(args.recipe or default_recipe(args.dataset)), args)
     config = _supernet_config(known) if known is not None else SupernetConfig.load(recipe.supernet)
-    cap = arch.heads.cap and recipe.retrain.cap if args.cap is None else args.cap
-    arch = dataclasses.replace(arch, heads=HeadsArch(cap=cap))
-    SearchSpace.load(config.search_space).validate(arch, f"{args.arch}: in supernet '{config.name}'")
-    if cap and not config.heads.cap:
-        raise AutoNADError(f"--cap: supernet '{config.name}' has no CaP head (heads.cap: false)")
-    return RetrainJob(arch, config, recipe, known if init == "supernet" else None)
+    return RetrainJob.for_arch(arch, config, recipe, known if init == "supernet" else None, args.cap, str(args.arch))
 
 
 def _with_overrides(recipe: Recipe, args: argparse.Namespace) -> Recipe:
@@ -159,16 +154,10 @@ def retrain(args: argparse.Namespace) -> int:
 
 def finish(run_dir: Path, source: SegSource, calibrate: str | None, formats: list[str], hw: str | None) -> dict:
     """Best checkpoint -> calibrated decision, test metrics, exported model files, metrics.json."""
-    from autonad.config import to_mapping
     from autonad.train.subnet import load_trained_subnet
 
     trained = load_trained_subnet(run_dir / "best.pt")
-    meta: dict[str, Any] = {
-        "classes": trained.classes, "normalisation": trained.normalisation, "input_size": list(trained.input_size),
-        **trained.recipe.transform.scale_info(), "recipe": trained.recipe.name, "init": trained.init,
-        "retrained_on": source.name,
-        "best_epoch": trained.best["epoch"], "selected_by": trained.best["metric"], "val": trained.best["val"],
-    }  # fmt: skip
+    meta: dict[str, Any] = {**trained.export_info(), "retrained_on": source.name}
     model = ExportedModel(trained.net, meta, run_dir / "best.pt")
     if calibrate:
         meta["decision"] = calibrate_decision(model, source, calibrate)
@@ -177,8 +166,7 @@ def finish(run_dir: Path, source: SegSource, calibrate: str | None, formats: lis
     meta["metrics"] = {"split": split, **report.to_dict()}
     if hw:
         meta.update(_latency(hw, trained, source.num_classes))
-    info = {**meta, "supernet_config": to_mapping(trained.config)}
-    files = export_model(trained.net, run_dir, trained.input_size, info, formats)
+    files = export_model(trained.net, run_dir, trained.input_size, meta, formats)
     write_text_atomic(run_dir / "metrics.json", json.dumps(meta["metrics"], indent=1) + "\n")
     return {"meta": meta, "report": report, "files": files, "split": split}
 

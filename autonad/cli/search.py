@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 from rich.table import Table
 
-from autonad.cli.common import add_budget_args, apply_budget_args, pct, positive_int, recipe_label
-from autonad.cli.export import export_trained
+from autonad.cli.common import add_budget_args, apply_budget_args, duration_minutes, pct, positive_int, recipe_label
+from autonad.cli.export import export_finetuned, export_trained
 from autonad.cli.latency import predictor_for
 from autonad.cli.train import add_data_options, dataset_slug, name_slug, recipe_stem, supernet_run_dir
 from autonad.config import dump_yaml
@@ -53,6 +53,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--ray-address", help="join an existing Ray cluster (e.g. 10.0.0.5:6379)")
     run.add_argument("--threads", type=positive_int, help="torch threads of this process (supernet training)")
     add_budget_args(p, "the supernet's training")
+    ft = p.add_argument_group("fine-tuning of the best arch before export (default: the recipe's search section)")
+    ft = ft.add_mutually_exclusive_group()
+    ft.add_argument("--finetune", type=duration_minutes, metavar="TIME",
+                    help="fine-tune the best arch from its inherited weights for this long (10m, 1h)")  # fmt: skip
+    ft.add_argument("--finetune-steps", type=positive_int, metavar="N", help="... for this many optimiser steps")
+    ft.add_argument("--no-finetune", action="store_true", help="export the inherited weights as they are (paper)")
     p.set_defaults(func=search)
 
 
@@ -65,6 +71,7 @@ def search(args: argparse.Namespace) -> int:
     base = Recipe.load(args.recipe or default_recipe(args.dataset))
     recipe = apply_budget_args(base, args, "train")
     label = recipe_label(args.recipe, base, recipe)
+    recipe = recipe.with_finetune(args.finetune_steps, args.finetune, args.no_finetune)  # not the supernet's folder
     supernet_name = args.supernet or recipe.supernet
     sn_config = SupernetConfig.load(supernet_name)
     source = open_dataset(args.dataset, args.data_root, seed=recipe.train.seed, skip_bad=args.skip_bad)
@@ -106,11 +113,44 @@ def search(args: argparse.Namespace) -> int:
     info = {"dataset": source.name, "hw": predictor.device, "latency_ms": best.latency_ms,
             "latency_provenance": predictor.provenance, "fitness": best.fitness, "fitness_spec": args.fitness,
             "metrics": best.metrics}  # fmt: skip
-    files = export_trained(checkpoint, best.arch, out, info, ["torchscript", "onnx"])
-    dump_yaml({"best": best.to_dict(), "search": config.to_dict(), "hw": identity, "supernet": str(checkpoint),
-               "files": {k: str(v) for k, v in files.items()}}, out / "summary.yaml")  # fmt: skip
+    formats = ["torchscript", "onnx"]
+    summary = {"best": best.to_dict(), "search": config.to_dict(), "hw": identity, "supernet": str(checkpoint)}
+    if recipe.search.finetunes:
+        run_dir = out / f"finetune-{recipe.search.finetune_tag}"
+        trained, steps = finetune_best(best.arch, sn_config, recipe, checkpoint, source, run_dir, args.resume)
+        info.update(inherited_metrics=best.metrics, supernet_checkpoint=str(checkpoint), finetune_run=run_dir.name)
+        files = export_finetuned(run_dir, out, info, formats)
+        summary["finetune"] = {"run": run_dir.name, "val": trained.best["val"], "steps": steps}
+    else:
+        files = export_trained(checkpoint, best.arch, out, info, formats)
+    dump_yaml({**summary, "files": {k: str(v) for k, v in files.items()}}, out / "summary.yaml")
     print_summary(result, predictor.label, out)
     return 0
+
+
+def finetune_best(arch, sn_config: SupernetConfig, recipe: Recipe, checkpoint: Path, source, run_dir: Path,
+                  resume: bool):  # fmt: skip
+    """Fine-tune the searched arch from its inherited supernet weights (the recipe's `retrain` settings,
+    the search's fine-tuning budget) on the supernet's training split; its best validation epoch wins.
+    Returns the trained subnet and the steps it trained."""
+    from autonad.train.distributed import init_distributed
+    from autonad.train.subnet import RetrainJob, load_trained_subnet
+
+    job = RetrainJob.for_arch(arch, sn_config, recipe.finetune_recipe(), checkpoint)
+    split = checkpoint.parent / "split.json"
+    if split.is_file():  # the split the supernet trained and the search validated on
+        source.use_split(split)
+    budget = job.recipe.retrain
+    told = f"{budget.minutes:g} min" if budget.minutes is not None else f"{budget.steps} steps"
+    console.print(f"fine-tuning the best arch {job.arch.hash[:8]} from its supernet weights for {told} -> {run_dir}")
+    state = job.trainer(source, run_dir, init_distributed("auto")).fit(
+        resume=resume and (run_dir / "checkpoint.pt").exists()
+    )
+    trained = load_trained_subnet(run_dir / "best.pt")
+    val = trained.best["val"]
+    console.print(f"fine-tuned {state.global_step} steps: best validation epoch {trained.best['epoch']}, "
+                  f"mIoU {pct(val.get('miou'))} (inherited weights: see the table below)")  # fmt: skip
+    return trained, state.global_step
 
 
 def check_constraints_satisfiable(config, predictor, sn_config, num_classes: int, size: tuple[int, int]) -> None:

@@ -552,6 +552,10 @@ def first_difference(a: Any, b: Any, where: str = "") -> tuple[str, Any, Any]:
         for key in sorted(set(a) | set(b)):
             if a.get(key) != b.get(key):
                 return first_difference(a.get(key), b.get(key), f"{where}.{key}" if where else key)
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            if x != y:
+                return first_difference(x, y, f"{where}[{i}]")
     return where, a, b
 
 

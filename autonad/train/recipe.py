@@ -106,10 +106,29 @@ class SearchBudget:
     generations: int = 50
     parents: int = 10
     val_images: int | None = None  # validation images per candidate (None: all)
+    # then fine-tune the best arch from its inherited weights (the `retrain` settings) for this budget
+    # before it is exported; neither: export the inherited weights as they are (the paper's search)
+    finetune_minutes: float | None = None
+    finetune_steps: int | None = None
 
     def __post_init__(self):
         if min(self.population, self.generations, self.parents) < 1:
             raise AutoNADError("search: population, generations and parents must be at least 1")
+        if self.finetune_minutes is not None and self.finetune_steps is not None:
+            raise AutoNADError("search: give the fine-tuning budget once: finetune_minutes or finetune_steps")
+        if (self.finetune_minutes is not None and self.finetune_minutes <= 0) or (
+            self.finetune_steps is not None and self.finetune_steps < 1
+        ):
+            raise AutoNADError("search: finetune_minutes and finetune_steps must be positive (leave both out: none)")
+
+    @property
+    def finetunes(self) -> bool:
+        return self.finetune_minutes is not None or self.finetune_steps is not None
+
+    @property
+    def finetune_tag(self) -> str:
+        """The fine-tuning budget in a folder name: `10min`, `s300`."""
+        return f"s{self.finetune_steps}" if self.finetune_steps is not None else f"{self.finetune_minutes:g}min"
 
 
 @dataclass(frozen=True)
@@ -144,6 +163,23 @@ class Recipe:
         settings = dataclasses.replace(getattr(self, stage), steps=steps, minutes=minutes)
         tag = f"s{steps}" if steps is not None else f"{minutes:g}min"
         return dataclasses.replace(self, **{stage: settings}, name=f"{self.name}+{stage}-{tag}")
+
+    def finetune_recipe(self) -> Recipe:
+        """The recipe a search fine-tunes its best arch with: `retrain` settings, the search's fine-tuning budget."""
+        budget = self.search
+        if not budget.finetunes:
+            raise AutoNADError(f"recipe '{self.name}' sets no fine-tuning budget (search.finetune_minutes or _steps)")
+        settings = dataclasses.replace(self.retrain, steps=budget.finetune_steps, minutes=budget.finetune_minutes)
+        return dataclasses.replace(self, retrain=settings, name=f"{self.name}+finetune-{budget.finetune_tag}")
+
+    def with_finetune(self, steps: int | None = None, minutes: float | None = None, off: bool = False) -> Recipe:
+        """This recipe with the search's fine-tuning budget replaced (`off`: none). The name stays: the
+        supernet does not depend on it, and the fine-tuning folder is named by its budget."""
+        if steps is None and minutes is None and not off:
+            return self
+        steps, minutes = (None, None) if off else (steps, minutes)
+        return dataclasses.replace(self, search=dataclasses.replace(self.search, finetune_steps=steps,
+                                                                    finetune_minutes=minutes))  # fmt: skip
 
     def with_input(self, size: tuple[int, int] | None = None, scale: float | None = None) -> Recipe:
         """This recipe with another network input (the crop in crop mode) and/or training scale."""

@@ -12,6 +12,7 @@ it improves), `history.jsonl`, `split.json` and `run.yaml`.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from autonad.config import from_mapping, to_mapping
 from autonad.data import SegSource, eval_loader
 from autonad.errors import AutoNADError
 from autonad.metrics import SegMetrics
-from autonad.space import Arch, HeadsArch
+from autonad.space import Arch, HeadsArch, SearchSpace
 from autonad.supernet import SegmentationNet, Supernet, SupernetConfig
 from autonad.supernet.config import same_config, saved_config
 from autonad.train.checkpoint import load_checkpoint, save_atomic
@@ -48,6 +49,18 @@ class RetrainJob:
     config: SupernetConfig
     recipe: Recipe
     checkpoint: Path | None  # supernet weights to start from (None: scratch)
+
+    @staticmethod
+    def for_arch(arch: Arch, config: SupernetConfig, recipe: Recipe, checkpoint: Path | None,
+                 cap: bool | None = None, where: str = "arch") -> RetrainJob:  # fmt: skip
+        """The job for `arch`, its CaP head on as `cap` says (None: where the arch has one and the
+        recipe's `retrain.cap` trains it), checked against the supernet's space and heads."""
+        cap = arch.heads.cap and recipe.retrain.cap if cap is None else cap
+        arch = dataclasses.replace(arch, heads=HeadsArch(cap=cap))
+        SearchSpace.load(config.search_space).validate(arch, f"{where}: in supernet '{config.name}'")
+        if cap and not config.heads.cap:
+            raise AutoNADError(f"--cap: supernet '{config.name}' has no CaP head (heads.cap: false)")
+        return RetrainJob(arch, config, recipe, checkpoint)
 
     @property
     def init(self) -> str:
@@ -83,7 +96,7 @@ def initial_subnet(
 
     A fresh supernet (drawn from torch's current generator) supplies the initialisation; a trained
     supernet's weights replace it everywhere except in layers tied to another class list."""
-    fresh = Supernet(config, len(classes))
+    fresh = Supernet(config, len(classes), supernet.net.space if supernet is not None else None)  # its space as trained
     new_heads: list[str] = []
     if supernet is not None:
         if to_mapping(supernet.config) != to_mapping(config):
@@ -162,6 +175,7 @@ class SubnetTrainer(StandaloneTrainer):
             if self.dist.is_main:
                 console.print("CaP head left out of the retrained model: without its loss it would stay untrained")
         net, self.new_heads = initial_subnet(self.arch, self.config, list(self.source.classes), self.supernet)
+        self.net_space = SearchSpace.from_dict(json.loads(net.metadata["search_space_def"]))
         self.supernet = None  # its weights are copied; free the memory
         return net.to(self.device)
 
@@ -170,6 +184,7 @@ class SubnetTrainer(StandaloneTrainer):
             "format": SUBNET_FORMAT,
             "arch": self.arch.to_dict(),
             "supernet_config": to_mapping(self.config),
+            "search_space": to_mapping(self.net_space),
             "classes": list(self.source.classes),
             "normalisation": self.normalisation,
             "input_size": list(self.recipe.input_size),
@@ -214,6 +229,13 @@ class TrainedSubnet:
     init: str
     best: dict[str, Any]
 
+    def export_info(self) -> dict[str, Any]:
+        """What an exported model of this subnet records of its training (model.json, the files' metadata)."""
+        return {"classes": self.classes, "normalisation": self.normalisation, "input_size": list(self.input_size),
+                **self.recipe.transform.scale_info(), "recipe": self.recipe.name, "init": self.init,
+                "best_epoch": self.best["epoch"], "selected_by": self.best["metric"], "val": self.best["val"],
+                "supernet_config": to_mapping(self.config)}  # fmt: skip
+
 
 def load_trained_subnet(path: str | Path) -> TrainedSubnet:
     """Rebuild a retrained subnet from `best.pt`, in eval mode; problems are one line."""
@@ -227,9 +249,10 @@ def load_trained_subnet(path: str | Path) -> TrainedSubnet:
         norm = {k: list(ckpt["normalisation"][k]) for k in ("mean", "std")}
         size = (int(ckpt["input_size"][0]), int(ckpt["input_size"][1]))
         state, init, best = ckpt["model"], str(ckpt["init"]), dict(ckpt["best"])
+        space = SearchSpace.from_dict(ckpt["search_space"], f"{path}: search_space") if "search_space" in ckpt else None
     except KeyError as e:
         raise AutoNADError(f"{path}: incomplete retrained-subnet file (no {e})") from None
-    net = Supernet(config, len(classes)).extract(arch)
+    net = Supernet(config, len(classes), space).extract(arch)  # the space it was trained in (older files: the file's)
     check_weights(state, net, f"{path}: its weights do not fit subnet {arch.hash}")
     net.load_state_dict(state)
     return TrainedSubnet(net.eval(), arch, config, classes, norm, size, recipe, init, best)

@@ -22,14 +22,22 @@ from torch import nn
 from autonad.config import from_mapping, to_mapping
 from autonad.data import SegSource, eval_loader
 from autonad.errors import AutoNADError
-from autonad.space import Arch, HeadsArch
+from autonad.space import Arch, HeadsArch, SearchSpace
 from autonad.supernet import Supernet, SupernetConfig
 from autonad.supernet.config import same_config, saved_config
 from autonad.timing import device_name, median_ms
 from autonad.train.checkpoint import load_checkpoint
 from autonad.train.distributed import DistInfo
 from autonad.train.evaluate import evaluate_arch
-from autonad.train.loop import Trainer, TrainState, check_same_run, check_weights, finished, training_part
+from autonad.train.loop import (
+    Trainer,
+    TrainState,
+    check_same_run,
+    check_weights,
+    finished,
+    first_difference,
+    training_part,
+)
 from autonad.train.losses import JointLoss, distill_loss
 from autonad.train.recipe import Recipe
 from autonad.train.sampler import ArchSampler
@@ -143,7 +151,8 @@ class SupernetTrainer(Trainer):
         return out
 
     def checkpoint_extra(self) -> dict[str, Any]:
-        return {"supernet_config": to_mapping(self.config), "sampler": self.sampler.state_dict()}
+        return {"supernet_config": to_mapping(self.config), "search_space": to_mapping(self.net.space),
+                "sampler": self.sampler.state_dict()}  # fmt: skip
 
     def check_checkpoint(self, ckpt: dict[str, Any]) -> None:
         check_supernet_config(ckpt, self.config, self.checkpoint_path)
@@ -184,10 +193,29 @@ def finished_supernet(path: Path, recipe: Recipe, config: SupernetConfig, classe
 
 
 def check_supernet_config(ckpt: dict[str, Any], config: SupernetConfig, path: Path) -> None:
+    """Refuse a checkpoint of another supernet definition, or of its search space as it was before an
+    edit (a shipped or user space file changed under the same name), naming the first difference."""
     if not same_config(ckpt["supernet_config"], config):
         theirs = ckpt["supernet_config"].get("name", "?")
         raise AutoNADError(f"{path}: was trained for supernet '{theirs}', which differs from '{config.name}' as "
                            "defined now")  # fmt: skip
+    if "search_space" in ckpt:
+        then = _space_structure(SearchSpace.from_dict(ckpt["search_space"], f"{path}: search_space"))
+        now = _space_structure(SearchSpace.load(config.search_space))
+        if then != now:
+            key, old, new = first_difference(then, now)
+            raise AutoNADError(f"{path}: was trained on search space '{config.search_space}' as it was then; it has "
+                               f"changed ({key}: {old} then, {new} now); move {path.parent} away to train "
+                               "a new supernet")  # fmt: skip
+    else:  # written before checkpoints recorded their space: the weights must still fit it (edits that keep every
+        # tensor's shape, e.g. another detail_stride or pool sizes, cannot be told apart)
+        net = Supernet(config, len(ckpt["classes"]))
+        check_weights(ckpt["model"], net, f"{path}: its weights do not fit search space '{net.space.name}'")
+
+
+def _space_structure(space: SearchSpace) -> dict[str, Any]:
+    """What of a space the supernet's weights depend on (its name and description do not count)."""
+    return {k: v for k, v in to_mapping(space).items() if k not in ("name", "description")}
 
 
 def load_trained_supernet(path: str | Path, device: torch.device | str = "cpu") -> TrainedSupernet:
@@ -203,7 +231,8 @@ def load_trained_supernet(path: str | Path, device: torch.device | str = "cpu") 
         cap_trained = bool(ckpt.get("cap_loss", True))  # checkpoints before the switch trained it
     except KeyError as e:
         raise AutoNADError(f"{path}: incomplete supernet checkpoint (no {e})") from None
-    net = Supernet(config, len(classes))
+    space = SearchSpace.from_dict(ckpt["search_space"], f"{path}: search_space") if "search_space" in ckpt else None
+    net = Supernet(config, len(classes), space)  # the space it was trained on, even if its file has changed since
     check_weights(state, net, f"{path}: its weights do not fit supernet '{config.name}'")
     net.load_state_dict(state)
     return TrainedSupernet(net.to(device).eval(), config, recipe, classes, norm, step, cap_trained)

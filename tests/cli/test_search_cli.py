@@ -202,3 +202,40 @@ def test_retrain_the_searched_arch_on_a_new_line_with_other_classes(setup, in_ro
         and meta["arch_hash"] == Arch.load(out.parent / "run-a" / "best_arch.yaml").hash
     )
     assert main(["evaluate", "--model", str(out / "model.onnx"), "--dataset", f"folder:{line}"]) == 0
+
+
+def test_search_fine_tunes_the_best_arch_before_export(setup, in_root, searched, capsys):
+    """With a fine-tuning budget the exported model is the best arch trained on from its inherited
+    weights: other weights than the plain search's export, the same arch, and `export --run` (and a
+    resumed search) give that same model again."""
+    root, _, _ = setup
+    run = in_root / "run-ft"
+    assert main(search_args(setup, "run-ft", "--finetune-steps", "6")) == 0
+    assert "fine-tuning the best arch" in capsys.readouterr().out
+    summary = yaml.safe_load((run / "summary.yaml").read_text())
+    assert summary["finetune"]["steps"] == 6 and (run / "finetune-s6" / "best.pt").is_file()
+    meta = json.loads((run / "model.json").read_text())
+    best = Arch.load(run / "best_arch.yaml")
+    assert meta["arch_hash"] == best.hash == Arch.load(searched / "best_arch.yaml").hash  # same search, same seed
+    assert meta["recipe"] == "search-cli-test+finetune-s6" and meta["init"] == "supernet"
+    assert "miou" in meta["inherited_metrics"] and "miou" in meta["metrics"] and meta["finetune_run"] == "finetune-s6"
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    tuned, inherited = load_exported(run / "model.ts")[0](x)["seg"], load_exported(searched / "model.ts")[0](x)["seg"]
+    assert not torch.allclose(tuned, inherited)
+    assert main(["export", "--run", str(run), "--format", "state-dict"]) == 0
+    assert torch.allclose(load_exported(run / "model.pt")[0](x)["seg"], tuned, atol=1e-5)
+    assert main(search_args(setup, "run-ft", "--finetune-steps", "6", "--resume")) == 0
+    assert torch.allclose(load_exported(run / "model.ts")[0](x)["seg"], tuned, atol=1e-6)
+    assert main(search_args(setup, "run-ft", "--no-finetune", "--resume")) == 0  # the paper's export, same search
+    assert torch.allclose(load_exported(run / "model.ts")[0](x)["seg"], inherited, atol=1e-5)
+    assert "finetune" not in yaml.safe_load((run / "summary.yaml").read_text())
+
+
+def test_finetune_budget_given_twice_is_one_line(setup, in_root, capsys):
+    root, _, _ = setup
+    bad = root / "bad-finetune.yaml"
+    bad.write_text(yaml.safe_dump({**RECIPE, "search": {**RECIPE["search"], "finetune_steps": 5,
+                                                        "finetune_minutes": 1.0}}))  # fmt: skip
+    assert main([*search_args(setup, "bad-ft"), "--recipe", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "give the fine-tuning budget once" in err and len(err.strip().splitlines()) == 1

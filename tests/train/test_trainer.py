@@ -46,3 +46,37 @@ def test_refuses_to_overwrite_and_checks_compatibility(tmp_path):
     other = SupernetConfig.load("autonad")
     with pytest.raises(AutoNADError, match="was trained for supernet 'tiny', which differs from 'autonad'"):
         SupernetTrainer(tiny_recipe(epochs=1), other, source(), tmp_path).fit(resume=True)
+
+
+def test_a_supernet_records_its_space_and_refuses_an_edited_one(tmp_path, monkeypatch):
+    """A space file edited under the same name (a new shipped version) must not be mixed with weights
+    trained on the old one: resume and reuse name the change; loading keeps the space it was trained on."""
+    import dataclasses
+
+    import torch
+
+    from autonad.space import SearchSpace
+    from autonad.train.trainer import finished_supernet, load_trained_supernet
+
+    recipe, config, data = tiny_recipe(epochs=1), SupernetConfig.load("tiny"), source()
+    SupernetTrainer(recipe, config, data, tmp_path).fit()
+    path = tmp_path / "checkpoint.pt"
+    assert load_checkpoint(path, CHECKPOINT_FORMAT)["search_space"]["name"] == "tiny"
+    assert finished_supernet(path, recipe, config, list(data.classes))
+    tiny = SearchSpace.load("tiny")
+    edited = dataclasses.replace(tiny, decoder=dataclasses.replace(tiny.decoder, detail=[0, 8]))
+    real_load = SearchSpace.load
+    monkeypatch.setattr(SearchSpace, "load", staticmethod(lambda name: edited if name == "tiny" else real_load(name)))
+    changed = r"on search space 'tiny' as it was then; it has changed \(decoder\.detail: \[0\] then, \[0, 8\] now\)"
+    with pytest.raises(AutoNADError, match=changed + "; move .* away to train a new supernet"):
+        finished_supernet(path, recipe, config, list(data.classes))
+    with pytest.raises(AutoNADError, match="as it was then; it has changed"):
+        SupernetTrainer(recipe, config, data, tmp_path).fit(resume=True)
+    trained = load_trained_supernet(path)
+    assert trained.net.space == tiny  # the recorded space, not the edited file
+
+    old = dict(load_checkpoint(path, CHECKPOINT_FORMAT))
+    del old["search_space"]  # a checkpoint from before spaces were recorded: its weights must fit
+    torch.save(old, tmp_path / "old.pt")  # not over `path`: the loaded checkpoint maps that file
+    with pytest.raises(AutoNADError, match="its weights do not fit search space 'tiny' as the code defines it now"):
+        finished_supernet(tmp_path / "old.pt", recipe, config, list(data.classes))
