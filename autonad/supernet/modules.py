@@ -304,8 +304,9 @@ class TwoLevelDetailPath(nn.Module):
     decoder's 1/4-resolution map down, each level adds a 1x1 projection of the coarser map
     (upsampled after it: exact, the conv is linear) to a 3x3 conv of its own features, then GN-ReLU
     and a refining conv-GN-ReLU; a 1x1 classifier of the full-resolution map is added to the coarse
-    scores. Measured on thin defects (bench/time_to_quality.py) it learns like a U-Net, where one
-    level without refinement stays well below it."""
+    scores. Measured on thin defects (bench/time_to_quality.py, 1500 steps) a hybrid subnet with it
+    reaches defect IoU 0.5 sooner than a U-Net (500 vs 600 steps; best 0.64 vs 0.75), one level
+    without refinement 0.57."""
 
     def __init__(self, full_res: nn.Module, half_res: nn.Module, merge_half: nn.Module, merge_full: nn.Module,
                  classifier: nn.Module):  # fmt: skip
