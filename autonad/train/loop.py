@@ -303,8 +303,12 @@ class Trainer:
         return {"mean": list(self.transform_config.mean), "std": list(self.transform_config.std)}
 
     # ------------------------------------------------------------------ loop
+    def before_training(self) -> None:
+        """Called once the run is set up, before its first step of this invocation (default: nothing)."""
+
     def fit(self, resume: bool = False) -> TrainState:
         self.setup(resume)
+        self.before_training()
         st, last_save, self._clock = self.state, time.monotonic(), time.monotonic()
         first = st.global_step
         with progress(disable=not self.dist.is_main or self._last_step() <= first) as bar:

@@ -179,6 +179,14 @@ class SubnetTrainer(StandaloneTrainer):
         self.supernet = None  # its weights are copied; free the memory
         return net.to(self.device)
 
+    def before_training(self) -> None:
+        """A fresh run from supernet weights validates them first (`best.pt` epoch 0): unless an epoch
+        beats them, the inherited weights are what it keeps, so a short fine-tuning cannot export a
+        worse model than it started from. Not where the class heads start new."""
+        st = self.state
+        if self.init == "supernet" and not self.new_heads and st.global_step == 0 and not st.best and self.dist.is_main:
+            self.after_validation({"epoch": 0, "val": self.validate()})
+
     def best_payload(self) -> dict[str, Any]:
         return {
             "format": SUBNET_FORMAT,

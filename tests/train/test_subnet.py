@@ -92,3 +92,25 @@ def test_training_part_of_a_retrain_ignores_the_calibration_target_and_fills_def
     assert training_part(base, "train") == training_part(longer.to_dict(), "train")
     older = {"name": "r", "train": {"epochs": 3}}  # saved before `retrain` existed
     assert training_part(older, "train") == training_part(base, "train")
+
+
+def test_a_run_from_supernet_weights_keeps_them_unless_an_epoch_beats_them(trained, tmp_path, monkeypatch):
+    """best.pt starts as the inherited weights (epoch 0): a fine-tuning whose epochs all validate worse
+    exports what it started from, one that improves exports its best epoch."""
+    from autonad.data import SyntheticSource
+    from autonad.train.subnet import SubnetTrainer, load_trained_subnet
+
+    arch = arch_of(trained.net)
+    recipe = from_mapping(Recipe, {"name": "t", "train": {"epochs": 1}, "transform": {"size": [32, 32]},
+                                   "retrain": {"epochs": 2, "batch_size": 4, "lr": 1e-2}}, "recipe")  # fmt: skip
+    scores = iter([0.9, 0.2, 0.3])  # the inherited weights, then epochs 1 and 2
+    monkeypatch.setattr(SubnetTrainer, "validate", lambda self: {"miou": next(scores)})
+    source = SyntheticSource(n=16, size=32, seed=2)
+    SubnetTrainer(recipe, trained.config, arch, source, tmp_path / "worse", trained).fit()
+    kept = load_trained_subnet(tmp_path / "worse" / "best.pt")
+    assert kept.best["epoch"] == 0 and kept.best["value"] == 0.9
+    want = trained.net.extract(arch).state_dict()
+    assert all(torch.equal(v, want[k]) for k, v in kept.net.state_dict().items())
+    scores = iter([0.1, 0.2, 0.3])
+    SubnetTrainer(recipe, trained.config, arch, source, tmp_path / "better", trained).fit()
+    assert load_trained_subnet(tmp_path / "better" / "best.pt").best["epoch"] == 2
