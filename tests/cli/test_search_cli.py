@@ -21,6 +21,7 @@ from autonad.data import SyntheticSource
 from autonad.data.folder import write_folder
 from autonad.export import load_exported
 from autonad.space import Arch
+from autonad.train.subnet import load_trained_subnet
 
 RECIPE = {"name": "search-cli-test", "dataset": "folder", "supernet": "tiny", "normalise": "dataset",
           "transform": {"size": [32, 32], "hflip": True},
@@ -205,9 +206,9 @@ def test_retrain_the_searched_arch_on_a_new_line_with_other_classes(setup, in_ro
 
 
 def test_search_fine_tunes_the_best_arch_before_export(setup, in_root, searched, capsys):
-    """With a fine-tuning budget the exported model is the best arch trained on from its inherited
-    weights: other weights than the plain search's export, the same arch, and `export --run` (and a
-    resumed search) give that same model again."""
+    """With a fine-tuning budget the exported model is the best validation epoch of the best arch
+    trained on from its inherited weights (epoch 0, the inherited weights, when no epoch beats them):
+    the same arch, and `export --run` (and a resumed search) give that same model again."""
     root, _, _ = setup
     run = in_root / "run-ft"
     assert main(search_args(setup, "run-ft", "--finetune-steps", "6")) == 0
@@ -221,7 +222,10 @@ def test_search_fine_tunes_the_best_arch_before_export(setup, in_root, searched,
     assert "miou" in meta["inherited_metrics"] and "miou" in meta["metrics"] and meta["finetune_run"] == "finetune-s6"
     x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     tuned, inherited = load_exported(run / "model.ts")[0](x)["seg"], load_exported(searched / "model.ts")[0](x)["seg"]
-    assert not torch.allclose(tuned, inherited)
+    kept = load_trained_subnet(run / "finetune-s6" / "best.pt")  # its best epoch; 0: the inherited weights won
+    with torch.no_grad():
+        assert torch.allclose(kept.net(x)["seg"], tuned, atol=1e-5) and meta["best_epoch"] == kept.best["epoch"]
+    assert torch.allclose(tuned, inherited, atol=1e-5) == (kept.best["epoch"] == 0)
     assert main(["export", "--run", str(run), "--format", "state-dict"]) == 0
     assert torch.allclose(load_exported(run / "model.pt")[0](x)["seg"], tuned, atol=1e-5)
     assert main(search_args(setup, "run-ft", "--finetune-steps", "6", "--resume")) == 0
