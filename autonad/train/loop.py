@@ -59,6 +59,7 @@ class TrainState:
     val_s: float = 0.0  # seconds spent validating so far (a time budget's re-planning)
     validations: int = 0
     skipped_steps: int = 0  # updates skipped for non-finite gradients
+    fp32_since: int | None = None  # the step from which a bf16 run computes in fp32 (after a non-finite step)
 
 
 MAX_SKIPPED_IN_A_ROW = 20  # steps with non-finite gradients before a run counts as diverged
@@ -370,6 +371,7 @@ class Trainer:
             self._diverged = 0
         else:
             self._skip_step(loss)
+            self._fall_back_to_fp32()
         self.scheduler.step()
         self.after_step()
         logged = mean_across_ranks(logged, self.dist)  # every rank logs (and checkpoints) the same values
@@ -388,10 +390,19 @@ class Trainer:
                 f"{self.state.global_step + 1}, loss {float(loss):.4g}); lower the lr or turn off cpu_bf16/amp"
             )
 
+    def _fall_back_to_fp32(self) -> None:
+        """The first non-finite step of a bf16 run turns bf16 off for the rest of it: bf16 trains as well
+        and faster where it stays finite (bench/train_throughput.py), and a run that leaves it never
+        loses its budget to skipped steps (the Table I supernet's weights once turned NaN under it)."""
+        if self.bf16:
+            self.state.fp32_since = self.state.global_step + 1
+            console.print(f"step {self.state.fp32_since}: non-finite gradients under bf16; fp32 from here on")
+
     @property
     def bf16(self) -> bool:
-        """bf16 autocast where the recipe asks for it: on a GPU (amp), on a CPU with native bf16 (cpu_bf16)."""
-        return use_bf16(self.tr, self.device)
+        """bf16 autocast where the recipe asks for it: on a GPU (amp), on a CPU with native bf16 (cpu_bf16),
+        until a non-finite step turns it off (`TrainState.fp32_since`)."""
+        return use_bf16(self.tr, self.device) and self.state.fp32_since is None
 
     def autocast(self):
         return bf16_autocast(self.device, self.bf16)
@@ -411,6 +422,8 @@ class Trainer:
             **{k: round(v, 6) for k, v in mean.items()},
         }
         record["images_per_s"] = round(len(losses) * self.tr.batch_size / max(st.epoch_s, 1e-9), 2)
+        if st.fp32_since is not None:
+            record["fp32_since"] = st.fp32_since
         last = st.epoch + 1 == self.epochs or st.global_step >= self.total_steps
         due = (st.epoch + 1) % self.tr.val_every == 0 or last
         if due and self.dist.is_main:
@@ -478,7 +491,8 @@ class Trainer:
                       "elapsed_s": st.elapsed_s, "epoch_losses": st.epoch_losses, "epoch_s": st.epoch_s,
                       "best": st.best, "total_steps": self.total_steps, "budget_note": self.budget_note,
                       "val_s": st.val_s, "validations": st.validations, "val_estimate_s": self.val_estimate_s,
-                      "epochs": self.epochs, "warmup_steps": self.warmup_steps, "skipped_steps": st.skipped_steps},
+                      "epochs": self.epochs, "warmup_steps": self.warmup_steps, "skipped_steps": st.skipped_steps,
+                      "fp32_since": st.fp32_since},
             "history": st.history,
             "latency_records": st.latency_records,
             "cap_loss": self.cap_loss,
@@ -504,7 +518,7 @@ class Trainer:
                 s["epoch"], s["step_in_epoch"], s["global_step"], list(ckpt["history"]),
                 list(ckpt["latency_records"]), s["elapsed_s"], list(s.get("epoch_losses", [])), s.get("epoch_s", 0.0),
                 dict(s.get("best", {})), float(s.get("val_s", 0.0)), int(s.get("validations", 0)),
-                int(s.get("skipped_steps", 0)),
+                int(s.get("skipped_steps", 0)), s.get("fp32_since"),
             )  # fmt: skip
             set_rng_state(ckpt["rng"])  # last: building the model above drew from the generators
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as e:

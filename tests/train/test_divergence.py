@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from autonad.cli import main
+from autonad.timing import cpu_bf16
 from autonad.train.losses import JointLoss
 
 from .conftest import checkpoint, make_tiny_run
@@ -41,3 +43,26 @@ def test_a_diverged_run_stops_with_one_line(tiny_data, tmp_path, monkeypatch, ca
     assert main(run.args(tmp_path / "run", "--steps", "40")) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "training diverged: 20 steps in a row" in err[0]
+
+
+@pytest.mark.skipif(not cpu_bf16(), reason="the CPU computes bf16 natively only with avx512_bf16/amx")
+def test_a_run_whose_bf16_steps_are_non_finite_goes_on_in_fp32(tiny_data, tmp_path, monkeypatch):
+    forward = JointLoss.forward
+
+    def nan_under_bf16(self, *args, **kwargs):
+        loss, logged = forward(self, *args, **kwargs)
+        return (loss * float("nan") if torch.is_autocast_enabled("cpu") else loss), logged
+
+    monkeypatch.setattr(JointLoss, "forward", nan_under_bf16)
+    run = make_tiny_run(tmp_path, tiny_data, cpu_bf16=True, **FAST)
+    assert main(run.args(tmp_path / "run", "--steps", "8")) == 0
+    ckpt = checkpoint(tmp_path / "run")
+    assert ckpt["state"]["fp32_since"] == 1 and ckpt["state"]["skipped_steps"] == 1
+    assert ckpt["history"][0]["fp32_since"] == 1
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+
+
+def test_a_finite_bf16_run_stays_in_bf16(tiny_data, tmp_path):
+    run = make_tiny_run(tmp_path, tiny_data, cpu_bf16=True, **FAST)
+    assert main(run.args(tmp_path / "run", "--steps", "4")) == 0
+    assert checkpoint(tmp_path / "run")["state"]["fp32_since"] is None
