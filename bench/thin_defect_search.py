@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import sys
 import time
@@ -50,9 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python bench/thin_defect_search.py", *(argv if argv is not None else sys.argv[1:])])
     data = {"generator": "bench/thin_defects.py", "images": args.n, "size": "480x320"}
     result.update({"benchmark": "thin_defect_search", "dataset": data, "command": command})
-    supernet, finetune = default_supernet(dataset), default_finetune(dataset)
+    supernet, finetune, defaults = default_supernet(dataset), default_finetune(dataset), recipe_fingerprint(dataset)
     done = result.get("search", {})
-    if args.rerun and (done.get("supernet", "autonad"), done.get("finetune")) != (supernet, finetune):
+    if args.rerun and (done.get("supernet", "autonad"), done.get("finetune"), done.get("recipe_sha")) != (
+        supernet,
+        finetune,
+        defaults,
+    ):
         result.setdefault("earlier", []).append(
             {k: result.pop(k) for k in ("search", "unet", "summary") if k in result}
         )
@@ -60,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         tag = ""
         if finetune:
             tag = f"-ft{finetune['minutes']:g}m" if finetune["minutes"] else f"-ft{finetune['steps']}s"
-        result["search"] = run_search(dataset, args.out / f"search-{supernet}{tag}")
+        result["search"] = run_search(dataset, args.out / f"search-{supernet}{tag}-{defaults}")
         report(args.name, result)
     for search in [run["search"] for run in [*result.get("earlier", []), result] if "search" in run]:
         if "inherited" not in search and (Path(search["run"]) / "model.json").exists():
@@ -71,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     if "unet" in result and abs(result["unet"]["budget_minutes"] * 60 - wall_s) > 0.1 * wall_s:
         del result["unet"]  # trained for another search's wall time
     if "unet" not in result:
-        out = args.out / f"unet-{round(wall_s / 60)}m"
+        out = args.out / f"unet-{round(wall_s / 60)}m-{defaults}"
         result["unet"] = run_unet(dataset, root, out, wall_s, args.unet_base)
         report(args.name, result)
     s, u = result["search"]["test"], result["unet"]["test"]
@@ -100,6 +105,17 @@ def default_supernet(dataset: str) -> str:
     from autonad.train.recipe import Recipe, default_recipe
 
     return Recipe.load(default_recipe(dataset)).supernet
+
+
+def recipe_fingerprint(dataset: str) -> str:
+    """A short hash of the dataset's default recipe (without its name and description): a rerun searches
+    (and trains the U-Net) again when any default changed, in folders of their own."""
+    from autonad.train.recipe import Recipe, default_recipe
+
+    settings = {
+        k: v for k, v in Recipe.load(default_recipe(dataset)).to_dict().items() if k not in ("name", "description")
+    }
+    return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:6]
 
 
 def default_finetune(dataset: str) -> dict | None:
@@ -139,6 +155,7 @@ def run_search(dataset: str, out: Path) -> dict:
     return {"run": str(out), "wall_s": round(wall, 1), "command": "autonad " + " ".join(argv[:6]),
             "supernet_reused_s": round(before, 1), "recipe": summary.get("recipe"),
             "supernet": default_supernet(dataset), "finetune": default_finetune(dataset),
+            "recipe_sha": recipe_fingerprint(dataset),
             "arch": summary.get("arch_hash"), "scale": summary.get("scale"),
             "finetuned": summary.get("finetuned"), "inherited_val": summary.get("inherited_metrics"),
             "space_decoder": json.loads(summary["search_space_def"])["decoder"],
