@@ -272,6 +272,7 @@ def _thin_rows(run: dict, when: str) -> list[list]:
     ft = s.get("finetune")
     how = "inherited weights" if not ft else f"fine-tuned {ft['minutes']:g} min" if ft.get("minutes") else (
         f"fine-tuned {ft['steps']} steps")  # fmt: skip
+    when += f" ({s['precision']})" if s.get("precision") else ""
     rows = [[f"searched on `{supernet}`{head} ({how}, exported)", when, s["wall_s"] / 60,
              pct(s["test"]["miou_fg"]), pct(s["test"]["pooled_iou"]),
              *(pct(v) for v in s["test"]["per_class_iou"].values())]]  # fmt: skip

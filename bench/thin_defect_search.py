@@ -126,12 +126,24 @@ def default_finetune(dataset: str) -> dict | None:
     return {"minutes": search.finetune_minutes, "steps": search.finetune_steps} if search.finetunes else None
 
 
-def supernet_seconds(checkpoint: Path) -> float:
-    """Seconds the supernet in `checkpoint` trained (training and validation), as its state recorded."""
+def supernet_state(checkpoint: Path) -> dict:
+    """The training state the supernet's checkpoint recorded (seconds trained, bf16 fall-back step)."""
     from autonad.train.checkpoint import load_checkpoint
     from autonad.train.trainer import CHECKPOINT_FORMAT
 
-    return float(load_checkpoint(checkpoint, CHECKPOINT_FORMAT)["state"]["elapsed_s"])
+    return load_checkpoint(checkpoint, CHECKPOINT_FORMAT)["state"]
+
+
+def precision(recipe_name: str, checkpoint: Path) -> str:
+    """How the supernet and the fine-tuning computed: `bf16`, `fp32`, `bf16 (fp32 from step N)`."""
+    from autonad.timing import cpu_bf16
+    from autonad.train.recipe import Recipe
+
+    recipe, native = Recipe.load(recipe_name), cpu_bf16()
+    since = supernet_state(checkpoint).get("fp32_since")
+    train = "bf16" if recipe.train.cpu_bf16 and native else "fp32"
+    train += f" (fp32 from step {since})" if since else ""
+    return f"supernet {train}, fine-tuning {'bf16' if recipe.retrain.cpu_bf16 and native else 'fp32'}"
 
 
 def run_search(dataset: str, out: Path) -> dict:
@@ -142,7 +154,8 @@ def run_search(dataset: str, out: Path) -> dict:
     recipe = default_recipe(dataset)
     checkpoint = supernet_run_dir(dataset, Recipe.load(recipe).supernet, recipe) / "checkpoint.pt"
     reused = checkpoint.exists() and not (out / "search_state.pt").exists()
-    before = supernet_seconds(checkpoint) if reused else 0.0  # trained by an earlier run: its time counts too
+    # a supernet trained by an earlier run: its time counts too
+    before = float(supernet_state(checkpoint)["elapsed_s"]) if reused else 0.0
     start = time.monotonic()
     argv = ["search", "--dataset", dataset, "--hw", "cpu", "--out", str(out)]
     if (out / "search_state.pt").exists():
@@ -155,11 +168,18 @@ def run_search(dataset: str, out: Path) -> dict:
     return {"run": str(out), "wall_s": round(wall, 1), "command": "autonad " + " ".join(argv[:6]),
             "supernet_reused_s": round(before, 1), "recipe": summary.get("recipe"),
             "supernet": default_supernet(dataset), "finetune": default_finetune(dataset),
-            "recipe_sha": recipe_fingerprint(dataset),
+            "recipe_sha": recipe_fingerprint(dataset), "precision": precision(recipe, checkpoint),
             "arch": summary.get("arch_hash"), "scale": summary.get("scale"),
-            "finetuned": summary.get("finetuned"), "inherited_val": summary.get("inherited_metrics"),
+            "finetuned": finetuned(summary), "inherited_val": summary.get("inherited_metrics"),
             "space_decoder": json.loads(summary["search_space_def"])["decoder"],
             "test": {k: test.get(k) for k in METRICS}}  # fmt: skip
+
+
+def finetuned(summary: dict) -> dict | None:
+    """The fine-tuning the exported model came from, as model.json records it (None: inherited weights)."""
+    if not summary.get("finetune_run"):
+        return None
+    return {k: summary.get(k) for k in ("finetune_run", "recipe", "best_epoch", "selected_by")}
 
 
 def run_unet(dataset: str, root: Path, out: Path, wall_s: float, base: int) -> dict:

@@ -370,8 +370,8 @@ class Trainer:
             self.optimizer.step()
             self._diverged = 0
         else:
-            self._skip_step(loss)
             self._fall_back_to_fp32()
+            self._skip_step(loss)
         self.scheduler.step()
         self.after_step()
         logged = mean_across_ranks(logged, self.dist)  # every rank logs (and checkpoints) the same values
@@ -396,7 +396,11 @@ class Trainer:
         loses its budget to skipped steps (the Table I supernet's weights once turned NaN under it)."""
         if self.bf16:
             self.state.fp32_since = self.state.global_step + 1
-            console.print(f"step {self.state.fp32_since}: non-finite gradients under bf16; fp32 from here on")
+            where = next((n for n, p in self.step_module.named_parameters()
+                          if p.grad is not None and not torch.isfinite(p.grad).all()), "the loss")  # fmt: skip
+            console.print(
+                f"step {self.state.fp32_since}: non-finite gradients under bf16 (first: {where}); fp32 from here on"
+            )
 
     @property
     def bf16(self) -> bool:
