@@ -365,8 +365,10 @@ class Trainer:
         with self.autocast():
             loss, logged = self.model(images, masks, *inputs)
         loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(self.step_module.parameters(), self.tr.grad_clip or math.inf)
+        grads = [p.grad for p in self.step_module.parameters() if p.grad is not None]
+        norm = torch.nn.utils.get_total_norm(grads)  # clipped only when finite: the fall-back names the culprit
         if torch.isfinite(norm):  # gradients are all-reduced: every rank decides alike
+            torch.nn.utils.clip_grads_with_norm_(self.step_module.parameters(), self.tr.grad_clip or math.inf, norm)
             self.optimizer.step()
             self._diverged = 0
         else:
@@ -396,8 +398,9 @@ class Trainer:
         loses its budget to skipped steps (the Table I supernet's weights once turned NaN under it)."""
         if self.bf16:
             self.state.fp32_since = self.state.global_step + 1
-            where = next((n for n, p in self.step_module.named_parameters()
-                          if p.grad is not None and not torch.isfinite(p.grad).all()), "the loss")  # fmt: skip
+            named = self.step_module.named_parameters()
+            bad = (n for n, p in named if p.grad is not None and not torch.isfinite(p.grad).all())
+            where = next(bad, "none, the norm overflowed")
             console.print(
                 f"step {self.state.fp32_since}: non-finite gradients under bf16 (first: {where}); fp32 from here on"
             )
