@@ -53,11 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     result.update({"benchmark": "thin_defect_search", "dataset": data, "command": command})
     supernet, finetune, defaults = default_supernet(dataset), default_finetune(dataset), recipe_fingerprint(dataset)
     done = result.get("search", {})
-    if args.rerun and (done.get("supernet", "autonad"), done.get("finetune"), done.get("recipe_sha")) != (
-        supernet,
-        finetune,
-        defaults,
-    ):
+    if args.rerun and done.get("recipe_sha") != defaults:  # the recipe holds the supernet and fine-tuning too
         result.setdefault("earlier", []).append(
             {k: result.pop(k) for k in ("search", "unet", "summary") if k in result}
         )
