@@ -4,7 +4,7 @@ mode (Table VII), each variant run through the real pipeline on a real dataset.
 Every variant is a supernet definition: the tiny space restricted to some operator types (Table V,
 cross sharing) or the full tiny space with another sharing mode (Table VII). For each one:
   1. a roofline latency table for its space is written (`autonad profile --roofline`), since the
-     search needs one; the search itself is accuracy-only (`--latency-weight 0`), as in the tables;
+     search needs one; the search itself is accuracy-only (`--objective score`), as in the tables;
   2. `autonad search` trains the supernet (recipe `neu-seg-ablation`) and runs the evolution;
   3. `autonad evaluate` scores the best subnet with its inherited weights on the test split;
   4. `autonad retrain` retrains it alone (from the supernet) and scores it on the test split.
@@ -92,7 +92,7 @@ def run_variant(args, folder: Path, name: str, ops: tuple[str, ...], sharing: st
     if not (search / "summary.yaml").exists():
         with timer("search_s"):
             _autonad(["search", *data, "--hw", str(table), "--recipe", args.recipe, "--supernet", str(supernet),
-                      "--latency-weight", "0", "--workers", "0", "--threads", str(args.threads), "--out", str(search),
+                      "--objective", "score", "--workers", "0", "--threads", str(args.threads), "--out", str(search),
                       "--no-finetune",  # inherited.json scores the inherited weights (Table VII)
                       *(["--resume"] if (search / "search_state.pt").exists() else [])])  # fmt: skip
     summary = yaml.safe_load((search / "summary.yaml").read_text())

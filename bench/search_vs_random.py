@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         prior = LatencyPrior.from_profile(predictor.profile, predictor.space)
         for seed in range(args.seeds):
             config = SearchConfig(population=args.population, generations=args.generations, parents=args.parents,
-                                  fitness=args.fitness, latency_weight=args.latency_weight, seed=seed)  # fmt: skip
+                                  fitness=args.fitness, latency_weight=args.latency_weight, objective="score",
+                                  seed=seed)  # fmt: skip
             search = EvolutionSearch(predictor.space, config, evaluator, gene_weights=prior.gene_weights,
                                      latency_fn=predictor.predict, show_progress=False)  # fmt: skip
             evolved = search.run()

@@ -41,8 +41,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     obj.add_argument(
         "--fitness", default="miou", help="miou | mf1 | sample_miou | seg_recall | e.g. 0.5*miou+0.5*seg_recall"
     )
-    obj.add_argument("--latency-weight", type=float, default=0.0, help="lambda in score = fitness - lambda * ms")
-    obj.add_argument("--objective", choices=("score", "nsga2"), default="score", help="nsga2: Pareto front")
+    obj.add_argument("--latency-weight", type=latency_weight, default=(0.0, 0.0), metavar="W",
+                     help="score = fitness - W * ms (the paper's lambda, per ms), or W as a percentage (2%%): the "
+                          "share of the fitness an arch 10%% slower loses, the same on every device")  # fmt: skip
+    obj.add_argument("--objective", choices=("auto", "score", "nsga2"), default="auto",
+                     help="nsga2: Pareto front of (fitness, latency), best = the fastest within --tolerance of the "
+                          "best fitness; score: highest score; auto (default): nsga2 unless --latency-weight or "
+                          "--max-latency-ms is given")  # fmt: skip
+    obj.add_argument(
+        "--tolerance",
+        type=float,
+        default=1.0,
+        metavar="POINTS",
+        help="nsga2: fitness points (mIoU x 100) the fastest pick may give up (default: 1.0)",
+    )
     obj.add_argument("--max-latency-ms", type=float)
     obj.add_argument("--max-params", type=float, help="e.g. 6e6")
     obj.add_argument("--max-flops", type=float, help="e.g. 2e10")
@@ -81,7 +93,8 @@ def search(args: argparse.Namespace) -> int:
     config = SearchConfig(
         population=args.population or budget.population, generations=args.generations or budget.generations,
         parents=args.parents or budget.parents, p_mutation=args.p_mutation, p_crossover=args.p_crossover,
-        latency_weight=args.latency_weight, fitness=args.fitness, objective=args.objective,
+        latency_weight=args.latency_weight[0], latency_share=args.latency_weight[1], fitness=args.fitness,
+        objective=args.objective, tolerance=args.tolerance,
         max_latency_ms=args.max_latency_ms, max_params=args.max_params, max_flops=args.max_flops,
         val_images=val_images, workers=args.workers, seed=args.seed,
     )  # fmt: skip
@@ -89,6 +102,8 @@ def search(args: argparse.Namespace) -> int:
     if (out / "search_state.pt").exists() and not args.resume:
         raise AutoNADError(f"{out}: holds a search already; pass --resume to continue it or --out for a new one")
     console.print(f"target [bold]{predictor.device}[/]: latency from {predictor.label}")
+    if (mismatch := predictor.profile.host_mismatch(predictor.device)) is not None:
+        console.print(mismatch)
 
     check_constraints_satisfiable(config, predictor, sn_config, source.num_classes, recipe.input_size)
     checkpoint = ensure_supernet(supernet_run_dir(args.dataset, supernet_name, label), recipe, sn_config, source)
@@ -114,7 +129,9 @@ def search(args: argparse.Namespace) -> int:
             "latency_provenance": predictor.provenance, "fitness": best.fitness, "fitness_spec": args.fitness,
             "metrics": best.metrics}  # fmt: skip
     formats = ["torchscript", "onnx"]
-    summary = {"best": best.to_dict(), "search": config.to_dict(), "hw": identity, "supernet": str(checkpoint)}
+    summary = {"best": best.to_dict(), "why": result.reason,
+               "search": {**config.to_dict(), "selection": engine.selection}, "hw": identity,
+               "supernet": str(checkpoint.resolve())}  # fmt: skip
     if recipe.search.finetunes:
         run_dir = out / f"finetune-{recipe.search.finetune_tag}"
         trained, steps = finetune_best(best.arch, sn_config, recipe, checkpoint, source, run_dir, args.resume)
@@ -173,6 +190,20 @@ def check_constraints_satisfiable(config, predictor, sn_config, num_classes: int
         raise AutoNADError(f"no architecture in search space '{predictor.space.name}' satisfies {'; '.join(broken)}")
 
 
+def latency_weight(text: str) -> tuple[float, float]:
+    """`--latency-weight`: '0.01' -> (0.01 per ms, 0) or '2%' -> (0, 0.02 of the fitness per 10% latency)."""
+    share = text.strip().endswith("%")
+    try:
+        value = float(text.strip().rstrip("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a weight per ms (0.01) or a percentage (2%), got '{text}'"
+        ) from None
+    if not (value >= 0 and (value < 100 if share else value < float("inf"))):
+        raise argparse.ArgumentTypeError(f"expected 0 or more (a percentage below 100), got '{text}'")
+    return (0.0, value / 100) if share else (value, 0.0)
+
+
 def search_run_dir(dataset: str, hw: str, recipe: str) -> Path:
     return Path("runs/search") / f"{dataset_slug(dataset)}__{name_slug(Path(hw).stem)}__{recipe_stem(recipe)}"
 
@@ -198,14 +229,17 @@ def ensure_supernet(run_dir: Path, recipe: Recipe, sn_config: SupernetConfig, so
 def print_summary(result, latency_label: str, out: Path) -> None:
     best = result.best
     table = Table("", "score", "fitness", "mIoU", "S_mIoU", "Seg_Rec", "ms", "params", "GFLOPs",
-                  title=f"search result ({len(result.history)} subnets evaluated)")  # fmt: skip
-    front = sorted(result.pareto, key=lambda c: c.latency_ms or 0.0)
-    for label, cand in [("best", best), *((f"pareto {i + 1}", c) for i, c in enumerate(front[:5]))]:
+                  title=f"search result ({len(result.history)} subnets evaluated, "
+                        f"{len(result.pareto)} on the Pareto front; its fittest shown)")  # fmt: skip
+    front = sorted(result.pareto, key=lambda c: -c.fitness)[:6]  # the fittest end of the front, where best is
+    front = sorted(front, key=lambda c: c.latency_ms or 0.0)
+    for label, cand in [("best", best), *((f"front {i + 1}", c) for i, c in enumerate(front))]:
         m = cand.metrics
         table.add_row(label, f"{cand.score:.4f}", f"{cand.fitness:.4f}", pct(m.get("miou")),
                       pct(m.get("sample_miou")), pct(m.get("seg_recall")), _num(cand.latency_ms, 2),
                       _num(cand.params, 2, 1e6, "M"), _num(cand.flops, 2, 1e9))  # fmt: skip
     console.print(table)
+    console.print(f"best ({best.hash[:8]}): {result.reason}")
     console.print(f"latency: {latency_label}; S_mIoU = Sample_mIoU, Seg_Rec = Seg_Recall (paper 000)")
     console.print(f"run folder: {out} (best_arch.yaml, model.ts, model.onnx, model.json, pareto.csv, pareto.png, "
                   "history.jsonl, latency_prior.png, summary.yaml)")  # fmt: skip

@@ -12,11 +12,14 @@ Public API::
                                  latency_fn=predict_ms,         # arch -> predicted ms
                                  complexity_fn=SubnetComplexity.from_config(sn_config, n_classes, size),
                                  state_path=run_dir / "search_state.pt")
-        result = search.run(resume=False)                       # SearchResult: best, pareto, population, history
+        result = search.run(resume=False)                       # SearchResult: best, reason, pareto, history, ...
     write_outputs(run_dir, result)                              # pareto.csv, history.jsonl, pareto.png
 
-* Score = fitness - latency_weight * latency_ms; fitness is a metric or a weighted sum of them
-  (`parse_fitness`); ``objective="nsga2"`` selects by NSGA-II rank on (fitness, latency).
+* By default (``objective="auto"`` without a latency weight or limit) parents are selected by
+  NSGA-II rank on (fitness, latency) and `best` is the fastest arch within `tolerance` fitness
+  points of the best fitness (`pick_best`), so the target device decides. With a weight, Score =
+  fitness - latency_weight * latency_ms, or a `latency_share` of the fitness per 10% latency;
+  fitness is a metric or a weighted sum of them (`parse_fitness`).
 * Evaluators yield results as they complete (`imap`); `RayEvaluator` re-runs the candidates of an
   actor that died; every arch is evaluated once (cached by `Arch.hash`).
 """
@@ -42,12 +45,13 @@ from autonad.search.evolution import (
     is_op_gene,
     mutate,
     pareto_front,
+    pick_best,
 )
 from autonad.search.outputs import plot_pareto, write_history, write_outputs, write_pareto_csv
 
 __all__ = [
     "FITNESS_METRICS", "STATE_FORMAT", "Candidate", "EvalContext", "EvalSettings", "EvolutionSearch", "Evaluator",
     "FunctionEvaluator", "LocalEvaluator", "RayEvaluator", "SearchConfig", "SearchResult", "SubnetComplexity",
-    "connect_ray", "crossover", "fitness_value", "is_op_gene", "make_evaluator", "mutate", "pareto_front",
+    "connect_ray", "crossover", "fitness_value", "is_op_gene", "make_evaluator", "mutate", "pareto_front", "pick_best",
     "parse_fitness", "plot_pareto", "write_history", "write_outputs", "write_pareto_csv",
 ]  # fmt: skip

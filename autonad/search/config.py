@@ -5,12 +5,18 @@ Fitness is one validation metric or a positive weighted sum of them, written as 
 (the paper-000 "sample-level fitness terms"). A metric that is undefined on the validation split
 (None, e.g. seg_recall without defective samples) counts as 0.
 
-Score = fitness - latency_weight * latency_ms (paper Algorithm 1). The paper gives no value for
-lambda, and latencies depend on the target device (a subnet can take 5 ms on a GPU and 80 ms on a
-CPU), so no fixed lambda means the same trade-off everywhere. The default is therefore 0: the score
-ranks by accuracy, and latency enters through the latency prior (initial sampling and mutation),
-through `max_latency_ms`, and through `objective="nsga2"`, which returns the whole accuracy/latency
-Pareto front. With fitness in [0, 1], ``latency_weight=0.01`` trades one mIoU point per millisecond.
+Latency enters the selection in one of two ways (paper 003 Algorithm 1 leaves lambda open, and a
+millisecond means something else on a GPU and on a CPU):
+
+* ``objective="nsga2"`` (what ``"auto"`` picks when neither a latency weight nor a latency limit is
+  set): parents by NSGA-II rank and crowding on (fitness, latency), and as `best` the fastest arch
+  whose fitness is within `tolerance` points (fitness x 100) of the best fitness seen.
+* ``objective="score"`` (``"auto"`` with a weight or a limit): `best` has the highest score.
+  Score = fitness - latency_weight * latency_ms (the paper's lambda, per ms), or with
+  `latency_share` s, Score = fitness * (1 - s) ** log_1.1(latency_ms / reference_ms): an arch 10%
+  slower loses the share s of its fitness, the same trade-off on every device (reference_ms, the
+  smallest arch's latency, only scales the score). With neither, Score = fitness (accuracy only,
+  under `max_latency_ms`; the latency prior still biases sampling and mutation).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from autonad.config import from_mapping, to_mapping
 from autonad.errors import AutoNADError
 
 FITNESS_METRICS = ("miou", "mf1", "sample_miou", "seg_recall")
-Objective = Literal["score", "nsga2"]
+Objective = Literal["auto", "score", "nsga2"]
 _NUMBER = re.compile(r"^[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?$")
 
 
@@ -37,8 +43,10 @@ class SearchConfig:
     p_mutation: float = 0.2  # per-gene resampling probability of a mutation child
     p_crossover: float = 0.4  # share of children made by crossover (the others by mutation)
     latency_weight: float = 0.0  # lambda in score = fitness - lambda * latency_ms (see the module docstring)
+    latency_share: float = 0.0  # share of the fitness an arch 10% slower loses (device-independent weight)
     fitness: str = "miou"
-    objective: Objective = "score"
+    objective: Objective = "auto"
+    tolerance: float = 1.0  # nsga2: best = fastest arch within this many fitness points (x100) of the best
     max_latency_ms: float | None = None
     max_params: float | None = None
     max_flops: float | None = None
@@ -58,6 +66,20 @@ class SearchConfig:
                 raise AutoNADError(f"{name}: must be in [0, 1], got {getattr(self, name)}")
         if not math.isfinite(self.latency_weight) or self.latency_weight < 0:
             raise AutoNADError(f"latency_weight: must be 0 or positive, got {self.latency_weight}")
+        if not 0.0 <= self.latency_share < 1.0:
+            raise AutoNADError(f"latency_share: must be in [0, 1), got {self.latency_share}")
+        if self.latency_weight > 0 and self.latency_share > 0:
+            raise AutoNADError(
+                "latency weight: give it per ms (latency_weight) or as a share (latency_share), not both"
+            )
+        if self.objective not in ("auto", "score", "nsga2"):
+            raise AutoNADError(f"objective: must be auto, score or nsga2, got {self.objective!r}")
+        if self.objective == "nsga2" and self.weighted:
+            raise AutoNADError(
+                "objective nsga2 ranks by (fitness, latency): a latency weight would be ignored; drop one"
+            )
+        if not (math.isfinite(self.tolerance) and self.tolerance >= 0):
+            raise AutoNADError(f"tolerance: must be 0 or more fitness points, got {self.tolerance}")
         for name in ("max_latency_ms", "max_params", "max_flops"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
@@ -67,6 +89,18 @@ class SearchConfig:
         if self.workers is not None and self.workers < 0:
             raise AutoNADError(f"workers: must be 0 or more, got {self.workers}")
         parse_fitness(self.fitness)
+
+    @property
+    def weighted(self) -> bool:
+        """A latency weight is set (per ms or as a share)."""
+        return self.latency_weight > 0 or self.latency_share > 0
+
+    @property
+    def selection(self) -> Literal["score", "nsga2"]:
+        """The objective in force: ``auto`` is nsga2 unless a latency weight or a latency limit is set."""
+        if self.objective != "auto":
+            return self.objective
+        return "score" if self.weighted or self.max_latency_ms is not None else "nsga2"
 
     @property
     def fitness_weights(self) -> dict[str, float]:

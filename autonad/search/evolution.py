@@ -2,12 +2,14 @@
 
 Generation 0 is sampled with the latency prior (`gene_weights`). Every generation is evaluated
 (each arch at most once: results are cached by `Arch.hash`), then its top-`parents` archs (by
-score, or by NSGA-II rank and crowding for ``objective="nsga2"``) survive unchanged (elitism) and
+score, or by NSGA-II rank and crowding on (fitness, latency) for the nsga2 objective) survive unchanged (elitism) and
 breed the rest of the next population: a share `p_crossover` of the children by uniform crossover
 of two parents, the others by mutation of one parent, which resamples each gene with probability
 `p_mutation` (operator and decoder-edge genes from the prior). No arch appears twice in a
 population (duplicates, also genomes that differ only in inactive block slots, are redrawn), and
 candidates that break a constraint (latency, params, FLOPs) are redrawn before they are evaluated.
+`best` is the highest score, or for nsga2 the fastest arch within the tolerance of the best
+fitness (`pick_best`; the result says why it was chosen).
 
 All randomness comes from one `random.Random(seed)`. The state (population, cache, logbook, RNG
 states, generation) is checkpointed atomically after every generation and, during a long
@@ -18,6 +20,7 @@ same result as an uninterrupted run.
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -81,7 +84,8 @@ class Candidate:
 
 @dataclass
 class SearchResult:
-    best: Candidate  # highest score of every evaluated candidate (the first one on ties)
+    best: Candidate  # `pick_best` over every evaluated candidate
+    reason: str  # why `best` was chosen, in one sentence
     pareto: list[Candidate]  # non-dominated (fitness up, latency down) over every evaluated candidate, fastest first
     population: list[Candidate]  # the last generation, best score first
     history: list[Candidate]  # every evaluated candidate, in evaluation order
@@ -125,6 +129,32 @@ def pareto_front(candidates: Sequence[Candidate]) -> list[Candidate]:
     return front
 
 
+def pick_best(candidates: Sequence[Candidate], selection: str, tolerance: float) -> tuple[Candidate, str]:
+    """The arch a search returns, and why. ``score``: the highest score (ties: the faster one).
+    ``nsga2``: the fastest arch whose fitness is within `tolerance` points (fitness x 100) of the
+    best fitness (ties: the fitter one), so a device-specific front yields a device-specific pick."""
+    if selection != "nsga2":
+        best = max(candidates, key=lambda c: (c.score, -(c.latency_ms or 0.0)))
+        return best, f"highest score of {len(candidates)} evaluated archs"
+    fittest = max(candidates, key=lambda c: (c.fitness, -(c.latency_ms or 0.0)))
+    floor = fittest.fitness - tolerance / 100.0
+    near = [c for c in candidates if c.fitness >= floor - 1e-12]
+    best = min(near, key=lambda c: (c.latency_ms or 0.0, -c.fitness))
+    if best is fittest:
+        return best, (f"the best fitness ({100 * best.fitness:.1f}) of {len(candidates)} evaluated archs, and no arch "
+                      f"within {tolerance:g} point of it is faster")  # fmt: skip
+    return best, (
+        f"the fastest of {len(near)} archs within {tolerance:g} point of the best fitness: {100 * best.fitness:.1f} "
+        f"at {best.latency_ms:.3g} ms against {100 * fittest.fitness:.1f} at {fittest.latency_ms:.3g} ms "
+        f"({fittest.hash[:8]}, {fittest.latency_ms / best.latency_ms:.2f}x slower)"
+    )
+
+
+def share_score(fitness: float, latency_ms: float, reference_ms: float, share: float) -> float:
+    """fitness * (1 - share) ** log_1.1(latency / reference): each 10% of latency costs `share` of the fitness."""
+    return fitness * (1.0 - share) ** (math.log(latency_ms / reference_ms) / math.log(1.1))
+
+
 # ----------------------------------------------------------------------------- the search
 class EvolutionSearch:
     """Paper Algorithm 1 with elitism, de-duplication, constraints, caching and checkpoints.
@@ -160,6 +190,10 @@ class EvolutionSearch:
         self.show_progress, self.checkpoint_seconds = show_progress, checkpoint_seconds
         self.weights = config.fitness_weights
         self._check_inputs()
+        # without a latency model, "auto" can only rank by accuracy
+        self.selection = config.selection if latency_fn is not None or config.objective != "auto" else "score"
+        self.reference_ms = float(latency_fn(space.smallest(heads=self.heads))) if (
+            latency_fn is not None and config.latency_share > 0) else None  # fmt: skip
         self.identity = self._identity(identity)
         self.rng = random.Random(config.seed)
         self.toolbox = self._toolbox()
@@ -181,6 +215,7 @@ class EvolutionSearch:
                 label
                 for label, on in (
                     (f"latency_weight {c.latency_weight:g}", c.latency_weight > 0),
+                    (f"latency_share {c.latency_share:g}", c.latency_share > 0),
                     ("--max-latency-ms", c.max_latency_ms is not None),
                     ("--objective nsga2", c.objective == "nsga2"),
                 )
@@ -200,7 +235,8 @@ class EvolutionSearch:
 
     def _identity(self, extra: Mapping[str, Any] | None) -> dict[str, Any]:
         """What a checkpointed search must share with this one to be resumed (JSON-normalised)."""
-        config = {k: v for k, v in self.config.to_dict().items() if k not in ("generations", "workers")}
+        # the tolerance only picks from the history, so a resumed search may pick with another one
+        config = {k: v for k, v in self.config.to_dict().items() if k not in ("generations", "workers", "tolerance")}
         identity = {
             "config": config,
             "space": {"name": self.space.name, "genes": [[g.name, list(g.choices)] for g in self.space.genes]},
@@ -216,7 +252,7 @@ class EvolutionSearch:
         tb.register("sample", self.space.sample_genome, self.rng, self.gene_weights)
         tb.register("mate", crossover, rng=self.rng)
         tb.register("mutate", mutate, space=self.space, rng=self.rng, p=c.p_mutation, gene_weights=self.gene_weights)
-        tb.register("select", tools.selNSGA2 if c.objective == "nsga2" else tools.selBest, k=c.parents)
+        tb.register("select", tools.selNSGA2 if self.selection == "nsga2" else tools.selBest, k=c.parents)
         return tb
 
     # -- measures and constraints ----------------------------------------------------
@@ -317,7 +353,7 @@ class EvolutionSearch:
         return population
 
     def _select(self, genomes: list[list[int]]) -> list[list[int]]:
-        nsga2 = self.config.objective == "nsga2"
+        nsga2 = self.selection == "nsga2"
         kind = creator.AutoNADParetoIndividual if nsga2 else creator.AutoNADScoreIndividual
         individuals = []
         for genome in genomes:
@@ -336,6 +372,8 @@ class EvolutionSearch:
         fitness = fitness_value(self.weights, metrics)
         latency = self.latency(arch)
         score = fitness - self.config.latency_weight * (latency or 0.0)
+        if self.reference_ms is not None and latency is not None:
+            score = share_score(fitness, latency, self.reference_ms, self.config.latency_share)
         return Candidate(self.generation, arch.hash, arch, metrics, fitness, latency, score, params, flops)
 
     def _evaluate(self, bar, task) -> None:
@@ -356,7 +394,7 @@ class EvolutionSearch:
     def _log(self) -> None:
         cands = [self.cache[self.decode(g).hash] for g in self.population]
         latencies = [c.latency_ms for c in cands if c.latency_ms is not None]
-        best = max(cands, key=lambda c: c.score)
+        best, _ = pick_best(cands, self.selection, self.config.tolerance)
         self.logbook.record(
             gen=self.generation,
             size=len(cands),
@@ -405,8 +443,8 @@ class EvolutionSearch:
             raise AutoNADError("the search has not evaluated any candidate yet")
         hashes = dict.fromkeys(self.decode(g).hash for g in self.population)
         population = sorted((self.cache[h] for h in hashes if h in self.cache), key=lambda c: -c.score)
-        best = max(history, key=lambda c: (c.score, -(c.latency_ms or 0.0)))  # ties: the faster one
-        return SearchResult(best, pareto_front(history), population, history, self.logbook)
+        best, reason = pick_best(history, self.selection, self.config.tolerance)
+        return SearchResult(best, reason, pareto_front(history), population, history, self.logbook)
 
     # -- checkpoint ------------------------------------------------------------------
     def _save_if_set(self) -> None:

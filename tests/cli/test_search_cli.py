@@ -71,6 +71,10 @@ def test_search_end_to_end_and_supernet_reuse(setup, in_root, capsys):
     assert meta["arch_hash"] == best.hash and meta["latency_provenance"] == "roofline"
     assert model(torch.randn(1, 3, 32, 32))["seg"].shape == (1, 4, 32, 32)
     assert len((run / "history.jsonl").read_text().splitlines()) >= 6
+    summary = yaml.safe_load((run / "summary.yaml").read_text())
+    assert summary["search"]["selection"] == "nsga2" and summary["search"]["objective"] == "auto"
+    assert summary["why"] in out.replace("\n", " ") or summary["why"][:40] in out  # printed with the table
+    assert Path(summary["supernet"]).is_absolute()  # export --run works from any folder
 
     assert main(search_args(setup, "run-b", "--generations", "1")) == 0
     assert "supernet: reusing" in capsys.readouterr().out
@@ -94,6 +98,13 @@ def test_search_end_to_end_and_supernet_reuse(setup, in_root, capsys):
     assert {p.name for p in out.iterdir()} == {"model.ts", "model.onnx", "model.json"}
     assert main(["export", "--arch", str(run / "best_arch.yaml")]) == 2
     assert "--arch needs --supernet" in capsys.readouterr().err
+
+
+def test_a_latency_weight_as_a_percentage_is_a_share_of_the_fitness(setup, in_root):
+    assert main(search_args(setup, "share", "--generations", "1", "--latency-weight", "2%")) == 0
+    summary = yaml.safe_load((in_root / "share" / "summary.yaml").read_text())
+    assert summary["search"]["latency_share"] == pytest.approx(0.02) and summary["search"]["latency_weight"] == 0.0
+    assert summary["search"]["selection"] == "score" and summary["why"].startswith("highest score")
 
 
 def test_kill_and_resume_gives_the_same_best_arch(setup, in_root):
@@ -120,12 +131,27 @@ def test_kill_and_resume_gives_the_same_best_arch(setup, in_root):
         (["--hw", "tpu9"], "unknown device 'tpu9'"),
         (["--hw", "jetson"], "has no profile for search space 'tiny' at 32x32"),
         (["--dataset", "nope"], "unknown dataset 'nope'"),
+        (["--objective", "nsga2", "--latency-weight", "2%"], "a latency weight would be ignored"),
     ],
 )
 def test_bad_input_is_one_line(setup, in_root, extra, message, capsys):
     assert main(search_args(setup, "bad") + extra) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("fast", "expected a weight per ms (0.01) or a percentage (2%), got 'fast'"),
+        ("150%", "a percentage below 100"),
+        ("-1", "expected 0 or more"),
+    ],
+)
+def test_a_bad_latency_weight_is_refused_by_the_parser(setup, in_root, value, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([*search_args(setup, "bad-weight"), "--latency-weight", value])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err and not (in_root / "bad-weight").exists()
 
 
 @pytest.fixture

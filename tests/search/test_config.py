@@ -8,7 +8,22 @@ def test_defaults_are_the_papers():
     c = SearchConfig()
     assert (c.population, c.generations, c.parents, c.p_mutation, c.p_crossover) == (100, 50, 10, 0.2, 0.4)
     assert c.fitness_weights == {"miou": 1.0}
-    assert c.objective == "score" and c.latency_weight == 0.0 and c.constraints == {}
+    assert c.objective == "auto" and c.latency_weight == 0.0 and c.latency_share == 0.0 and c.constraints == {}
+
+
+@pytest.mark.parametrize(
+    ("changes", "selection"),
+    [
+        ({}, "nsga2"),  # latency-aware by default: the (fitness, latency) front
+        ({"latency_weight": 0.01}, "score"),
+        ({"latency_share": 0.02}, "score"),
+        ({"max_latency_ms": 40.0}, "score"),  # accuracy under the limit, as in the paper
+        ({"objective": "score"}, "score"),
+        ({"objective": "nsga2", "max_latency_ms": 40.0}, "nsga2"),
+    ],
+)
+def test_auto_objective_is_nsga2_unless_a_weight_or_limit_is_set(changes, selection):
+    assert SearchConfig(**changes).selection == selection
 
 
 @pytest.mark.parametrize(
@@ -64,6 +79,10 @@ def test_undefined_metrics_count_as_zero():
         ({"p_mutation": 1.5}, "p_mutation: must be in"),
         ({"p_crossover": -0.1}, "p_crossover: must be in"),
         ({"latency_weight": -1.0}, "latency_weight"),
+        ({"latency_share": 1.0}, r"latency_share: must be in \[0, 1\)"),
+        ({"latency_weight": 0.01, "latency_share": 0.02}, "not both"),
+        ({"objective": "nsga2", "latency_weight": 0.01}, "would be ignored"),
+        ({"tolerance": -1.0}, "tolerance"),
         ({"max_latency_ms": 0.0}, "max_latency_ms: must be positive"),
         ({"max_params": -5.0}, "max_params"),
         ({"val_images": 0}, "val_images"),
