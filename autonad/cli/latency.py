@@ -168,19 +168,18 @@ def predict(args: argparse.Namespace) -> int:
 
 
 def list_tables(args: argparse.Namespace) -> int:
-    from autonad import resources
-    from autonad.latency.table import LOCAL_DIR
+    from autonad.latency.table import device_index
 
-    table = Table("device", "aliases", "profile", "provenance", "entries", "calibration", title="latency tables")
-    local = [p.stem for p in LOCAL_DIR.glob("*.yaml")] if LOCAL_DIR.is_dir() else []
-    for name in sorted(set(resources.list_shipped("latency_tables")) | set(local)):
-        tables = DeviceTables.read(table_path(name))
+    table = Table("device", "aliases", "file", "profile", "provenance", "hardware", "entries", "calibration",
+                  title="latency tables")  # fmt: skip
+    for path in sorted(set(device_index().values()), key=lambda p: p.stem):
+        tables = DeviceTables.read(path)
         for prof in tables.profiles:
             cal = prof.calibration
             fit = f"{cal.fitted_on} subnets, MAPE {100 * cal.mape:.1f}%" if cal.fitted_on and cal.mape else "-"
             complete = "" if prof.complete else " (incomplete)"
-            table.add_row(name, ", ".join(tables.aliases), prof.signature + complete, prof.provenance,
-                          str(len(prof.entries)), fit)  # fmt: skip
+            table.add_row(tables.device, ", ".join(tables.aliases), str(path), prof.signature + complete,
+                          prof.provenance, prof.hardware, str(len(prof.entries)), fit)  # fmt: skip
     console.print(table)
     return 0
 

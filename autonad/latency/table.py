@@ -74,6 +74,27 @@ class Profile:
         h, w = self.input_size
         return f"{self.search_space} {h}x{w} batch {self.batch}"
 
+    @property
+    def processor(self) -> str | None:
+        """The CPU model a measured CPU profile was timed on (None for GPU and roofline profiles)."""
+        if self.provenance != "measured" or self.runtime.get("device") != "cpu":
+            return None
+        return self.hardware.split(" (", 1)[0].strip() or None
+
+    def host_mismatch(self, device: str) -> str | None:
+        """One line when this CPU profile was measured on another processor than this machine's."""
+        from autonad.timing import cpu_model
+
+        here = cpu_model()
+        if self.processor is None or self.processor == here:
+            return None
+        h, w = self.input_size
+        return (
+            f"note: table '{device}' ({self.signature}) was measured on {self.processor}, this machine is {here}: "
+            f"its latencies may be off here; to time this machine, run `autonad profile --hw {device}-here "
+            f"--search-space {self.search_space} --input-size {h}x{w}` (minutes) and search with --hw {device}-here"
+        )
+
 
 @dataclass
 class DeviceTables:
@@ -135,11 +156,29 @@ class DeviceTables:
 
 
 # -- device names -----------------------------------------------------------------------------
+LOCAL_DIR = Path("latency_tables")  # tables `autonad profile` wrote here; they take precedence
+
+
+def device_index() -> dict[str, Path]:
+    """Every device name and alias -> its table file, over the shipped tables and those `autonad
+    profile` wrote to ./latency_tables/ (a local table wins over a shipped one of the same name or
+    alias, so a device measured here replaces the estimate)."""
+    index: dict[str, Path] = {}
+    shipped = resources.shipped_dir("latency_tables")
+    local = sorted(p.resolve() for p in LOCAL_DIR.glob("*.yaml")) if LOCAL_DIR.is_dir() else []
+    for path in [*(shipped / f"{n}.yaml" for n in resources.list_shipped("latency_tables")), *local]:
+        index[path.stem] = path
+        for alias in _header(path).get("aliases") or []:
+            index[str(alias)] = path
+    by_stem = {path.stem: path for path in local}  # a shipped table's aliases lead to its local replacement
+    return {name: by_stem.get(path.stem, path) for name, path in index.items()}
+
+
 def shipped_aliases() -> dict[str, str]:
     """Alias -> device name over the shipped tables (`jetson` -> `jetson-xavier-nx`, ...)."""
     out: dict[str, str] = {}
     for name in resources.list_shipped("latency_tables"):
-        for alias in _header(resources.shipped_dir("latency_tables") / f"{name}.yaml").get("aliases", []):
+        for alias in _header(resources.shipped_dir("latency_tables") / f"{name}.yaml").get("aliases") or []:
             out[str(alias)] = name
     return out
 
@@ -147,45 +186,41 @@ def shipped_aliases() -> dict[str, str]:
 def _header(path: Path) -> dict:
     """The keys above `profiles:` (device, aliases, ...), without parsing thousands of entries."""
     lines = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.startswith("profiles:"):
-                break
-            lines.append(line)
     try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("profiles:"):
+                    break
+                lines.append(line)
         data = yaml.safe_load("".join(lines))
-    except yaml.YAMLError:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return {}
     return data if isinstance(data, dict) else {}
 
 
-LOCAL_DIR = Path("latency_tables")  # tables `autonad profile` wrote here; they take precedence
-
-
 def canonical_device(hw: str) -> str:
-    """An alias's device name (`jetson` -> `jetson-xavier-nx`); other names unchanged."""
+    """An alias's device name (`jetson` -> `jetson-xavier-nx`, a local table's alias -> its device);
+    other names unchanged."""
     from autonad.latency.roofline import ROOFLINE_DEVICES
 
     aliases = {a: name for name, spec in ROOFLINE_DEVICES.items() for a in spec.aliases}
-    return {**aliases, **shipped_aliases()}.get(hw, hw)
+    index = {name: path.stem for name, path in device_index().items()}
+    return {**aliases, **index}.get(hw, hw)
 
 
 def table_path(hw: str) -> Path:
-    """The table file for a device name, alias or path: ./latency_tables/<name>.yaml (written by
-    `autonad profile` here) first, then the shipped tables; unknown names list what exists."""
+    """The table file for a device name, alias or path (`device_index`); unknown names list what exists."""
     if hw.endswith((".yaml", ".yml")) or "/" in hw:
         return resources.resolve("latency_tables", hw)
-    names = resources.list_shipped("latency_tables")
-    aliases = shipped_aliases()
-    name = aliases.get(hw, hw)
-    if (LOCAL_DIR / f"{name}.yaml").is_file():
-        return LOCAL_DIR / f"{name}.yaml"
-    if name not in names:
-        shown = ", ".join(names + [f"{a} (= {n})" for a, n in sorted(aliases.items())]) or "none"
+    index = device_index()
+    if hw not in index:
+        names = sorted({p.stem for p in index.values()})
+        aliases = sorted(f"{a} (= {p.stem})" for a, p in index.items() if a != p.stem)
+        shown = ", ".join(names + aliases) or "none"
         raise AutoNADError(
             f"unknown device '{hw}' (latency tables: {shown}; measure a new device with `autonad profile --hw NAME`)"
         )
-    return resources.shipped_dir("latency_tables") / f"{name}.yaml"
+    return index[hw]
 
 
 def load_tables(hw: str) -> DeviceTables:

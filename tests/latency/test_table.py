@@ -57,3 +57,42 @@ def test_wrong_format_is_refused(tmp_path):
     (tmp_path / "x.yaml").write_text("format: other/1\ndevice: x\n")
     with pytest.raises(AutoNADError, match="not an AutoNAD latency table"):
         DeviceTables.read(tmp_path / "x.yaml")
+
+
+def test_a_local_table_is_found_by_its_name_and_its_aliases(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # `autonad profile` writes ./latency_tables/<device>.yaml
+    space = SearchSpace.load("tiny")
+    (tmp_path / "latency_tables").mkdir()
+    DeviceTables(device="line7-box", aliases=["line7"], profiles=[synthetic_profile(space)]).write(
+        tmp_path / "latency_tables" / "line7-box.yaml"
+    )
+    assert table_path("line7") == table_path("line7-box") == tmp_path / "latency_tables" / "line7-box.yaml"
+    assert canonical_device("line7") == "line7-box" and load_tables("line7").device == "line7-box"
+    assert table_path("jetson").parent != tmp_path / "latency_tables"  # shipped tables are still found
+    with pytest.raises(AutoNADError, match=r"unknown device 'tpu9'.*line7 \(= line7-box\)"):
+        table_path("tpu9")
+
+
+def test_a_local_replacement_of_a_shipped_table_keeps_its_aliases(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "latency_tables").mkdir()
+    local = tmp_path / "latency_tables" / "jetson-xavier-nx.yaml"
+    DeviceTables(device="jetson-xavier-nx", profiles=[synthetic_profile(SearchSpace.load("tiny"))]).write(local)
+    assert table_path("jetson") == table_path("jetson-xavier-nx") == local
+
+
+def test_a_cpu_table_measured_on_another_processor_says_so(monkeypatch):
+    import autonad.timing
+
+    prof = synthetic_profile(SearchSpace.load("tiny"))
+    prof.provenance, prof.runtime = "measured", {"device": "cpu", "threads": 1}
+    prof.hardware = "Intel(R) Xeon(R) Processor (2 cores, 1 torch threads)"
+    assert prof.processor == "Intel(R) Xeon(R) Processor"
+    monkeypatch.setattr(autonad.timing, "cpu_model", lambda: "Intel(R) Xeon(R) Processor")
+    assert prof.host_mismatch("cpu-x86-2core") is None
+    monkeypatch.setattr(autonad.timing, "cpu_model", lambda: "AMD EPYC")
+    note = prof.host_mismatch("cpu-x86-2core")
+    assert "measured on Intel(R) Xeon(R) Processor, this machine is AMD EPYC" in note and "\n" not in note
+    assert "autonad profile --hw cpu-x86-2core-here --search-space tiny --input-size 64x64" in note
+    prof.provenance = "roofline"
+    assert prof.processor is None and prof.host_mismatch("x") is None
