@@ -726,6 +726,7 @@ def search(page: Page) -> None:
             f"{data['val_images']} validation images each, demo supernet).",
             "",
         )
+    _device_decides(page)
     data = page.source("search_vs_random")
     if data:
         page.add(
@@ -734,6 +735,39 @@ def search(page: Page) -> None:
             f"{data['evolution_wins']} of {len(data['runs'])} seeds.",
             "",
         )
+
+
+def _device_decides(page: Page) -> None:
+    page.add("### The target device decides (device issue)", "")
+    data = page.source("device_decides")
+    if not data or "by_device" not in data:
+        return
+    rows = []
+    for hw, row in data["by_device"].items():
+        s = data["searches"][hw]
+        rows.append([hw, row["table"], f"`{row['pick'][:8]}`", ms(row["own_pick_ms"]), ms(row["other_pick_ms"]),
+                     f"**{row['speedup']:.2f}x**", pct(row["fitness"]), f"{row['fitness_points_given_up']:+.2f}",
+                     "yes" if row["met"] else "no", s["evaluated"]])  # fmt: skip
+        key = {"cpu-x86-2core": "cpu", "jetson-xavier-nx": "jetson"}.get(hw)
+        if key:
+            page.record(f"latency.own_device_speedup_{key}", row["speedup"],
+                        f"{data['dataset']}: the other device's default pick over this one, ms on the {row['table']} "
+                        f"table; this pick gives up {row['fitness_points_given_up']:+.2f} fitness points "
+                        "(validation mIoU, inherited weights)", "one supernet, two default searches (2-core CPU)",
+                        data["command"])  # fmt: skip
+    page.table(["device", "table", "pick", "own pick ms", "other pick ms", "speed-up", "fitness", "points given up",
+                ">= 1.15x at <= 1 point", "evaluated"], rows)  # fmt: skip
+    differ = "different archs" if data["different_archs"] else "**the same arch**"
+    page.add(
+        f"`autonad search` with its defaults (no latency weight: NSGA-II front, the fastest arch within 1 mIoU point "
+        f"of the best) on one supernet for two devices returns {differ}; each pick is timed on both tables and "
+        f"evaluated again on the same {data['val_images']} validation images at {data['input_size'][0]}x"
+        f"{data['input_size'][1]}. *Points given up*: the other pick's fitness minus this pick's (x100).",
+        "",
+    )
+    for hw, s in data["searches"].items():
+        page.add(f"- {hw}: {s['why']}")
+    page.add("")
 
 
 def overhead(page: Page) -> None:

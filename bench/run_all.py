@@ -75,6 +75,8 @@ SUITE = (
               "~35 min: the MT supernet with the shipped CPU recipe, inherited per-class test IoU"),
     Benchmark("thin_defect_search", "thin_defect_search.py", ("--out", "runs/thin_defects"),
               "~1.5 h: autonad search with its defaults on a generated thin-defect folder vs a U-Net"),
+    Benchmark("device_decides", "device_decides.py", ("--dataset", "folder:runs/thin_defects/data", "--skip-done"),
+              "~6 min: two default searches (CPU, Jetson) of thin_defect_search's supernet, each pick on both tables"),
     Benchmark("time_to_quality_thin", "time_to_quality.py", ("--dataset", "folder:runs/thin_defects/data",
               "--data-root", "", "--steps", "1500", "--eval-every", "100", "--name", "time_to_quality_thin", "--only",
               "unet", "hybrid", "hybrid [detail=16]", "conv", "hybrid [lr=0.0005]", "conv [detail=16]",

@@ -51,12 +51,16 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python bench/thin_defect_search.py", *(argv if argv is not None else sys.argv[1:])])
     data = {"generator": "bench/thin_defects.py", "images": args.n, "size": "480x320"}
     result.update({"benchmark": "thin_defect_search", "dataset": data, "command": command})
-    supernet, finetune, defaults = default_supernet(dataset), default_finetune(dataset), recipe_fingerprint(dataset)
+    supernet, finetune = default_supernet(dataset), default_finetune(dataset)
+    defaults, recipe_sha = defaults_fingerprint(dataset), recipe_fingerprint(dataset)
     done = result.get("search", {})
-    if args.rerun and done.get("recipe_sha") != defaults:  # the recipe holds the supernet and fine-tuning too
+    if args.rerun and done.get("defaults_sha") != defaults:  # the recipe holds the supernet and fine-tuning too
+        unet = result.get("unet")
         result.setdefault("earlier", []).append(
             {k: result.pop(k) for k in ("search", "unet", "summary") if k in result}
         )
+        if unet and unet["run"].endswith(f"-{recipe_sha}"):  # same recipe: kept if the wall time matches (below)
+            result["unet"] = unet
     if "search" not in result:
         tag = ""
         if finetune:
@@ -72,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     if "unet" in result and abs(result["unet"]["budget_minutes"] * 60 - wall_s) > 0.1 * wall_s:
         del result["unet"]  # trained for another search's wall time
     if "unet" not in result:
-        out = args.out / f"unet-{round(wall_s / 60)}m-{defaults}"
+        out = args.out / f"unet-{round(wall_s / 60)}m-{recipe_sha}"
         result["unet"] = run_unet(dataset, root, out, wall_s, args.unet_base)
         report(args.name, result)
     s, u = result["search"]["test"], result["unet"]["test"]
@@ -104,13 +108,26 @@ def default_supernet(dataset: str) -> str:
 
 
 def recipe_fingerprint(dataset: str) -> str:
-    """A short hash of the dataset's default recipe (without its name and description): a rerun searches
-    (and trains the U-Net) again when any default changed, in folders of their own."""
+    """A short hash of the dataset's default recipe (without its name and description): the U-Net is
+    trained again (in a folder of its own) when it changed."""
+    return _fingerprint(_recipe_settings(dataset))
+
+
+def defaults_fingerprint(dataset: str) -> str:
+    """... of the default recipe and the search's default settings (objective, tolerance, ...): a rerun
+    searches again when any of them changed, in a folder of its own."""
+    from autonad.search import SearchConfig
+
+    return _fingerprint({**_recipe_settings(dataset), "search_defaults": SearchConfig().to_dict()})
+
+
+def _recipe_settings(dataset: str) -> dict:
     from autonad.train.recipe import Recipe, default_recipe
 
-    settings = {
-        k: v for k, v in Recipe.load(default_recipe(dataset)).to_dict().items() if k not in ("name", "description")
-    }
+    return {k: v for k, v in Recipe.load(default_recipe(dataset)).to_dict().items() if k not in ("name", "description")}
+
+
+def _fingerprint(settings: dict) -> str:
     return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:6]
 
 
@@ -164,7 +181,7 @@ def run_search(dataset: str, out: Path) -> dict:
     return {"run": str(out), "wall_s": round(wall, 1), "command": "autonad " + " ".join(argv[:6]),
             "supernet_reused_s": round(before, 1), "recipe": summary.get("recipe"),
             "supernet": default_supernet(dataset), "finetune": default_finetune(dataset),
-            "recipe_sha": recipe_fingerprint(dataset), "precision": precision(recipe, checkpoint),
+            "defaults_sha": defaults_fingerprint(dataset), "precision": precision(recipe, checkpoint),
             "arch": summary.get("arch_hash"), "scale": summary.get("scale"),
             "finetuned": finetuned(summary), "inherited_val": summary.get("inherited_metrics"),
             "space_decoder": json.loads(summary["search_space_def"])["decoder"],
