@@ -140,19 +140,22 @@ def pick_best(candidates: Sequence[Candidate], selection: str, tolerance: float)
     floor = fittest.fitness - tolerance / 100.0
     near = [c for c in candidates if c.fitness >= floor - 1e-12]
     best = min(near, key=lambda c: (c.latency_ms or 0.0, -c.fitness))
+    points = f"{tolerance:g} point{'' if tolerance == 1 else 's'}"
     if best is fittest:
         return best, (f"the best fitness ({100 * best.fitness:.1f}) of {len(candidates)} evaluated archs, and no arch "
-                      f"within {tolerance:g} point of it is faster")  # fmt: skip
+                      f"within {points} of it is faster")  # fmt: skip
+    slower = f", {fittest.latency_ms / best.latency_ms:.2f}x slower" if best.latency_ms else ""
     return best, (
-        f"the fastest of {len(near)} archs within {tolerance:g} point of the best fitness: {100 * best.fitness:.1f} "
+        f"the fastest of {len(near)} archs within {points} of the best fitness: {100 * best.fitness:.1f} "
         f"at {best.latency_ms:.3g} ms against {100 * fittest.fitness:.1f} at {fittest.latency_ms:.3g} ms "
-        f"({fittest.hash[:8]}, {fittest.latency_ms / best.latency_ms:.2f}x slower)"
+        f"({fittest.hash[:8]}{slower})"
     )
 
 
 def share_score(fitness: float, latency_ms: float, reference_ms: float, share: float) -> float:
     """fitness * (1 - share) ** log_1.1(latency / reference): each 10% of latency costs `share` of the fitness."""
-    return fitness * (1.0 - share) ** (math.log(latency_ms / reference_ms) / math.log(1.1))
+    ratio = max(latency_ms, 1e-9) / max(reference_ms, 1e-9)  # a table may price an arch at 0 ms
+    return fitness * (1.0 - share) ** (math.log(ratio) / math.log(1.1))
 
 
 # ----------------------------------------------------------------------------- the search
@@ -235,8 +238,11 @@ class EvolutionSearch:
 
     def _identity(self, extra: Mapping[str, Any] | None) -> dict[str, Any]:
         """What a checkpointed search must share with this one to be resumed (JSON-normalised)."""
-        # the tolerance only picks from the history, so a resumed search may pick with another one
-        config = {k: v for k, v in self.config.to_dict().items() if k not in ("generations", "workers", "tolerance")}
+        # the tolerance only picks from the history, so a resumed search may pick with another one; the
+        # objective counts as the selection it resolves to ("auto" with a weight is "score")
+        skip = ("generations", "workers", "tolerance", "objective")
+        config = {k: v for k, v in self.config.to_dict().items() if k not in skip}
+        config["selection"] = self.selection
         identity = {
             "config": config,
             "space": {"name": self.space.name, "genes": [[g.name, list(g.choices)] for g in self.space.genes]},
@@ -465,6 +471,7 @@ class EvolutionSearch:
             "rejected": self.rejected,
             "cache": [c.to_dict() for c in self.cache.values()],
             "measures": self.measures,
+            "reference_ms": self.reference_ms,
             "logbook": [dict(r) for r in self.logbook],
             "rng": {"search": self.rng.getstate(), "global": rng_state()},
         }
@@ -475,12 +482,14 @@ class EvolutionSearch:
         path = Path(path)
         state = load_checkpoint(path, STATE_FORMAT)
         try:
-            check_identity(state["identity"], self.identity, path)
+            check_identity(saved_identity(state["identity"]), self.identity, path)
             self.generation, self.pending = int(state["generation"]), bool(state["pending"])
             self.population = [list(g) for g in state["population"]]
             self.rejected = int(state["rejected"])
             self.cache = {c["hash"]: Candidate.from_dict(c) for c in state["cache"]}
             self.measures = {k: dict(v) for k, v in state["measures"].items()}
+            if state.get("reference_ms") is not None:  # the scores so far were computed against it
+                self.reference_ms = float(state["reference_ms"])
             self.logbook = new_logbook()
             for record in state["logbook"]:
                 self.logbook.record(**record)
@@ -497,6 +506,21 @@ def new_logbook() -> tools.Logbook:
     logbook = tools.Logbook()
     logbook.header = list(LOG_COLUMNS)
     return logbook
+
+
+def saved_identity(identity: Any) -> Any:
+    """A checkpoint's identity as this version writes it: searches saved before the default objective
+    became "auto" recorded the objective itself ("score" or "nsga2", which is the selection) and
+    had no latency share (0)."""
+    config = identity.get("config") if isinstance(identity, dict) else None
+    if not isinstance(config, dict) or "selection" in config:
+        return identity
+    objective = config.get("objective", "score")
+    if objective == "auto":  # written by a version that stored "auto" unresolved (with a latency model)
+        weighted = config.get("latency_weight") or config.get("latency_share") or config.get("max_latency_ms")
+        objective = "score" if weighted else "nsga2"
+    config = {"latency_share": 0.0, **{k: v for k, v in config.items() if k != "objective"}, "selection": objective}
+    return {**identity, "config": config}
 
 
 def check_identity(saved: Any, current: Any, path: Path) -> None:

@@ -283,7 +283,7 @@ def test_best_is_the_fastest_within_the_tolerance_of_the_best_fitness():
     assert "fastest of 3 archs within 1 point" in why and "1.67x slower" in why
     assert pick_best(cands, "nsga2", tolerance=2.0)[0].hash == "c"
     best, why = pick_best(cands, "nsga2", tolerance=0.0)
-    assert best.hash == "a" and "no arch within 0 point of it is faster" in why
+    assert best.hash == "a" and "no arch within 0 points of it is faster" in why
     assert pick_best(cands, "score", tolerance=1.0)[0].hash == "a"
 
 
@@ -368,3 +368,22 @@ def test_a_damaged_checkpoint_gives_one_line(tiny_space, tmp_path):
     state.write_bytes(b"not a checkpoint")
     with pytest.raises(AutoNADError, match="not a readable checkpoint"):
         make_search(tiny_space, state_path=state).run(resume=True)
+
+
+def test_a_checkpoint_from_before_the_auto_objective_resumes(tiny_space, tmp_path):
+    """Searches saved when the default objective was "score" (no latency share) resume under "auto"
+    when it resolves to the same selection; one that resolves to another is refused."""
+    state = tmp_path / "search_state.pt"
+    changes = {"latency_weight": 0.01, "generations": 2}
+    make_search(tiny_space, latency_fn=fake_latency, changes=changes, state_path=state).run()
+    saved = load_checkpoint(state, STATE_FORMAT)
+    config = {k: v for k, v in saved["identity"]["config"].items() if k not in ("selection", "latency_share")}
+    saved["identity"]["config"] = {**config, "objective": "score"}  # as the previous version wrote it
+    from autonad.train.checkpoint import save_atomic
+
+    save_atomic(saved, state)
+    again = make_search(tiny_space, latency_fn=fake_latency, changes={**changes, "generations": 3}, state_path=state)
+    assert len(again.run(resume=True).logbook) == 3
+    front = make_search(tiny_space, latency_fn=fake_latency, changes={"generations": 3}, state_path=state)
+    with pytest.raises(AutoNADError, match="different search"):
+        front.run(resume=True)
