@@ -17,7 +17,8 @@ from autonad.latency.predictor import LatencyPredictor
 from autonad.latency.prior import LatencyPrior
 from autonad.latency.profiler import DEFAULT_CLASSES, ProfileRequest, profile_measured, report
 from autonad.latency.roofline import ROOFLINE_DEVICES, roofline_profile
-from autonad.latency.table import DeviceTables, Profile, canonical_device, load_tables, table_path
+from autonad.latency.runtimes import RUNTIMES, check_runtime
+from autonad.latency.table import DeviceTables, Profile, canonical_device, load_tables
 from autonad.space import Arch, SearchSpace
 from autonad.ui import console
 
@@ -80,6 +81,13 @@ def add_profile_selection(p: argparse.ArgumentParser, default_size: bool = False
         help="HxW" + (" (default 320x320)" if default_size else " (default: the table's only profile for the space)"),
     )
     p.add_argument("--batch", type=positive_int, default=1)
+    add_runtime_option(p)
+
+
+def add_runtime_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runtime", choices=RUNTIMES, default="torch",
+                   help="inference runtime the table is timed with: eager torch (default) or onnxruntime (how "
+                        "the exported model.onnx runs)")  # fmt: skip
 
 
 def _int_list(text: str) -> list[int]:
@@ -99,10 +107,12 @@ def profile(args: argparse.Namespace) -> int:
     out = args.out or Path("latency_tables") / f"{hw}.yaml"
     request = ProfileRequest(hw, space, tuple(args.input_size), args.batch, tuple(args.classes), args.calibrate)
     if args.roofline:
+        if args.runtime != "torch":
+            raise AutoNADError(f"--roofline estimates kernels, not a runtime: drop --runtime {args.runtime}")
         prof = _roofline(request, hw, out)
     else:
         device = _device(args.device)
-        timing = TimingConfig(threads=args.threads, repeats=args.repeats)
+        timing = TimingConfig(threads=args.threads, repeats=args.repeats, runtime=check_runtime(args.runtime))
         console.print(f"profiling [bold]{space.name}[/] at {request.input_size[0]}x{request.input_size[1]} "
                       f"on this machine as [bold]{hw}[/] -> {out}")  # fmt: skip
         prof = profile_measured(request, out, device, timing, args.resume, args.reuse)
@@ -136,17 +146,19 @@ def _device(name: str) -> torch.device:
 
 
 # -- latency ------------------------------------------------------------------------------------
-def predictor_for(hw: str, space_name: str, size: tuple[int, int] | None, batch: int, classes: int) -> LatencyPredictor:
+def predictor_for(
+    hw: str, space_name: str, size: tuple[int, int] | None, batch: int, classes: int, runtime: str = "torch"
+) -> LatencyPredictor:
     space = SearchSpace.load(space_name)
     tables = load_tables(hw)
-    prof = tables.select(space.name, size, batch)
+    prof = tables.select(space.name, size, batch, runtime)
     return LatencyPredictor(tables.device, prof, space, classes)
 
 
 def predict(args: argparse.Namespace) -> int:
     if args.hw is None or args.arch is None:
         raise AutoNADError("give --hw and --arch (or an action: tables, validate, prior; see autonad latency -h)")
-    pred = predictor_for(args.hw, args.search_space, args.input_size, args.batch, args.classes)
+    pred = predictor_for(args.hw, args.search_space, args.input_size, args.batch, args.classes, args.runtime)
     arch = Arch.load(args.arch)
     pred.space.validate(arch, str(args.arch))
     ms = pred.predict(arch)
@@ -187,7 +199,7 @@ def list_tables(args: argparse.Namespace) -> int:
 def validate_table(args: argparse.Namespace) -> int:
     from autonad.latency.validate import validate
 
-    pred = predictor_for(args.hw, args.search_space, args.input_size, args.batch, args.classes)
+    pred = predictor_for(args.hw, args.search_space, args.input_size, args.batch, args.classes, args.runtime)
     result = validate(pred, args.n, args.seed, _device(args.device))
     s = result.summary
     within, tau, mape, worst = 100 * s["within_10pct"], s["kendall_tau"], 100 * s["mape"], 100 * s["max_abs_error"]
@@ -206,7 +218,7 @@ def prior_heatmap(args: argparse.Namespace) -> int:
     else:
         space = SearchSpace.load(args.search_space)
         tables = load_tables(args.hw)
-        prof = tables.select(space.name, args.input_size, args.batch)
+        prof = tables.select(space.name, args.input_size, args.batch, args.runtime)
         prior = LatencyPrior.from_profile(prof, space, args.temperature, f"{tables.device} ({prof.provenance})")
     prior.heatmap(args.out)
     console.print(f"wrote {args.out} (prior from {prior.source}, T={args.temperature:g})")

@@ -12,6 +12,7 @@ from typing import Any
 from rich.table import Table
 
 from autonad.cli.common import add_budget_args, apply_budget_args, metrics_table, positive_int
+from autonad.cli.latency import add_runtime_option, predictor_for
 from autonad.cli.train import add_data_options, dataset_slug
 from autonad.config import load_yaml, write_text_atomic
 from autonad.data import SegSource, open_dataset
@@ -38,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="choose the sample decision threshold on validation: 'recall>=0.95', 'precision>=0.9', "
                         "'f1', 'accuracy' or 'precision+recall' (stored with the model)")  # fmt: skip
     p.add_argument("--hw", help="also store the predicted latency on this device with the model")
+    add_runtime_option(p)
     p.add_argument("--format", nargs="+", choices=FORMATS, default=["torchscript", "onnx"], dest="formats")
     p.add_argument("--out", type=Path, help="run folder (default: runs/retrain/<dataset>__<arch>__<init>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
@@ -130,6 +132,10 @@ def retrain(args: argparse.Namespace) -> int:
     source = open_dataset(args.dataset, args.data_root, seed=job.recipe.retrain.seed, skip_bad=args.skip_bad)
     for message in source.bad:
         console.print(f"[yellow]skipped:[/] {message}")
+    predictor = None
+    if args.hw:  # a wrong device or a missing profile is refused before training, not after it
+        predictor = predictor_for(args.hw, job.config.search_space, job.recipe.input_size, 1, source.num_classes,
+                                  args.runtime)  # fmt: skip
     dist = init_distributed(args.device)
     try:
         if dist.is_main:
@@ -147,13 +153,14 @@ def retrain(args: argparse.Namespace) -> int:
         console.print(f"new class heads (the supernet knew other classes): {', '.join(trainer.new_heads)}")
     if state.global_step < trainer.total_steps:
         console.print(f"stopped after step {state.global_step}/{trainer.total_steps}; continue with --resume")
-    result = finish(out, source, job.recipe.retrain.calibrate, args.formats, args.hw)
+    result = finish(out, source, job.recipe.retrain.calibrate, args.formats, predictor)
     print_result(result, out)
     return 0
 
 
-def finish(run_dir: Path, source: SegSource, calibrate: str | None, formats: list[str], hw: str | None) -> dict:
-    """Best checkpoint -> calibrated decision, test metrics, exported model files, metrics.json."""
+def finish(run_dir: Path, source: SegSource, calibrate: str | None, formats: list[str], predictor=None) -> dict:
+    """Best checkpoint -> calibrated decision, test metrics, exported model files, metrics.json (with the
+    predicted latency when a `LatencyPredictor` is given)."""
     from autonad.train.subnet import load_trained_subnet
 
     trained = load_trained_subnet(run_dir / "best.pt")
@@ -164,19 +171,16 @@ def finish(run_dir: Path, source: SegSource, calibrate: str | None, formats: lis
     split = "test" if source.splits.get("test") else "val"
     report = evaluate_model(model, source, split)
     meta["metrics"] = {"split": split, **report.to_dict()}
-    if hw:
-        meta.update(_latency(hw, trained, source.num_classes))
+    if predictor is not None:
+        meta.update(_latency(predictor, trained))
     files = export_model(trained.net, run_dir, trained.input_size, meta, formats)
     write_text_atomic(run_dir / "metrics.json", json.dumps(meta["metrics"], indent=1) + "\n")
     return {"meta": meta, "report": report, "files": files, "split": split}
 
 
-def _latency(hw: str, trained, num_classes: int) -> dict[str, Any]:
-    from autonad.cli.latency import predictor_for
-
-    predictor = predictor_for(hw, trained.config.search_space, trained.input_size, 1, num_classes)
+def _latency(predictor, trained) -> dict[str, Any]:
     return {"hw": predictor.device, "latency_ms": predictor.predict(trained.arch),
-            "latency_provenance": predictor.provenance}  # fmt: skip
+            "latency_provenance": predictor.provenance, "latency_runtime": predictor.runtime}  # fmt: skip
 
 
 def print_result(result: dict, out: Path) -> None:

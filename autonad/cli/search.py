@@ -10,7 +10,7 @@ from rich.table import Table
 
 from autonad.cli.common import add_budget_args, apply_budget_args, duration_minutes, pct, positive_int, recipe_label
 from autonad.cli.export import export_finetuned, export_trained
-from autonad.cli.latency import predictor_for
+from autonad.cli.latency import add_runtime_option, predictor_for
 from autonad.cli.train import add_data_options, dataset_slug, name_slug, recipe_stem, supernet_run_dir
 from autonad.config import dump_yaml
 from autonad.data import open_dataset
@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="find the best subnet for a dataset and a device (trains the supernet once)")
     add_data_options(p)
     p.add_argument("--hw", required=True, help="target device: table name, alias (jetson, 3090, cpu) or path")
+    add_runtime_option(p)
     p.add_argument("--recipe", help="recipe name or path (default: <dataset>-cpu without a GPU, demo for synthetic)")
     p.add_argument("--supernet", help="supernet definition (default: the recipe's)")
     p.add_argument("--out", type=Path, help="run folder (default: runs/search/<dataset>__<hw>__<recipe>)")
@@ -87,7 +88,7 @@ def search(args: argparse.Namespace) -> int:
     supernet_name = args.supernet or recipe.supernet
     sn_config = SupernetConfig.load(supernet_name)
     source = open_dataset(args.dataset, args.data_root, seed=recipe.train.seed, skip_bad=args.skip_bad)
-    predictor = predictor_for(args.hw, sn_config.search_space, recipe.input_size, 1, source.num_classes)
+    predictor = predictor_for(args.hw, sn_config.search_space, recipe.input_size, 1, source.num_classes, args.runtime)
     budget = recipe.search
     val_images = args.val_images or budget.val_images
     config = SearchConfig(
@@ -98,7 +99,7 @@ def search(args: argparse.Namespace) -> int:
         max_latency_ms=args.max_latency_ms, max_params=args.max_params, max_flops=args.max_flops,
         val_images=val_images, workers=args.workers, seed=args.seed,
     )  # fmt: skip
-    out = args.out or search_run_dir(args.dataset, canonical_device(args.hw), label)
+    out = args.out or search_run_dir(args.dataset, canonical_device(args.hw), label, args.runtime)
     if (out / "search_state.pt").exists() and not args.resume:
         raise AutoNADError(f"{out}: holds a search already; pass --resume to continue it or --out for a new one")
     console.print(f"target [bold]{predictor.device}[/]: latency from {predictor.label}")
@@ -126,8 +127,8 @@ def search(args: argparse.Namespace) -> int:
     best = result.best
     best.arch.save(out / "best_arch.yaml")
     info = {"dataset": source.name, "hw": predictor.device, "latency_ms": best.latency_ms,
-            "latency_provenance": predictor.provenance, "fitness": best.fitness, "fitness_spec": args.fitness,
-            "metrics": best.metrics}  # fmt: skip
+            "latency_provenance": predictor.provenance, "latency_runtime": predictor.runtime,
+            "fitness": best.fitness, "fitness_spec": args.fitness, "metrics": best.metrics}  # fmt: skip
     formats = ["torchscript", "onnx"]
     summary = {"best": best.to_dict(), "why": result.reason,
                "search": {**config.to_dict(), "selection": engine.selection}, "hw": identity,
@@ -204,8 +205,10 @@ def latency_weight(text: str) -> tuple[float, float]:
     return (0.0, value / 100) if share else (value, 0.0)
 
 
-def search_run_dir(dataset: str, hw: str, recipe: str) -> Path:
-    return Path("runs/search") / f"{dataset_slug(dataset)}__{name_slug(Path(hw).stem)}__{recipe_stem(recipe)}"
+def search_run_dir(dataset: str, hw: str, recipe: str, runtime: str = "torch") -> Path:
+    """runs/search/<dataset>__<device>[-<runtime>]__<recipe> (eager torch tables add no runtime)."""
+    device = name_slug(Path(hw).stem) + ("" if runtime == "torch" else f"-{runtime}")
+    return Path("runs/search") / f"{dataset_slug(dataset)}__{device}__{recipe_stem(recipe)}"
 
 
 def ensure_supernet(run_dir: Path, recipe: Recipe, sn_config: SupernetConfig, source) -> Path:

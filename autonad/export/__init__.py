@@ -15,11 +15,9 @@ and its provenance. Each file is checked against the eager extracted model on ex
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import io
 import json
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ import torch
 
 from autonad.config import to_mapping, write_atomic, write_text_atomic
 from autonad.errors import AutoNADError, reason
+from autonad.onnx_export import onnx_bytes, quiet_export
 from autonad.space import Arch, SearchSpace
 from autonad.supernet import SegmentationNet, Supernet
 from autonad.supernet.config import saved_config
@@ -100,11 +99,7 @@ def _write_onnx(model: torch.nn.Module, x: torch.Tensor, meta: dict, path: Path)
     import onnx
 
     names = meta["outputs"].split(",")
-    buffer = io.BytesIO()
-    with quiet_export():
-        torch.onnx.export(model, (x,), buffer, dynamo=False, opset_version=17, input_names=["image"],
-                          output_names=names, dynamic_axes={n: {0: "batch"} for n in ["image", *names]})  # fmt: skip
-    proto = onnx.load_from_string(buffer.getvalue())
+    proto = onnx.load_from_string(onnx_bytes(model, [x], ["image"], names, dynamic_batch=True))
     onnx.helper.set_model_props(proto, {"autonad.json": json.dumps(meta)})
     write_atomic(path, lambda f: f.write(proto.SerializeToString()))
 
@@ -194,14 +189,3 @@ def check_same_outputs(want: Outputs, got: Outputs, fmt: str) -> None:
         diff = (value - got[key]).abs().max().item()
         if diff > TOLERANCE[fmt]:
             raise AutoNADError(f"{fmt} export check failed: output '{key}' differs from the model by {diff:.2e}")
-
-
-@contextlib.contextmanager
-def quiet_export():
-    """torch 2.13 deprecates TorchScript and the TorchScript-based ONNX exporter in favour of
-    torch.export; both still work, and a TorchScript file runs wherever libtorch does (C++, mobile)
-    without Python, so we keep them, without the noise."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        yield

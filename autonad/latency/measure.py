@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from autonad.latency import runtimes
 from autonad.latency.components import Component
 from autonad.space import Arch, SearchSpace
 from autonad.timing import median_ms, median_relative, synchronize
@@ -36,6 +37,7 @@ class TimingConfig:
     repeats: int = 15
     min_sample_ms: float = 2.0  # loop small modules so a timed sample lasts at least this long
     probe_ms: float | None = None  # the probe's time when the table was made; None: no drift compensation
+    runtime: str = "torch"  # what runs each call (`autonad.latency.runtimes`): eager torch or onnxruntime
 
 
 class Probe(nn.Module):
@@ -78,17 +80,18 @@ def fixed_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def time_module(module: nn.Module, inputs: Sequence[Tensor], device: torch.device, timing: TimingConfig) -> float:
-    """Median ms of one `module(*inputs)` call (inference mode, device synchronised)."""
-    module = module.to(device).eval()
-    inputs = [x.to(device) for x in inputs]
+def time_module(
+    module: nn.Module, inputs: Sequence[Tensor], device: torch.device, timing: TimingConfig, what: str = "module"
+) -> float:
+    """Median ms of one `module(*inputs)` call on the timing's runtime (inference mode, device synchronised)."""
+    call = runtimes.prepare(timing.runtime, module, inputs, device, timing.threads, what)
     with torch.inference_mode():
-        once = _single_call_ms(module, inputs, device)
+        once = _single_call_ms(call, device)
         loops = max(1, min(100, int(timing.min_sample_ms / max(once, 1e-3))))
 
         def run() -> None:
             for _ in range(loops):
-                module(*inputs)
+                call()
 
         if timing.probe_ms is None:
             return median_ms(run, device, timing.warmup, timing.repeats) / loops
@@ -96,18 +99,18 @@ def time_module(module: nn.Module, inputs: Sequence[Tensor], device: torch.devic
         return ratio * timing.probe_ms / loops
 
 
-def _single_call_ms(module: nn.Module, inputs: Sequence[Tensor], device: torch.device) -> float:
-    module(*inputs)  # first call: allocations, lazy init
+def _single_call_ms(call: Callable[[], object], device: torch.device) -> float:
+    call()  # first call: allocations, lazy init
     synchronize(device)
     start = time.perf_counter()
-    module(*inputs)
+    call()
     synchronize(device)
     return (time.perf_counter() - start) * 1e3
 
 
 def time_component(component: Component, device: torch.device, timing: TimingConfig) -> float:
     module, inputs = component.build()
-    return time_module(module, inputs, device, timing)
+    return time_module(module, inputs, device, timing, f"component '{component.key}'")
 
 
 def time_network(model: nn.Module, image: Tensor, device: torch.device, timing: TimingConfig) -> float:

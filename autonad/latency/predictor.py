@@ -46,10 +46,16 @@ class LatencyPredictor:
         return self.profile.provenance
 
     @property
+    def runtime(self) -> str:
+        """The inference runtime the table's figures are for (`autonad.latency.runtimes`)."""
+        return self.profile.runtime_name
+
+    @property
     def label(self) -> str:
-        """How to name the figure wherever it is shown: device and provenance."""
+        """How to name the figure wherever it is shown: device, runtime (when not eager torch) and provenance."""
         note = " (estimate from peak FLOP/s and bandwidth)" if self.provenance == "roofline" else ""
-        return f"{self.device}, {self.provenance}{note}"
+        runtime = "" if self.runtime == "torch" else f" on {self.runtime}"
+        return f"{self.device}{runtime}, {self.provenance}{note}"
 
     def kind_sums(self, arch: Arch) -> Counter:
         """Raw table ms per component kind for `arch`."""

@@ -27,6 +27,7 @@ from autonad.latency.measure import (
     time_subnets,
 )
 from autonad.latency.predictor import LatencyPredictor, fit_calibration
+from autonad.latency.runtimes import runtime_version
 from autonad.latency.table import Calibration, DeviceTables, Profile
 from autonad.space import SearchSpace
 from autonad.timing import device_name
@@ -48,10 +49,11 @@ class ProfileRequest:
 
 
 def measured_method(timing: TimingConfig, calibrate: int) -> str:
+    how = "in inference mode" if timing.runtime == "torch" else f"exported to ONNX, in an {timing.runtime} session"
     return (
-        f"autonad profile: each component timed alone in inference mode, median of {timing.repeats} samples after "
+        f"autonad profile: each component timed alone {how}, median of {timing.repeats} samples after "
         f"{timing.warmup} warm-up runs (small modules looped to >= {timing.min_sample_ms} ms per sample), "
-        f"{timing.threads} torch thread(s), device synchronised, each sample relative to a fixed probe workload "
+        f"{timing.threads} thread(s), device synchronised, each sample relative to a fixed probe workload "
         f"timed before and after it (drift compensation, x probe_ms); per-kind scales + constant fitted to "
         f"{calibrate} random subnets timed end to end (median of 3 round-robin passes)"
     )
@@ -70,10 +72,16 @@ def new_profile(request: ProfileRequest, device: torch.device, timing: TimingCon
             "python": platform.python_version(),
             "device": device.type,
             "threads": timing.threads,
+            **runtime_fields(timing.runtime),
         },  # fmt: skip
         date=date.today().isoformat(),
         classes=list(request.classes),
     )
+
+
+def runtime_fields(runtime: str) -> dict[str, str]:
+    """What a profile's `runtime` records beyond torch's: the runtime's name and version (none for eager torch)."""
+    return {} if runtime == "torch" else {"runtime": runtime, runtime: runtime_version(runtime)}
 
 
 def open_tables(path: Path, hw: str) -> DeviceTables:
@@ -89,7 +97,7 @@ def profile_measured(
     the entries both spaces share are taken from it (a key names one module at one resolution), so
     a space that differs from it in a few modules is timed in those alone."""
     tables = open_tables(out, request.hw)
-    old = tables.find(request.space.name, request.input_size, request.batch)
+    old = tables.find(request.space.name, request.input_size, request.batch, timing.runtime)
     with fixed_threads(timing.threads):  # the hardware line names the threads it is timed with
         profile = new_profile(request, device, timing)
     base = reused_profile(tables, reuse, request, profile) if reuse else None
@@ -128,14 +136,20 @@ def reused_profile(tables: DeviceTables, space: str, request: ProfileRequest, pr
     """The measured profile `profile_measured(reuse=space)` starts from (timed on the same processor
     with the same runtime and threads as `profile` will be); a one-line error if there is none."""
     size = "x".join(map(str, request.input_size))
-    base = tables.find(space, request.input_size, request.batch)
+    base = tables.find(space, request.input_size, request.batch, profile.runtime_name)
     if base is None or base.provenance != "measured":
         raise AutoNADError(f"--reuse {space}: the table has no measured profile of it at {size}, batch {request.batch}")
-    then = (base.hardware, base.runtime.get("device"), base.runtime.get("threads"), base.runtime.get("torch"))
-    now = (profile.hardware, profile.runtime["device"], profile.runtime["threads"], profile.runtime["torch"])
+    keys = ("device", "threads", "torch", "onnxruntime")
+    then = (base.hardware, *(base.runtime.get(k) for k in keys))
+    now = (profile.hardware, *(profile.runtime.get(k) for k in keys))
     if then != now:
-        raise AutoNADError(f"--reuse {space}: its profile was timed on {then[0]} ({then[1]}, torch {then[3]}), "
-                           f"this run on {now[0]} ({now[1]}, torch {now[3]}): time the whole space")  # fmt: skip
+
+        def told(values) -> str:
+            ort = f", onnxruntime {values[4]}" if values[4] else ""
+            return f"{values[0]} ({values[1]}, {values[2]} thread(s), torch {values[3]}{ort})"
+
+        raise AutoNADError(f"--reuse {space}: its profile was timed on {told(then)}, this run on {told(now)}: time "
+                           "the whole space")  # fmt: skip
     if not base.runtime.get("probe_ms"):
         raise AutoNADError(f"--reuse {space}: its profile has no probe time to set its entries beside new ones")
     return base

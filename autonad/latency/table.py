@@ -66,13 +66,20 @@ class Profile:
     calibration: Calibration = field(default_factory=Calibration)
     entries: dict[str, float] = field(default_factory=dict)
 
-    def matches(self, search_space: str, input_size: tuple[int, int], batch: int) -> bool:
-        return (self.search_space, tuple(self.input_size), self.batch) == (search_space, tuple(input_size), batch)
+    def matches(self, search_space: str, input_size: tuple[int, int], batch: int, runtime: str = "torch") -> bool:
+        mine = (self.search_space, tuple(self.input_size), self.batch, self.runtime_name)
+        return mine == (search_space, tuple(input_size), batch, runtime)
+
+    @property
+    def runtime_name(self) -> str:
+        """The inference runtime the profile was timed with (`autonad.latency.runtimes`; roofline: torch)."""
+        return str(self.runtime.get("runtime", "torch"))
 
     @property
     def signature(self) -> str:
         h, w = self.input_size
-        return f"{self.search_space} {h}x{w} batch {self.batch}"
+        runtime = "" if self.runtime_name == "torch" else f" on {self.runtime_name}"
+        return f"{self.search_space} {h}x{w} batch {self.batch}{runtime}"
 
     @property
     def processor(self) -> str | None:
@@ -89,10 +96,13 @@ class Profile:
         if self.processor is None or self.processor == here:
             return None
         h, w = self.input_size
+        batch = f" --batch {self.batch}" if self.batch != 1 else ""
+        runtime = f" --runtime {self.runtime_name}" if self.runtime_name != "torch" else ""
         return (
             f"note: table '{device}' ({self.signature}) was measured on {self.processor}, this machine is {here}: "
             f"its latencies may be off here; to time this machine, run `autonad profile --hw {device}-here "
-            f"--search-space {self.search_space} --input-size {h}x{w}` (minutes) and search with --hw {device}-here"
+            f"--search-space {self.search_space} --input-size {h}x{w}{batch}{runtime}` (minutes) and search with "
+            f"--hw {device}-here{runtime}"
         )
 
 
@@ -118,39 +128,58 @@ class DeviceTables:
         write_text_atomic(path, dump_yaml_text({**head, **data}, flow=False))
 
     # -- lookup -----------------------------------------------------------------------------
-    def profile(self, search_space: str, input_size: tuple[int, int], batch: int = 1) -> Profile:
-        """The complete profile for (space, input size, batch), or one line listing those that exist."""
+    def profile(
+        self, search_space: str, input_size: tuple[int, int], batch: int = 1, runtime: str = "torch"
+    ) -> Profile:
+        """The complete profile for (space, input size, batch, runtime), or one line listing those that exist."""
         for prof in self.profiles:
-            if prof.matches(search_space, input_size, batch) and prof.complete:
+            if prof.matches(search_space, input_size, batch, runtime) and prof.complete:
                 return prof
         h, w = input_size
         have = "; ".join(p.signature + ("" if p.complete else " (incomplete)") for p in self.profiles) or "none"
+        on = "" if runtime == "torch" else f" on {runtime}"
+        flag = "" if runtime == "torch" else f" --runtime {runtime}"
         raise AutoNADError(
             f"latency table '{self.device}' has no profile for search space '{search_space}' at {h}x{w}, batch "
-            f"{batch} (it has: {have}); run `autonad profile --hw {self.device} --search-space {search_space} "
-            f"--input-size {h}x{w}` on the device"
+            f"{batch}{on} (it has: {have}); run `autonad profile --hw {self.device} --search-space {search_space} "
+            f"--input-size {h}x{w}{flag}` on the device"
         )
 
-    def select(self, search_space: str, input_size: tuple[int, int] | None, batch: int = 1) -> Profile:
-        """Like `profile`; without an input size, the space's only complete profile."""
+    def select(
+        self, search_space: str, input_size: tuple[int, int] | None, batch: int = 1, runtime: str = "torch"
+    ) -> Profile:
+        """Like `profile`; without an input size, the space's only complete profile for the runtime."""
         if input_size is not None:
-            return self.profile(search_space, input_size, batch)
-        mine = [p for p in self.profiles if p.search_space == search_space and p.batch == batch and p.complete]
+            return self.profile(search_space, input_size, batch, runtime)
+        mine = [p for p in self.profiles if p.search_space == search_space and p.batch == batch and p.complete
+                and p.runtime_name == runtime]  # fmt: skip
         if len(mine) == 1:
             return mine[0]
-        have = "; ".join(p.signature for p in mine) or "none"
+        on = "" if runtime == "torch" else f" on {runtime}"
+        if not mine:
+            have = "; ".join(p.signature for p in self.profiles) or "none"
+            raise AutoNADError(
+                f"latency table '{self.device}' has no profile for search space '{search_space}' at batch {batch}{on} "
+                f"(it has: {have}); run `autonad profile --hw {self.device} --search-space {search_space}"
+                f"{'' if runtime == 'torch' else ' --runtime ' + runtime}` on the device"
+            )
+        have = "; ".join(p.signature for p in mine)
         raise AutoNADError(
             f"latency table '{self.device}' has {len(mine)} profiles for search space '{search_space}' at batch "
-            f"{batch} ({have}); pick one with --input-size HxW"
+            f"{batch}{on} ({have}); pick one with --input-size HxW"
         )
 
-    def find(self, search_space: str, input_size: tuple[int, int], batch: int) -> Profile | None:
-        return next((p for p in self.profiles if p.matches(search_space, input_size, batch)), None)
+    def find(
+        self, search_space: str, input_size: tuple[int, int], batch: int, runtime: str = "torch"
+    ) -> Profile | None:
+        return next((p for p in self.profiles if p.matches(search_space, input_size, batch, runtime)), None)
 
     def put(self, profile: Profile) -> None:
         """Add `profile`, replacing one with the same signature."""
         self.profiles = [
-            p for p in self.profiles if not p.matches(profile.search_space, tuple(profile.input_size), profile.batch)
+            p
+            for p in self.profiles
+            if not p.matches(profile.search_space, tuple(profile.input_size), profile.batch, profile.runtime_name)
         ]
         self.profiles.append(profile)
 

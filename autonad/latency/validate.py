@@ -50,7 +50,9 @@ def measure_archs(predictor: LatencyPredictor, archs: list[Arch], device: torch.
             "against timings on the device itself: run `autonad profile` there first"
         )
     threads = int(profile.runtime.get("threads", torch.get_num_threads()))
-    timing = TimingConfig(threads=threads, repeats=21, probe_ms=profile.runtime.get("probe_ms"))
+    timing = TimingConfig(threads=threads, repeats=21, probe_ms=profile.runtime.get("probe_ms"),
+                          runtime=profile.runtime_name)  # fmt: skip
     image = torch.randn(profile.batch, predictor.space.in_channels, *profile.input_size)
-    label = f"timing {len(archs)} subnet(s) on {predictor.device}"
+    on = "" if profile.runtime_name == "torch" else f" with {profile.runtime_name}"
+    label = f"timing {len(archs)} subnet(s) on {predictor.device}{on}"
     return time_subnets(predictor.space, archs, image, predictor.classes, device, timing, description=label)

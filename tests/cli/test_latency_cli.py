@@ -82,7 +82,7 @@ def test_profile_reuse_times_only_what_another_space_lacks(measured, fine_tiny, 
     "extra, message",
     [
         (["--reuse", "autonad"], "--reuse autonad: the table has no measured profile of it at 32x32, batch 1"),
-        (["--reuse", "tiny", "--threads", "2"], "1 torch threads) (cpu, torch "),
+        (["--reuse", "tiny", "--threads", "2"], "1 torch threads) (cpu, 1 thread(s), torch "),
     ],
 )  # fmt: skip
 def test_profile_reuse_refuses_a_profile_it_cannot_set_beside(measured, fine_tiny, tmp_path, extra, message, capsys):
@@ -112,6 +112,21 @@ def test_latency_validate_reports_and_writes_json(measured, tmp_path, capsys):
     assert result["summary"]["n"] == 4 and len(result["subnets"]) == 4
 
 
+def test_an_onnxruntime_profile_sits_beside_the_eager_one_and_validates(measured, tmp_path, capsys):
+    path = tmp_path / "test-cpu.yaml"
+    path.write_text(measured.read_text())
+    assert main([*PROFILE, "--runtime", "onnxruntime", "--calibrate", "3", "--out", str(path)]) == 0
+    tables = DeviceTables.read(path)
+    eager, ort = tables.profile("tiny", (32, 32)), tables.profile("tiny", (32, 32), runtime="onnxruntime")
+    assert len(tables.profiles) == 2 and eager.runtime_name == "torch" and ort.runtime_name == "onnxruntime"
+    assert ort.runtime["onnxruntime"] and ort.complete and ort.entries.keys() == eager.entries.keys()
+    assert ort.signature == "tiny 32x32 batch 1 on onnxruntime" and "onnxruntime session" in ort.method
+    capsys.readouterr()
+    args = ["latency", "validate", "--hw", str(path), "--search-space", "tiny", "--n", "3", "--runtime", "onnxruntime"]
+    assert main(args) == 0
+    assert "(tiny 32x32 batch 1 on onnxruntime), 3 random subnets" in capsys.readouterr().out
+
+
 def test_prior_heatmap(tmp_path):
     out = tmp_path / "prior.png"
     assert main(["latency", "prior", "--hw", "3090", "--search-space", "tiny", "--out", str(out)]) == 0
@@ -127,6 +142,9 @@ def test_prior_heatmap(tmp_path):
          "no profile for search space 'conv' at 320x320"),
         (["profile", "--hw", "tpu9", "--roofline"], "no published peak figures for 'tpu9'"),
         (["latency", "--hw", "jetson"], "give --hw and --arch"),
+        (["latency", "validate", "--hw", "cpu", "--search-space", "tiny", "--input-size", "128x128", "--runtime",
+          "onnxruntime"], "at 128x128, batch 1 on onnxruntime (it has:"),
+        (["profile", "--hw", "jetson", "--roofline", "--runtime", "onnxruntime"], "drop --runtime onnxruntime"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line(argv, message, capsys):

@@ -177,6 +177,9 @@ def test_bad_input_is_one_line(setup, retrained, tmp_path, capsys):
     assert "no supernet known" in line
     line = one_line_error(capsys, main([*argv, "--calibrate", "recall"]))
     assert "bad calibration target 'recall'" in line
+    # a device without a table is refused before any training (nothing is written)
+    line = one_line_error(capsys, main([*argv, "--init", "scratch", "--hw", "tpu9", "--out", str(tmp_path / "hw")]))
+    assert "unknown device 'tpu9'" in line and not (tmp_path / "hw").exists()
 
 
 def test_tune_writes_the_best_recipe(setup, ray_session, tmp_path, capsys):

@@ -96,3 +96,18 @@ def test_a_cpu_table_measured_on_another_processor_says_so(monkeypatch):
     assert "autonad profile --hw cpu-x86-2core-here --search-space tiny --input-size 64x64" in note
     prof.provenance = "roofline"
     assert prof.processor is None and prof.host_mismatch("x") is None
+
+
+def test_profiles_of_two_runtimes_are_kept_apart():
+    space = SearchSpace.load("tiny")
+    tables = DeviceTables(device="d")
+    tables.put(synthetic_profile(space))
+    ort = synthetic_profile(space, {"conv3": 0.4})
+    ort.runtime = {**ort.runtime, "runtime": "onnxruntime"}
+    tables.put(ort)
+    assert len(tables.profiles) == 2
+    assert tables.profile("tiny", (64, 64)).runtime_name == "torch"
+    assert tables.select("tiny", None, runtime="onnxruntime") is ort
+    assert tables.find("tiny", (64, 64), 1, "onnxruntime") is ort
+    with pytest.raises(AutoNADError, match=r"batch 2 on onnxruntime .*--runtime onnxruntime"):
+        tables.profile("tiny", (64, 64), 2, "onnxruntime")
