@@ -52,14 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     data = {"generator": "bench/thin_defects.py", "images": args.n, "size": "480x320"}
     result.update({"benchmark": "thin_defect_search", "dataset": data, "command": command})
     supernet, finetune = default_supernet(dataset), default_finetune(dataset)
-    defaults, recipe_sha = defaults_fingerprint(dataset), recipe_fingerprint(dataset)
+    defaults, unet_sha = defaults_fingerprint(dataset), unet_fingerprint(dataset)
     done = result.get("search", {})
     if args.rerun and done.get("defaults_sha") != defaults:  # the recipe holds the supernet and fine-tuning too
         unet = result.get("unet")
         result.setdefault("earlier", []).append(
             {k: result.pop(k) for k in ("search", "unet", "summary") if k in result}
         )
-        if unet and unet["run"].endswith(f"-{recipe_sha}"):  # same recipe: kept if the wall time matches (below)
+        if unet and unet.get("settings_sha") == unet_sha:  # trained the same way: kept if the wall time matches
             result["unet"] = unet
     if "search" not in result:
         tag = ""
@@ -76,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     if "unet" in result and abs(result["unet"]["budget_minutes"] * 60 - wall_s) > 0.1 * wall_s:
         del result["unet"]  # trained for another search's wall time
     if "unet" not in result:
-        out = args.out / f"unet-{round(wall_s / 60)}m-{recipe_sha}"
-        result["unet"] = run_unet(dataset, root, out, wall_s, args.unet_base)
+        out = args.out / f"unet-{round(wall_s / 60)}m-{unet_sha}"
+        result["unet"] = {**run_unet(dataset, root, out, wall_s, args.unet_base), "settings_sha": unet_sha}
         report(args.name, result)
     s, u = result["search"]["test"], result["unet"]["test"]
     result["summary"] = {
@@ -107,10 +107,16 @@ def default_supernet(dataset: str) -> str:
     return Recipe.load(default_recipe(dataset)).supernet
 
 
-def recipe_fingerprint(dataset: str) -> str:
-    """A short hash of the dataset's default recipe (without its name and description): the U-Net is
-    trained again (in a folder of its own) when it changed."""
-    return _fingerprint(_recipe_settings(dataset))
+def unet_fingerprint(dataset: str) -> str:
+    """A short hash of what the U-Net's training takes from the default recipe (data settings and the
+    `retrain` section, without its budget, which the search's wall time sets): the U-Net is trained
+    again, in a folder of its own, when it changed."""
+    from autonad.train.loop import training_part
+    from autonad.train.recipe import Recipe, default_recipe
+
+    part = training_part(Recipe.load(default_recipe(dataset)).to_dict(), "retrain")
+    part["retrain"] = {k: v for k, v in part["retrain"].items() if k not in ("epochs", "minutes", "steps")}
+    return _fingerprint(part)
 
 
 def defaults_fingerprint(dataset: str) -> str:
@@ -141,22 +147,32 @@ def default_finetune(dataset: str) -> dict | None:
 
 def supernet_state(checkpoint: Path) -> dict:
     """The training state the supernet's checkpoint recorded (seconds trained, bf16 fall-back step)."""
-    from autonad.train.checkpoint import load_checkpoint
     from autonad.train.trainer import CHECKPOINT_FORMAT
 
-    return load_checkpoint(checkpoint, CHECKPOINT_FORMAT)["state"]
+    return run_state(checkpoint, CHECKPOINT_FORMAT)
 
 
-def precision(recipe_name: str, checkpoint: Path) -> str:
+def run_state(checkpoint: Path, fmt: str) -> dict:
+    from autonad.train.checkpoint import load_checkpoint
+
+    return load_checkpoint(checkpoint, fmt)["state"]
+
+
+def precision(recipe_name: str, checkpoint: Path, finetune_checkpoint: Path | None = None) -> str:
     """How the supernet and the fine-tuning computed: `bf16`, `fp32`, `bf16 (fp32 from step N)`."""
     from autonad.timing import cpu_bf16
     from autonad.train.recipe import Recipe
+    from autonad.train.subnet import RETRAIN_FORMAT
+    from autonad.train.trainer import CHECKPOINT_FORMAT
 
     recipe, native = Recipe.load(recipe_name), cpu_bf16()
-    since = supernet_state(checkpoint).get("fp32_since")
-    train = "bf16" if recipe.train.cpu_bf16 and native else "fp32"
-    train += f" (fp32 from step {since})" if since else ""
-    return f"supernet {train}, fine-tuning {'bf16' if recipe.retrain.cpu_bf16 and native else 'fp32'}"
+
+    def stage(on: bool, path: Path | None, fmt: str) -> str:
+        since = run_state(path, fmt).get("fp32_since") if path is not None and path.exists() else None
+        return ("bf16" if on and native else "fp32") + (f" (fp32 from step {since})" if since else "")
+
+    supernet = stage(recipe.train.cpu_bf16, checkpoint, CHECKPOINT_FORMAT)
+    return f"supernet {supernet}, fine-tuning {stage(recipe.retrain.cpu_bf16, finetune_checkpoint, RETRAIN_FORMAT)}"
 
 
 def run_search(dataset: str, out: Path) -> dict:
@@ -181,11 +197,16 @@ def run_search(dataset: str, out: Path) -> dict:
     return {"run": str(out), "wall_s": round(wall, 1), "command": "autonad " + " ".join(argv[:6]),
             "supernet_reused_s": round(before, 1), "recipe": summary.get("recipe"),
             "supernet": default_supernet(dataset), "finetune": default_finetune(dataset),
-            "defaults_sha": defaults_fingerprint(dataset), "precision": precision(recipe, checkpoint),
+            "defaults_sha": defaults_fingerprint(dataset),
+            "precision": precision(recipe, checkpoint, finetune_path(out, summary)),
             "arch": summary.get("arch_hash"), "scale": summary.get("scale"),
             "finetuned": finetuned(summary), "inherited_val": summary.get("inherited_metrics"),
             "space_decoder": json.loads(summary["search_space_def"])["decoder"],
             "test": {k: test.get(k) for k in METRICS}}  # fmt: skip
+
+
+def finetune_path(out: Path, summary: dict) -> Path | None:
+    return out / summary["finetune_run"] / "checkpoint.pt" if summary.get("finetune_run") else None
 
 
 def finetuned(summary: dict) -> dict | None:

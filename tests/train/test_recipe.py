@@ -62,10 +62,10 @@ def test_unknown_recipe_key_names_the_file_and_key(tmp_path):
 
 def test_a_search_fine_tunes_with_the_retrain_settings_and_its_own_budget():
     recipe = Recipe.load("default-cpu")
-    assert recipe.search.finetune_minutes == 10 and recipe.search.finetune_tag == "10min"
+    assert recipe.search.finetune_minutes == 20 and recipe.search.finetune_tag == "20min"
     tuned = recipe.finetune_recipe()
-    assert tuned.retrain.minutes == 10 and tuned.retrain.steps is None and tuned.retrain.lr == recipe.retrain.lr
-    assert tuned.name == "default-cpu+finetune-10min" and tuned.train == recipe.train
+    assert tuned.retrain.minutes == 20 and tuned.retrain.steps is None and tuned.retrain.lr == recipe.retrain.lr
+    assert tuned.name == "default-cpu+finetune-20min" and tuned.train == recipe.train
     steps = recipe.with_finetune(steps=50)
     assert (steps.search.finetune_steps, steps.search.finetune_minutes, steps.name) == (50, None, "default-cpu")
     off = recipe.with_finetune(steps=50, off=True)
