@@ -8,6 +8,10 @@ no more than 1 point less fitness. Both picks are evaluated again with the same 
 validation images, so their fitness is compared like for like.
 
     python bench/device_decides.py --dataset folder:runs/thin_defects/data --skip-done
+    python bench/device_decides.py --devices cpu-x86-2core cpu-x86-2core:onnxruntime --name device_decides_runtime
+
+A device may name a runtime (`DEVICE:onnxruntime`): the same CPU's table timed as the exported
+model.onnx runs, so the runtime's own pick is compared with eager PyTorch's.
 
 Reuses the dataset's supernet when it is trained (the thin-defect bench trains it); each search
 resumes; the JSON is written after each step.
@@ -16,6 +20,7 @@ resumes; the JSON is written after each step.
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import time
@@ -24,7 +29,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import report  # noqa: E402
+from common import RESULTS, report  # noqa: E402
 
 DEVICES = ("cpu-x86-2core", "jetson-xavier-nx")
 TARGET_SPEEDUP, MAX_FITNESS_LOSS = 1.15, 1.0  # the issue's must-show: >= 15% faster at <= 1 point less
@@ -34,24 +39,39 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="folder:runs/thin_defects/data")
     p.add_argument("--out", type=Path, default=Path("runs/device_decides"))
-    p.add_argument("--devices", nargs=2, default=list(DEVICES))
+    p.add_argument("--devices", nargs=2, default=list(DEVICES), help="DEVICE or DEVICE:RUNTIME, two of them")
     p.add_argument("--name", default="device_decides")
     p.add_argument("--skip-done", action="store_true", help="keep the searches already finished in --out")
     args = p.parse_args(argv)
     command = " ".join(["python bench/device_decides.py", *(argv if argv is not None else sys.argv[1:])])
     result = {"benchmark": "device_decides", "dataset": args.dataset, "command": command, "searches": {}}
     for hw in args.devices:
-        result["searches"][hw] = run_search(args.dataset, hw, args.out / hw, args.skip_done)
+        result["searches"][hw] = run_search(args.dataset, hw, args.out / hw.replace(":", "-"), args.skip_done)
         report(args.name, result)
     result.update(compare(args.dataset, args.devices, result["searches"]))
+    result["earlier"] = earlier_results(RESULTS / f"{args.name}.json", result)
     report(args.name, result)
     return 0
+
+
+def earlier_results(path: Path, now: dict) -> list[dict]:
+    """The results this file held for other supernets (kept, newest last), without their own history."""
+    if not path.exists():
+        return []
+    before = json.loads(path.read_text())
+    kept = before.get("earlier", [])
+    supernet = next(iter(before.get("searches", {}).values()), {}).get("supernet")
+    if "by_device" in before and supernet != next(iter(now["searches"].values()))["supernet"]:
+        kept = [*kept, {k: v for k, v in before.items() if k != "earlier"}]
+    return kept
 
 
 def run_search(dataset: str, hw: str, out: Path, skip_done: bool) -> dict:
     """`autonad search` with its defaults (no fine-tuning: the pick is what is compared), timed."""
     if not (skip_done and (out / "summary.yaml").exists()):
-        argv = ["autonad", "search", "--dataset", dataset, "--hw", hw, "--no-finetune", "--out", str(out)]
+        device, runtime = split_target(hw)
+        argv = ["autonad", "search", "--dataset", dataset, "--hw", device, "--runtime", runtime, "--no-finetune",
+                "--out", str(out)]  # fmt: skip
         if (out / "search_state.pt").exists():
             argv.append("--resume")
         start = time.monotonic()
@@ -66,6 +86,12 @@ def run_search(dataset: str, hw: str, out: Path, skip_done: bool) -> dict:
         "evaluated": len((out / "history.jsonl").read_text().splitlines()),
         "wall_s": float(wall.read_text()) if wall.exists() else None,
     }  # fmt: skip
+
+
+def split_target(hw: str) -> tuple[str, str]:
+    """`cpu-x86-2core:onnxruntime` -> (device, runtime); a plain device name runs eager torch."""
+    device, _, runtime = hw.partition(":")
+    return device, runtime or "torch"
 
 
 def compare(dataset: str, devices: list[str], searches: dict) -> dict:
@@ -90,7 +116,8 @@ def compare(dataset: str, devices: list[str], searches: dict) -> dict:
     rows = {}
     for hw in devices:
         other = next(d for d in devices if d != hw)
-        predictor = predictor_for(hw, trained.net.space.name, size, 1, classes)
+        device, runtime = split_target(hw)
+        predictor = predictor_for(device, trained.net.space.name, size, 1, classes, runtime)
         own_ms, other_ms = predictor.predict(picks[hw]), predictor.predict(picks[other])
         loss = 100 * (fitness[other] - fitness[hw])  # fitness points this pick gives up against the other's
         rows[hw] = {

@@ -698,7 +698,8 @@ def _ranking_verdict(data: dict) -> str:
 
 def latency(page: Page) -> None:
     page.add("## Latency model (SPEC section 9)", "")
-    for name in ("latency_predictor", "latency_predictor_autonad"):
+    for name in ("latency_predictor", "latency_predictor_autonad", "latency_predictor_fine", "latency_predictor_ort"):
+        page.add(f"### {LATENCY_RUNS[name]}", "")
         data = page.source(name)
         if data is None:
             continue
@@ -707,11 +708,50 @@ def latency(page: Page) -> None:
                                                    "predicted_vs_remeasured") if k in data]  # fmt: skip
         page.add(f"{data['device']} table, profile {data['profile']}, on {data['hardware']}.", "")
         page.table(["comparison", "subnets", "within ±10% (%)", "Kendall tau", "MAPE (%)"], rows)
+        _latency_headline(page, name, data)
+        if "vs_torch" in data:
+            page.add(f"Per operator type, the {data['runtime']} entries against the eager ones of the same table "
+                     "(components timed alone; ratio < 1: faster on ONNX Runtime):", "")  # fmt: skip
+            rows = [
+                [
+                    kind,
+                    r["components"],
+                    f"{r['median_ratio']:.2f}",
+                    f"{r['min_ratio']:.2f}-{r['max_ratio']:.2f}",
+                    f"{r['eager_ms_sum']:.1f}",
+                    f"{r['other_ms_sum']:.1f}",
+                ]
+                for kind, r in data["vs_torch"].items()
+            ]
+            page.table(["operator type", "components", "median ratio", "range", "eager ms (sum)",
+                        f"{data['runtime']} ms (sum)"], rows)  # fmt: skip
     page.add(
         "*remeasured vs measured* is the machine's noise ceiling: no predictor can agree with a measurement "
         "better than the measurement agrees with itself.",
         "",
     )
+
+
+LATENCY_RUNS = {
+    "latency_predictor": "Tiny space, eager PyTorch",
+    "latency_predictor_autonad": "Paper Table I space, eager PyTorch",
+    "latency_predictor_fine": "Thin-defect space (autonad-fine), eager PyTorch",
+    "latency_predictor_ort": "Thin-defect space (autonad-fine), ONNX Runtime (how model.onnx runs)",
+}
+HEADLINE_WITHIN10 = {
+    "latency_predictor_fine": "latency.within10_eager_cpu",
+    "latency_predictor_ort": "latency.within10_ort_cpu",
+}
+
+
+def _latency_headline(page: Page, name: str, data: dict) -> None:
+    key = HEADLINE_WITHIN10.get(name)
+    if key and "predicted_vs_measured" in data:
+        s = data["predicted_vs_measured"]
+        page.record(key, s["within_10pct"], f"{data['device']} table ({data['profile']}, {data['hardware']}): share of "
+                    f"{s['n']} random subnets predicted within +-10% of their end-to-end timing on "
+                    f"{data.get('runtime', 'torch')}", "one pass of 100 subnets, 1 thread, 2-core CPU",
+                    data.get("command", ""))  # fmt: skip
 
 
 def search(page: Page) -> None:
@@ -726,7 +766,10 @@ def search(page: Page) -> None:
             f"{data['val_images']} validation images each, demo supernet).",
             "",
         )
-    _device_decides(page)
+    _device_decides(page, "device_decides", "The target device decides (device issue)")
+    _device_decides(
+        page, "device_decides_runtime", "... and so does the runtime: eager PyTorch vs ONNX Runtime on this CPU"
+    )
     data = page.source("search_vs_random")
     if data:
         page.add(
@@ -737,9 +780,9 @@ def search(page: Page) -> None:
         )
 
 
-def _device_decides(page: Page) -> None:
-    page.add("### The target device decides (device issue)", "")
-    data = page.source("device_decides")
+def _device_decides(page: Page, name: str, title: str) -> None:
+    page.add(f"### {title}", "")
+    data = page.source(name)
     if not data or "by_device" not in data:
         return
     rows = []
@@ -748,7 +791,7 @@ def _device_decides(page: Page) -> None:
         rows.append([hw, row["table"], f"`{row['pick'][:8]}`", ms(row["own_pick_ms"]), ms(row["other_pick_ms"]),
                      f"**{row['speedup']:.2f}x**", pct(row["fitness"]), f"{row['fitness_points_given_up']:+.2f}",
                      "yes" if row["met"] else "no", s["evaluated"]])  # fmt: skip
-        key = {"cpu-x86-2core": "cpu", "jetson-xavier-nx": "jetson"}.get(hw)
+        key = {"cpu-x86-2core": "cpu", "jetson-xavier-nx": "jetson"}.get(hw) if name == "device_decides" else None
         if key:
             page.record(f"latency.own_device_speedup_{key}", row["speedup"],
                         f"{data['dataset']}: the other device's default pick over this one, ms on the {row['table']} "
@@ -768,6 +811,13 @@ def _device_decides(page: Page) -> None:
     for hw, s in data["searches"].items():
         page.add(f"- {hw}: {s['why']}")
     page.add("")
+    for run in data.get("earlier", []):
+        rows = run["by_device"]
+        told = "; ".join(
+            f"{hw} {r['speedup']:.2f}x at {r['fitness_points_given_up']:+.2f} points" for hw, r in rows.items()
+        )
+        page.add(f"Earlier, on another supernet ({run.get('note', run['searches'][next(iter(rows))]['supernet'])}): "
+                 f"{told}.", "")  # fmt: skip
 
 
 def overhead(page: Page) -> None:
