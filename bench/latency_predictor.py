@@ -26,6 +26,7 @@ import torch
 from common import report
 
 from autonad.cli.latency import predictor_for
+from autonad.latency.components import op_type_of
 from autonad.latency.measure import summary
 from autonad.latency.validate import validate
 
@@ -69,24 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def op_type(key: str) -> str:
-    """A component key's operator type: `s2.conv3 w64 r8.0` -> block conv3, `ppm dwsep3x3 c288 p6` -> edge dwsep3x3."""
-    head, *rest = key.split(" ")
-    if "." in head:  # stage components
-        part = head.split(".", 1)[1]
-        return part if part in ("stem", "embed") else f"block {part}"
-    if head in ("decoder", "head"):
-        return f"{head} (detail path)" if head == "head" and rest[-1].startswith("d") else head
-    return f"edge {rest[0]}"
-
-
 def per_op_ratios(eager: dict[str, float], other: dict[str, float]) -> dict[str, dict]:
     """Per operator type: components, median and range of other / eager ms, and the summed ms of each."""
     import statistics
 
     groups: dict[str, list[str]] = {}
     for key in sorted(eager.keys() & other.keys()):
-        groups.setdefault(op_type(key), []).append(key)
+        groups.setdefault(op_type_of(key), []).append(key)
     out = {}
     for kind, keys in sorted(groups.items()):
         ratios = [other[k] / eager[k] for k in keys if eager[k] > 0]

@@ -108,6 +108,18 @@ def kind_of(key: str) -> str:
     return name  # ppm, decoder, head
 
 
+def op_type_of(key: str) -> str:
+    """A key's operator type, finer than its calibration kind: `s2.conv3 w64 r8.0` -> `block conv3`,
+    `ppm dwsep3x3 c288 p6` -> `edge dwsep3x3`, `head c128 k4 d16l2` -> `head (detail path)`."""
+    name, *rest = key.split(" ")
+    if "." in name:  # stage components
+        part = name.split(".", 1)[1]
+        return part if part in ("stem", "embed") else f"block {part}"
+    if name in ("decoder", "head"):
+        return f"{name} (detail path)" if name == "head" and rest[-1].startswith("d") else name
+    return f"edge {rest[0]}"
+
+
 def arch_keys(space: SearchSpace, arch: Arch, classes: int) -> list[str]:
     """The components an arch is made of (a block repeated twice appears twice)."""
     keys, cin = [], space.in_channels

@@ -135,15 +135,7 @@ class DeviceTables:
         for prof in self.profiles:
             if prof.matches(search_space, input_size, batch, runtime) and prof.complete:
                 return prof
-        h, w = input_size
-        have = "; ".join(p.signature + ("" if p.complete else " (incomplete)") for p in self.profiles) or "none"
-        on = "" if runtime == "torch" else f" on {runtime}"
-        flag = "" if runtime == "torch" else f" --runtime {runtime}"
-        raise AutoNADError(
-            f"latency table '{self.device}' has no profile for search space '{search_space}' at {h}x{w}, batch "
-            f"{batch}{on} (it has: {have}); run `autonad profile --hw {self.device} --search-space {search_space} "
-            f"--input-size {h}x{w}{flag}` on the device"
-        )
+        raise self._missing(search_space, input_size, batch, runtime)
 
     def select(
         self, search_space: str, input_size: tuple[int, int] | None, batch: int = 1, runtime: str = "torch"
@@ -155,18 +147,24 @@ class DeviceTables:
                 and p.runtime_name == runtime]  # fmt: skip
         if len(mine) == 1:
             return mine[0]
-        on = "" if runtime == "torch" else f" on {runtime}"
         if not mine:
-            have = "; ".join(p.signature for p in self.profiles) or "none"
-            raise AutoNADError(
-                f"latency table '{self.device}' has no profile for search space '{search_space}' at batch {batch}{on} "
-                f"(it has: {have}); run `autonad profile --hw {self.device} --search-space {search_space}"
-                f"{'' if runtime == 'torch' else ' --runtime ' + runtime}` on the device"
-            )
-        have = "; ".join(p.signature for p in mine)
+            raise self._missing(search_space, None, batch, runtime)
+        on = "" if runtime == "torch" else f" on {runtime}"
         raise AutoNADError(
             f"latency table '{self.device}' has {len(mine)} profiles for search space '{search_space}' at batch "
-            f"{batch}{on} ({have}); pick one with --input-size HxW"
+            f"{batch}{on} ({'; '.join(p.signature for p in mine)}); pick one with --input-size HxW"
+        )
+
+    def _missing(self, search_space: str, input_size: tuple[int, int] | None, batch: int, runtime: str) -> AutoNADError:
+        """One line: no complete profile for this request, what the table has, and how to measure one."""
+        size = "" if input_size is None else f" at {input_size[0]}x{input_size[1]},"
+        size_flag = "" if input_size is None else f" --input-size {input_size[0]}x{input_size[1]}"
+        on, flag = ("", "") if runtime == "torch" else (f" on {runtime}", f" --runtime {runtime}")
+        have = "; ".join(p.signature + ("" if p.complete else " (incomplete)") for p in self.profiles) or "none"
+        return AutoNADError(
+            f"latency table '{self.device}' has no profile for search space '{search_space}'{size} batch {batch}{on} "
+            f"(it has: {have}); run `autonad profile --hw {self.device} --search-space {search_space}{size_flag}"
+            f"{flag}` on the device"
         )
 
     def find(
@@ -201,15 +199,6 @@ def device_index() -> dict[str, Path]:
             index[str(alias)] = path
     by_stem = {path.stem: path for path in local}  # a shipped table's aliases lead to its local replacement
     return {name: by_stem.get(path.stem, path) for name, path in index.items()}
-
-
-def shipped_aliases() -> dict[str, str]:
-    """Alias -> device name over the shipped tables (`jetson` -> `jetson-xavier-nx`, ...)."""
-    out: dict[str, str] = {}
-    for name in resources.list_shipped("latency_tables"):
-        for alias in _header(resources.shipped_dir("latency_tables") / f"{name}.yaml").get("aliases") or []:
-            out[str(alias)] = name
-    return out
 
 
 def _header(path: Path) -> dict:

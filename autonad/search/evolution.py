@@ -515,11 +515,9 @@ def saved_identity(identity: Any) -> Any:
     config = identity.get("config") if isinstance(identity, dict) else None
     if not isinstance(config, dict) or "selection" in config:
         return identity
-    objective = config.get("objective", "score")
-    if objective == "auto":  # written by a version that stored "auto" unresolved (with a latency model)
-        weighted = config.get("latency_weight") or config.get("latency_share") or config.get("max_latency_ms")
-        objective = "score" if weighted else "nsga2"
-    config = {"latency_share": 0.0, **{k: v for k, v in config.items() if k != "objective"}, "selection": objective}
+    known = {k: v for k, v in config.items() if k in SearchConfig.__dataclass_fields__}
+    selection = SearchConfig.from_dict({"objective": "score", **known}).selection  # "auto" as it resolves now
+    config = {"latency_share": 0.0, **{k: v for k, v in config.items() if k != "objective"}, "selection": selection}
     return {**identity, "config": config}
 
 

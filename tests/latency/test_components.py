@@ -11,6 +11,7 @@ from autonad.latency.components import (
     embed_key,
     head_key,
     kind_of,
+    op_type_of,
     profiling_supernet,
 )
 from autonad.latency.roofline import ROOFLINE_DEVICES, KernelCost, roofline_ms
@@ -119,3 +120,14 @@ def test_the_conv_stem_has_its_own_key():
     arch = fine.smallest()
     assert arch_keys(fine, arch, 2)[0] == f"s1.stem c3-{arch.stages[0].width}"
     assert arch_keys(SearchSpace.load("autonad"), arch, 2)[1:-1] == arch_keys(fine, arch, 2)[1:-1]
+
+
+@pytest.mark.parametrize(
+    "key, kind",
+    [("s1.stem c3-32", "stem"), ("s2.conv3 w64 r8.0", "block conv3"), ("s3.embed c96-160", "embed"),
+     ("s3.transformer w192 r4.50", "block transformer"), ("lateral1 dil3x3 c32-128", "edge dil3x3"),
+     ("ppm dwsep3x3 c288 p6", "edge dwsep3x3"), ("fpn2 conv1x1 c96", "edge conv1x1"), ("decoder c288-128", "decoder"),
+     ("head c128 k4", "head"), ("head c128 k4 d16l2", "head (detail path)")],
+)  # fmt: skip
+def test_every_key_has_an_operator_type(key, kind):
+    assert op_type_of(key) == kind
