@@ -10,7 +10,7 @@ from rich.table import Column, Table
 
 from autonad.cli.common import input_size, positive_int
 from autonad.space import Arch, HeadsArch, SearchSpace
-from autonad.ui import console
+from autonad.ui import console, fit_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -81,7 +81,7 @@ def _report(space: SearchSpace, archs: list[Arch], paths: list[Path], args: argp
         table.add_column("params (M)", justify="right")
         table.add_column(f"GFLOPs @{h}x{w}", justify="right")
     if paths:
-        table.add_column("file", overflow="fold")
+        table.add_column("file")
     for i, arch in enumerate(archs):
         row = [str(i), arch.hash, arch.short()]
         if sized:
@@ -90,7 +90,7 @@ def _report(space: SearchSpace, archs: list[Arch], paths: list[Path], args: argp
         if paths:
             row.append(str(paths[i]))
         table.add_row(*row)
-    console.print(table)
+    console.print(fit_table(table, ("file",)))
     if len(archs) == 1 and not paths:
         console.print(archs[0].to_yaml())
 

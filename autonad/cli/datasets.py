@@ -16,7 +16,7 @@ from autonad.data import DATASETS, SPLITS, SegSource, open_dataset, summarize
 from autonad.data.preview import pick_samples, render_preview
 from autonad.data.stats import defect_scale
 from autonad.train.recipe import Recipe, default_recipe
-from autonad.ui import console
+from autonad.ui import console, fit_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -109,7 +109,7 @@ def _print_summary(s: dict) -> None:
         classes.add_row(str(k), escape(name), str(s["images_per_class"][name]), *per_split, share)
     if s["ignore_share"]:
         classes.add_row("255", "ignore", "", "", "", "", f"{100 * s['ignore_share']:.2f}%")
-    console.print(classes)
+    console.print(fit_table(classes, ("pixel share", "train", "val", "test")))
 
 
 def _print_scale(s: dict) -> None:

@@ -20,7 +20,7 @@ from autonad.latency.roofline import ROOFLINE_DEVICES, roofline_profile
 from autonad.latency.runtimes import RUNTIMES, check_runtime
 from autonad.latency.table import DeviceTables, Profile, canonical_device, load_tables
 from autonad.space import Arch, SearchSpace
-from autonad.ui import console
+from autonad.ui import console, fit_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -192,7 +192,7 @@ def list_tables(args: argparse.Namespace) -> int:
             complete = "" if prof.complete else " (incomplete)"
             table.add_row(tables.device, ", ".join(tables.aliases), str(path), prof.signature + complete,
                           prof.provenance, prof.hardware, str(len(prof.entries)), fit)  # fmt: skip
-    console.print(table)
+    console.print(fit_table(table, ("file", "calibration", "hardware", "entries", "aliases")))
     return 0
 
 

@@ -8,7 +8,7 @@ from rich.table import Table
 
 from autonad import resources
 from autonad.space import SearchSpace
-from autonad.ui import console
+from autonad.ui import console, fit_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +26,7 @@ def list_spaces(args: argparse.Namespace) -> int:
         space = SearchSpace.load(name)
         ops = ", ".join(space.stages[0].op_choices)
         table.add_row(name, ops, f"~1e{len(str(space.size)) - 1}", space.description)
-    console.print(table)
+    console.print(fit_table(table, ("archs", "operators")))
     return 0
 
 
@@ -43,7 +43,7 @@ def show_space(args: argparse.Namespace) -> int:
             ", ".join(st.op_choices),
             str(st.sr_ratio),
         )
-    console.print(table)
+    console.print(fit_table(table, ("attn SR", "FFN ratio", "stride")))
     dec = space.decoder
     console.print(
         f"MFAM decoder: width {_choices(dec.width)}; 10 edges each of {', '.join(dec.edge_ops)}; "
