@@ -15,7 +15,7 @@ from rich_argparse import RichHelpFormatter
 from autonad import __version__
 from autonad.errors import AutoNADError
 
-COMMAND_MODULES = ("datasets", "space", "arch", "train", "latency", "search", "export", "retrain", "deploy")
+COMMAND_MODULES = ("datasets", "space", "arch", "train", "latency", "search", "export", "retrain", "deploy", "report")
 
 
 class RichParser(argparse.ArgumentParser):

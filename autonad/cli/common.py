@@ -88,3 +88,8 @@ def metrics_table(report, title: str):
     for name, value in report.per_class_iou.items():
         table.add_row(f"IoU {name}", pct(value))
     return table
+
+
+def add_tensorboard_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false",
+                   help="write no TensorBoard logs (default: <run folder>/tensorboard)")  # fmt: skip

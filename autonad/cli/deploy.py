@@ -18,7 +18,7 @@ from autonad.data.io import read_image
 from autonad.data.preview import class_colour, overlay
 from autonad.export.inference import ExportedModel, evaluate_model, predict_image
 from autonad.metrics import DEFAULT_TAU, PHIS
-from autonad.ui import console, progress
+from autonad.ui import console, fit_table, progress
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--batch", type=positive_int, default=8)
     add_decision_options(ev)
     ev.add_argument("--out", type=Path, help="write all metrics as JSON")
+    ev.add_argument("--report", type=Path, metavar="FOLDER",
+                    help="write FOLDER/report.html: the metrics, confusion matrix and the worst images")  # fmt: skip
     ev.set_defaults(func=evaluate)
 
     pr = sub.add_parser("predict", help="masks, overlays and a defect verdict for image files")
@@ -67,6 +69,11 @@ def evaluate(args: argparse.Namespace) -> int:
     console.print(metrics_table(report, title))
     if args.out:
         write_text_atomic(args.out, json.dumps(report.to_dict(), indent=1) + "\n")
+    if args.report:
+        from autonad.report import evaluate_for_report, write_report
+
+        evaluate_for_report(model, source, args.report, args.split, report, decision=decision)
+        console.print(f"report: {write_report(args.report)}")
     return 0
 
 
@@ -87,7 +94,7 @@ def predict(args: argparse.Namespace) -> int:
                           "-" if pred.cap is None else f"{pred.cap:.3f}", str(pred.defect_pixels))  # fmt: skip
             results.append({"image": str(path), "defective": pred.defective, "score": pred.score, "cap": pred.cap,
                             "defect_pixels": pred.defect_pixels, "decision": decision})  # fmt: skip
-    console.print(table)
+    console.print(fit_table(table, ("CaP", "defect pixels", "score")))
     write_text_atomic(args.out / "predictions.json", json.dumps(results, indent=1) + "\n")
     console.print(f"masks and overlays in {args.out}")
     return 0

@@ -11,7 +11,13 @@ from typing import Any
 
 from rich.table import Table
 
-from autonad.cli.common import add_budget_args, apply_budget_args, metrics_table, positive_int
+from autonad.cli.common import (
+    add_budget_args,
+    add_tensorboard_option,
+    apply_budget_args,
+    metrics_table,
+    positive_int,
+)
 from autonad.cli.latency import add_runtime_option, predictor_for
 from autonad.cli.train import add_data_options, dataset_slug
 from autonad.config import load_yaml, write_text_atomic
@@ -27,7 +33,7 @@ from autonad.train.checkpoint import load_checkpoint
 from autonad.train.recipe import Recipe, default_recipe
 from autonad.train.subnet import RetrainJob
 from autonad.train.trainer import CHECKPOINT_FORMAT
-from autonad.ui import console
+from autonad.ui import console, fit_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -69,6 +75,7 @@ def add_retrain_options(p: argparse.ArgumentParser) -> None:
                         "is known: --supernet, or the summary.yaml beside --arch)")  # fmt: skip
     p.add_argument("--supernet", type=Path, help="trained supernet checkpoint the arch was searched in")
     p.add_argument("--recipe", help="recipe name or YAML (its `retrain` section; default: the dataset's)")
+    add_tensorboard_option(p)
     p.add_argument("--cap", action=argparse.BooleanOptionalAction,
                    help="train with the Classifier-as-Plugin head (default: as the arch says)")  # fmt: skip
     p.add_argument("--epochs", type=positive_int, help="retraining epochs (default: the recipe's)")
@@ -144,6 +151,7 @@ def retrain(args: argparse.Namespace) -> int:
             console.print(f"retraining arch [bold]{job.arch.hash}[/] ({heads}) on [bold]{source.name}[/] from "
                           f"{start}, recipe [bold]{job.recipe.name}[/] -> {out}")  # fmt: skip
         trainer = job.trainer(source, out, dist, args.max_epochs)
+        trainer.tensorboard = args.tensorboard
         state = trainer.fit(resume=args.resume)
     finally:
         shutdown(dist)
@@ -161,6 +169,7 @@ def retrain(args: argparse.Namespace) -> int:
 def finish(run_dir: Path, source: SegSource, calibrate: str | None, formats: list[str], predictor=None) -> dict:
     """Best checkpoint -> calibrated decision, test metrics, exported model files, metrics.json (with the
     predicted latency when a `LatencyPredictor` is given)."""
+    from autonad.report import report_run
     from autonad.train.subnet import load_trained_subnet
 
     trained = load_trained_subnet(run_dir / "best.pt")
@@ -175,7 +184,8 @@ def finish(run_dir: Path, source: SegSource, calibrate: str | None, formats: lis
         meta.update(_latency(predictor, trained))
     files = export_model(trained.net, run_dir, trained.input_size, meta, formats)
     write_text_atomic(run_dir / "metrics.json", json.dumps(meta["metrics"], indent=1) + "\n")
-    return {"meta": meta, "report": report, "files": files, "split": split}
+    page = report_run(run_dir, model, source, report)
+    return {"meta": meta, "report": report, "files": files, "split": split, "page": page}
 
 
 def _latency(predictor, trained) -> dict[str, Any]:
@@ -193,7 +203,9 @@ def print_result(result: dict, out: Path) -> None:
                       f"(calibrated for {decision['target']} on {decision['calibrated_on']})")  # fmt: skip
     for fmt, path in result["files"].items():
         console.print(f"{fmt}: {path}")
-    console.print(f"run folder: {out} (best.pt, checkpoint.pt, history.jsonl, metrics.json, split.json)")
+    console.print(f"report: {result['page']}")
+    console.print(f"run folder: {out} (best.pt, checkpoint.pt, history.jsonl, metrics.json, split.json, tensorboard/, "
+                  "evaluation/)")  # fmt: skip
 
 
 def _epochs_for_tune(job: RetrainJob, train_images: int) -> RetrainJob:
@@ -231,7 +243,7 @@ def tune(args: argparse.Namespace) -> int:
     dataset = _absolute_dataset(args.dataset)
     root = str(source.root.resolve()) if source.root and ":" not in dataset else None
     absolute = dataclasses.replace(job, checkpoint=job.checkpoint.resolve() if job.checkpoint else None)
-    tune_job = TuneJob(absolute, dataset, root, args.skip_bad, out / "trials", args.threads)
+    tune_job = TuneJob(absolute, dataset, root, args.skip_bad, out / "trials", args.threads, args.tensorboard)
     owns = connect_ray(args.ray_address, None)
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
@@ -270,4 +282,4 @@ def print_trials(rows: list[dict], metric: str) -> None:
     for i, row in enumerate(rows):
         table.add_row(row["trial"], *(f"{row[k]:.3g}" for k in keys), f"{row[f'best_{metric}']:.4f}",
                       str(row["epochs"]), style="bold green" if i == 0 else None)  # fmt: skip
-    console.print(table)
+    console.print(fit_table(table))

@@ -8,7 +8,15 @@ from pathlib import Path
 import torch
 from rich.table import Table
 
-from autonad.cli.common import add_budget_args, apply_budget_args, duration_minutes, pct, positive_int, recipe_label
+from autonad.cli.common import (
+    add_budget_args,
+    add_tensorboard_option,
+    apply_budget_args,
+    duration_minutes,
+    pct,
+    positive_int,
+    recipe_label,
+)
 from autonad.cli.export import export_finetuned, export_trained
 from autonad.cli.latency import add_runtime_option, predictor_for
 from autonad.cli.train import add_data_options, dataset_slug, name_slug, recipe_stem, supernet_run_dir
@@ -19,7 +27,7 @@ from autonad.latency.prior import LatencyPrior
 from autonad.latency.table import canonical_device
 from autonad.supernet import SupernetConfig
 from autonad.train.recipe import Recipe, default_recipe
-from autonad.ui import console
+from autonad.ui import console, fit_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -66,6 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--ray-address", help="join an existing Ray cluster (e.g. 10.0.0.5:6379)")
     run.add_argument("--threads", type=positive_int, help="torch threads of this process (supernet training)")
     add_budget_args(p, "the supernet's training")
+    add_tensorboard_option(p)
     ft = p.add_argument_group("fine-tuning of the best arch before export (default: the recipe's search section)")
     ft = ft.add_mutually_exclusive_group()
     ft.add_argument("--finetune", type=duration_minutes, metavar="TIME",
@@ -107,7 +116,8 @@ def search(args: argparse.Namespace) -> int:
         console.print(mismatch)
 
     check_constraints_satisfiable(config, predictor, sn_config, source.num_classes, recipe.input_size)
-    checkpoint = ensure_supernet(supernet_run_dir(args.dataset, supernet_name, label), recipe, sn_config, source)
+    checkpoint = ensure_supernet(supernet_run_dir(args.dataset, supernet_name, label), recipe, sn_config, source,
+                                 args.tensorboard)  # fmt: skip
     prior = LatencyPrior.from_profile(predictor.profile, predictor.space, args.prior_temperature, predictor.label)
     out.mkdir(parents=True, exist_ok=True)
     prior.heatmap(out / "latency_prior.png")
@@ -121,7 +131,8 @@ def search(args: argparse.Namespace) -> int:
     with make_evaluator(settings, args.workers, args.ray_address) as evaluator:
         engine = EvolutionSearch(predictor.space, config, evaluator, gene_weights=prior.gene_weights,
                                  latency_fn=predictor.predict, complexity_fn=complexity,
-                                 state_path=out / "search_state.pt", identity=identity)  # fmt: skip
+                                 state_path=out / "search_state.pt", identity=identity,
+                                 tensorboard_dir=out if args.tensorboard else None)  # fmt: skip
         result = engine.run(resume=args.resume)
     write_outputs(out, result, fitness_label=args.fitness)
     best = result.best
@@ -135,7 +146,8 @@ def search(args: argparse.Namespace) -> int:
                "supernet": str(checkpoint.resolve())}  # fmt: skip
     if recipe.search.finetunes:
         run_dir = out / f"finetune-{recipe.search.finetune_tag}"
-        trained, steps = finetune_best(best.arch, sn_config, recipe, checkpoint, source, run_dir, args.resume)
+        trained, steps = finetune_best(best.arch, sn_config, recipe, checkpoint, source, run_dir, args.resume,
+                                       args.tensorboard)  # fmt: skip
         info.update(inherited_metrics=best.metrics, supernet_checkpoint=str(checkpoint), finetune_run=run_dir.name)
         files = export_finetuned(run_dir, out, info, formats)
         summary["finetune"] = {"run": run_dir.name, "val": trained.best["val"], "steps": steps}
@@ -143,11 +155,12 @@ def search(args: argparse.Namespace) -> int:
         files = export_trained(checkpoint, best.arch, out, info, formats)
     dump_yaml({**summary, "files": {k: str(v) for k, v in files.items()}}, out / "summary.yaml")
     print_summary(result, predictor.label, out)
+    console.print(f"report: {write_search_report(out, files, source)}")
     return 0
 
 
 def finetune_best(arch, sn_config: SupernetConfig, recipe: Recipe, checkpoint: Path, source, run_dir: Path,
-                  resume: bool):  # fmt: skip
+                  resume: bool, tensorboard: bool = True):  # fmt: skip
     """Fine-tune the searched arch from its inherited supernet weights (the recipe's `retrain` settings,
     the search's fine-tuning budget) on the supernet's training split; its best validation epoch wins.
     Returns the trained subnet and the steps it trained."""
@@ -161,14 +174,25 @@ def finetune_best(arch, sn_config: SupernetConfig, recipe: Recipe, checkpoint: P
     budget = job.recipe.retrain
     told = f"{budget.minutes:g} min" if budget.minutes is not None else f"{budget.steps} steps"
     console.print(f"fine-tuning the best arch {job.arch.hash[:8]} from its supernet weights for {told} -> {run_dir}")
-    state = job.trainer(source, run_dir, init_distributed("auto")).fit(
-        resume=resume and (run_dir / "checkpoint.pt").exists()
-    )
+    trainer = job.trainer(source, run_dir, init_distributed("auto"))
+    trainer.tensorboard = tensorboard
+    state = trainer.fit(resume=resume and (run_dir / "checkpoint.pt").exists())
     trained = load_trained_subnet(run_dir / "best.pt")
     val = trained.best["val"]
     console.print(f"fine-tuned {state.global_step} steps: best validation epoch {trained.best['epoch']}, "
                   f"mIoU {pct(val.get('miou'))} (inherited weights: see the table below)")  # fmt: skip
     return trained, state.global_step
+
+
+def write_search_report(out: Path, files: dict[str, Path], source) -> Path:
+    """The exported model on the test split of the split the supernet trained on, then report.html."""
+    from autonad.export.inference import ExportedModel
+    from autonad.report import report_run, run_split_file
+
+    split = run_split_file(out)
+    if split is not None:
+        source.use_split(split)
+    return report_run(out, ExportedModel.load(files["torchscript"]), source)
 
 
 def check_constraints_satisfiable(config, predictor, sn_config, num_classes: int, size: tuple[int, int]) -> None:
@@ -211,7 +235,7 @@ def search_run_dir(dataset: str, hw: str, recipe: str, runtime: str = "torch") -
     return Path("runs/search") / f"{dataset_slug(dataset)}__{device}__{recipe_stem(recipe)}"
 
 
-def ensure_supernet(run_dir: Path, recipe: Recipe, sn_config: SupernetConfig, source) -> Path:
+def ensure_supernet(run_dir: Path, recipe: Recipe, sn_config: SupernetConfig, source, tensorboard: bool = True) -> Path:
     """The supernet checkpoint for (dataset, supernet, recipe): reused when its training finished,
     else trained (or resumed) now."""
     from autonad.train.distributed import init_distributed
@@ -225,7 +249,9 @@ def ensure_supernet(run_dir: Path, recipe: Recipe, sn_config: SupernetConfig, so
         console.print(f"supernet: resuming {checkpoint}")
     else:
         console.print(f"supernet: training {sn_config.name} on {source.name} with recipe {recipe.name} -> {run_dir}")
-    SupernetTrainer(recipe, sn_config, source, run_dir, init_distributed("auto")).fit(resume=checkpoint.exists())
+    trainer = SupernetTrainer(recipe, sn_config, source, run_dir, init_distributed("auto"))
+    trainer.tensorboard = tensorboard
+    trainer.fit(resume=checkpoint.exists())
     return checkpoint
 
 
@@ -241,11 +267,11 @@ def print_summary(result, latency_label: str, out: Path) -> None:
         table.add_row(label, f"{cand.score:.4f}", f"{cand.fitness:.4f}", pct(m.get("miou")),
                       pct(m.get("sample_miou")), pct(m.get("seg_recall")), _num(cand.latency_ms, 2),
                       _num(cand.params, 2, 1e6, "M"), _num(cand.flops, 2, 1e9))  # fmt: skip
-    console.print(table)
+    console.print(fit_table(table, ("GFLOPs", "params", "S_mIoU", "score", "Seg_Rec")))
     console.print(f"best ({best.hash[:8]}): {result.reason}")
     console.print(f"latency: {latency_label}; S_mIoU = Sample_mIoU, Seg_Rec = Seg_Recall (paper 000)")
     console.print(f"run folder: {out} (best_arch.yaml, model.ts, model.onnx, model.json, pareto.csv, pareto.png, "
-                  "history.jsonl, latency_prior.png, summary.yaml)")  # fmt: skip
+                  "history.jsonl, latency_prior.png, summary.yaml, tensorboard/, evaluation/)")  # fmt: skip
 
 
 def _num(value, digits: int, scale: float = 1.0, unit: str = "") -> str:

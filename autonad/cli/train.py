@@ -10,13 +10,20 @@ from pathlib import Path
 import torch
 from rich.table import Table
 
-from autonad.cli.common import add_budget_args, apply_budget_args, pct, positive_int, recipe_label
+from autonad.cli.common import (
+    add_budget_args,
+    add_tensorboard_option,
+    apply_budget_args,
+    pct,
+    positive_int,
+    recipe_label,
+)
 from autonad.data import open_dataset
 from autonad.supernet import SupernetConfig
 from autonad.train.distributed import init_distributed, shutdown
 from autonad.train.recipe import Recipe, default_recipe
 from autonad.train.trainer import SupernetTrainer
-from autonad.ui import console
+from autonad.ui import console, fit_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)")
     add_budget_args(p, "supernet training")
+    add_tensorboard_option(p)
     p.set_defaults(func=train_supernet)
 
 
@@ -89,6 +97,7 @@ def train_supernet(args: argparse.Namespace) -> int:
             for message in source.bad:
                 console.print(f"[yellow]skipped:[/] {message}")
         trainer = SupernetTrainer(recipe, config, source, run_dir, dist, max_epochs=args.max_epochs)
+        trainer.tensorboard = args.tensorboard
         state = trainer.fit(resume=args.resume)
     finally:
         shutdown(dist)
@@ -104,5 +113,5 @@ def print_summary(history: list[dict], run_dir: Path) -> None:
                       title=f"validation after epoch {last_val['epoch']}")  # fmt: skip
         for name, m in last_val["val"].items():
             table.add_row(name, *(pct(m[k]) for k in ("miou", "miou_fg", "mf1", "sample_miou", "seg_recall")))
-        console.print(table)
+        console.print(fit_table(table, ("mF1", "Sample_mIoU", "Seg_Recall")))
     console.print(f"run folder: {run_dir} (checkpoint.pt, history.jsonl, run.yaml, split.json)")

@@ -35,6 +35,7 @@ from autonad.errors import AutoNADError
 from autonad.search.config import SearchConfig, fitness_value
 from autonad.search.evaluate import Evaluator
 from autonad.space import EDGE_NAMES, Arch, HeadsArch, SearchSpace
+from autonad.tensorboard import ScalarLog, open_log
 from autonad.train.checkpoint import load_checkpoint, restore_tuples, rng_state, save_atomic, set_rng_state
 from autonad.ui import progress
 
@@ -184,6 +185,7 @@ class EvolutionSearch:
         identity: Mapping[str, Any] | None = None,
         show_progress: bool = True,
         checkpoint_seconds: float = 60.0,
+        tensorboard_dir: str | Path | None = None,
     ):
         self.space, self.config, self.evaluator = space, config, evaluator
         self.gene_weights = {k: [float(w) for w in v] for k, v in (gene_weights or {}).items()} or None
@@ -191,6 +193,7 @@ class EvolutionSearch:
         self.heads = heads if heads is not None else evaluator.heads
         self.state_path = Path(state_path) if state_path is not None else None
         self.show_progress, self.checkpoint_seconds = show_progress, checkpoint_seconds
+        self.tensorboard_dir = tensorboard_dir  # per-generation scalars there (None: none)
         self.weights = config.fitness_weights
         self._check_inputs()
         # without a latency model, "auto" can only rank by accuracy
@@ -209,6 +212,7 @@ class EvolutionSearch:
         self.measures: dict[str, dict[str, Any]] = {}  # arch hash -> latency_ms, params, flops (computed once)
         self.logbook = new_logbook()
         self._last_save = time.monotonic()
+        self._tb: ScalarLog | None = None
 
     # -- set-up ---------------------------------------------------------------------
     def _check_inputs(self) -> None:
@@ -412,6 +416,11 @@ class EvolutionSearch:
             fastest_ms=min(latencies) if latencies else None,
             best=best.hash,
         )
+        if self._tb is not None:  # step = generations evaluated, so a resumed search purges what it redoes
+            record = {k: v for k, v in self.logbook[-1].items() if k not in ("gen", "best")}
+            self._tb.scalars("search", {**record, "best_fitness_so_far": max(c.fitness for c in self.cache.values())},
+                             self.generation + 1)  # fmt: skip
+            self._tb.flush()
 
     # -- the loop ------------------------------------------------------------------
     def run(self, resume: bool = False) -> SearchResult:
@@ -421,6 +430,16 @@ class EvolutionSearch:
             if not resume:
                 raise AutoNADError(f"{path}: a search was already run here; pass --resume or choose another --out")
             self.load(path)
+        self._tb = open_log(self.tensorboard_dir, True, self.generation) if self.tensorboard_dir else None
+        try:
+            self._run()
+        finally:
+            if self._tb is not None:
+                self._tb.close()
+        self._save_if_set()
+        return self.result()
+
+    def _run(self) -> None:
         G = self.config.generations
         with progress(disable=not self.show_progress) as bar:
             gens = bar.add_task("evolution search", total=G, completed=min(self.generation, G))
@@ -440,8 +459,6 @@ class EvolutionSearch:
                 self.population = self._next_population(self._select(self.population))
                 self.pending = True
                 self._save_if_set()
-        self._save_if_set()
-        return self.result()
 
     def result(self) -> SearchResult:
         history = list(self.cache.values())

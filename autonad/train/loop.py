@@ -30,6 +30,7 @@ from autonad import __version__
 from autonad.config import dump_yaml, from_mapping, write_text_atomic
 from autonad.data import SegmentationDataset, SegSource, Transform, compute_norm_stats, eval_loader
 from autonad.errors import AutoNADError, reason
+from autonad.tensorboard import ScalarLog, open_log
 from autonad.timing import cpu_bf16, device_name
 from autonad.train.batches import EpochBatches, batches_per_epoch
 from autonad.train.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
@@ -114,6 +115,8 @@ class Trainer:
         self.val_estimate_s = 0.0  # a time budget: the first plan's estimate of one validation
         # called on rank 0 after each epoch's checkpoint is written (e.g. to report to Ray Tune)
         self.on_epoch_end: Callable[[Trainer], None] | None = None
+        self.tensorboard = True  # scalars under <run_dir>/tensorboard (rank 0); False: none
+        self._log: ScalarLog | None = None
 
     # ------------------------------------------------------------------ what subclasses define
     def build_model(self) -> nn.Module:
@@ -312,6 +315,17 @@ class Trainer:
         self.before_training()
         st, last_save, self._clock = self.state, time.monotonic(), time.monotonic()
         first = st.global_step
+        self._log = open_log(self.run_dir, self.tensorboard and self.dist.is_main, logged_until=first)
+        try:
+            self._train(first, last_save)
+        finally:
+            if self._log is not None:
+                self._log.close()
+        barrier(self.dist)
+        return st
+
+    def _train(self, first: int, last_save: float) -> None:
+        st = self.state
         with progress(disable=not self.dist.is_main or self._last_step() <= first) as bar:
             task = bar.add_task(self.title(), total=max(self._last_step() - first, 0))
             while st.epoch < min(self.epochs, self.stop_after or self.epochs):
@@ -319,6 +333,8 @@ class Trainer:
                     if st.global_step >= self.total_steps:
                         break
                     st.epoch_losses.append(self._step(self._prepare(images), masks.to(self.device)))
+                    if self._log is not None:
+                        self._log.scalars("train", st.epoch_losses[-1], st.global_step + 1)
                     st.step_in_epoch += 1
                     st.global_step += 1
                     bar.update(task, advance=1, description=self._describe(st.epoch_losses[-1]))
@@ -333,8 +349,6 @@ class Trainer:
                 last_save = time.monotonic()
                 if self.on_epoch_end is not None and self.dist.is_main:
                     self.on_epoch_end(self)
-        barrier(self.dist)
-        return st
 
     def _last_step(self) -> int:
         """The step this invocation trains to: the budget's, or the end of epoch --max-epochs."""
@@ -440,6 +454,11 @@ class Trainer:
             st.val_s += time.monotonic() - start
             st.validations += 1
         st.history.append(record)
+        if self._log is not None:
+            self._log.scalars("epoch", {k: v for k, v in record.items() if k not in ("epoch", "step", "val")},
+                              st.global_step)  # fmt: skip
+            self._log.scalars("val", record.get("val", {}), st.global_step)
+            self._log.flush()
         st.epoch += 1
         st.step_in_epoch = 0
         self._tick()  # validation counts in the run's time, not in the next epoch's

@@ -42,6 +42,7 @@ class TuneJob:
     skip_bad: bool
     trials_dir: Path
     threads: int = 1
+    tensorboard: bool = True  # each trial's scalars under its folder
 
     @property
     def metric(self) -> str:
@@ -78,6 +79,7 @@ def run_trial(params: dict[str, float], job: TuneJob) -> None:
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(run_dir)))
 
     trainer.on_epoch_end = report
+    trainer.tensorboard = job.tensorboard
     trainer.fit(resume=checkpoint is not None)
 
 

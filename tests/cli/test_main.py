@@ -22,9 +22,10 @@ def test_help_lists_every_command(capsys):
         "tune",
         "evaluate",
         "predict",
+        "report",
     ):
         assert command in out
-    assert len(COMMAND_MODULES) == 9
+    assert len(COMMAND_MODULES) == 10
 
 
 def test_version_and_unknown_command(capsys):

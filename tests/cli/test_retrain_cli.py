@@ -96,6 +96,11 @@ def test_retrain_on_a_new_product_line_with_other_classes(setup, retrained, caps
     assert meta["decision"]["phi"] == "max_prob" and meta["decision"]["target"] == "recall>=0.5"
     assert meta["metrics"]["split"] == "test" and meta["metrics"]["cap_accuracy"] is not None
     assert json.loads((out / "metrics.json").read_text()) == meta["metrics"]
+    report = (out / "report.html").read_text()  # the test metrics it shows are the ones just computed
+    evaluation = json.loads((out / "evaluation" / "test.json").read_text())
+    assert evaluation["metrics"] == {k: v for k, v in meta["metrics"].items() if k != "split"}
+    assert "calibrated for recall&gt;=0.5" in report and '<section id="curves">' in report
+    assert 'retraining <span class="meta">(3 epochs' in report and (out / "tensorboard").is_dir()
 
 
 def test_exported_models_give_the_in_memory_metrics(setup, retrained, capsys):
