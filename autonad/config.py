@@ -39,6 +39,14 @@ def load_yaml(path: str | os.PathLike) -> Any:
         raise AutoNADError(f"{path}: cannot read ({e.__class__.__name__})") from None
 
 
+def load_yaml_mapping(path: str | os.PathLike) -> dict[str, Any]:
+    """A YAML file that must hold a mapping (run files such as summary.yaml and run.yaml)."""
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise AutoNADError(f"{path}: expected a mapping of keys, found {type(data).__name__}")
+    return data
+
+
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: latency tables are big
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 

@@ -19,3 +19,23 @@ def reason(error: BaseException, limit: int = 200, last: bool = False) -> str:
     if not lines:
         return error.__class__.__name__
     return (lines[-1] if last else lines[0])[:limit]
+
+
+def user_message(error: BaseException) -> str:
+    """The line to show for an `AutoNADError`, also when it crossed a process boundary: a DataLoader
+    worker or a Ray task re-raises it with the remote traceback in its message, whose last line is
+    the original one."""
+    text = str(error)
+    if "Traceback (most recent call last)" not in text:
+        return text
+    last = reason(error, limit=10_000, last=True)
+    for prefix in ("autonad.errors.AutoNADError: ", "AutoNADError: "):
+        last = last.removeprefix(prefix)
+    return last
+
+
+def os_error_message(error: OSError) -> str:
+    """An operating-system error (an output path that is a file, a read-only folder, a full disk) as
+    one line naming the path."""
+    what = error.strerror or error.__class__.__name__
+    return f"{error.filename}: {what}" if error.filename else what

@@ -327,6 +327,8 @@ class SegMetrics:
         self._class_iou_sum = np.zeros(c, dtype=np.float64)
         self._class_iou_count = np.zeros(c, dtype=np.int64)
         self._rows: dict[str, list[np.ndarray]] = {k: [] for k in _ROW_FIELDS}
+        self._positions: list[np.ndarray] = []  # each kept sample's index among all samples updated
+        self._seen = 0
         self._has_cap: bool | None = None
 
     @property
@@ -407,6 +409,8 @@ class SegMetrics:
 
     def _add_samples(self, cm: torch.Tensor, phi: torch.Tensor, cap: np.ndarray) -> None:
         keep = cm.sum((1, 2)) > 0  # a sample with every pixel ignored is not a sample
+        self._positions.append(self._seen + np.flatnonzero(keep.numpy()))
+        self._seen += len(keep)
         cm, phi, cap = cm[keep], phi[keep], cap[keep.numpy()]
         gt = cm[:, 1:, :].sum((1, 2))
         pred = cm[:, :, 1:].sum((1, 2))
@@ -439,6 +443,8 @@ class SegMetrics:
         self._class_iou_count += other._class_iou_count
         for key in _ROW_FIELDS:
             self._rows[key].extend(other._rows[key])
+        self._positions.extend(p + self._seen for p in other._positions)
+        self._seen += other._seen
         self._has_cap = other._has_cap if self._has_cap is None else self._has_cap
         return self
 
@@ -447,6 +453,15 @@ class SegMetrics:
         return {
             k: np.concatenate(v) if v else np.zeros(0, dtype=dtypes.get(k, np.int64)) for k, v in self._rows.items()
         }
+
+    def sample_rows(self) -> dict[str, np.ndarray]:
+        """Per sample, in update order: `position` (its index among every sample updated; those with
+        every pixel ignored are left out), `phi`, `label` (GT defective), pooled defect `inter` and
+        `union`, `gt` (GT defect pixels) and `pred` (predicted defect pixels)."""
+        rows = self._concat_rows()
+        rows["position"] = np.concatenate(self._positions) if self._positions else np.zeros(0, dtype=np.int64)
+        rows["pred"] = rows["union"] - rows["gt"] + rows["inter"]
+        return rows
 
     def sample_scores(self) -> SampleScores:
         """Per-sample phi, GT label and CaP probability, e.g. for `calibrate_tau` on validation."""

@@ -1,7 +1,8 @@
 """TensorBoard scalars of training and search runs (`torch.utils.tensorboard`), under `<run>/tensorboard`.
 
-A resumed run purges what the stopped one logged after its last checkpoint (`purge_step`), so the
-curves show each step once, as an uninterrupted run would have logged them.
+A resumed run purges what the stopped one logged after its last checkpoint (`purge_step`), and a new
+run what an earlier one left in the folder, so the curves show each step once, as an uninterrupted
+run would have logged them.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ class ScalarLog:
     """Numeric scalars by tag and step; nested mappings become `a/b/c` tags, everything else is skipped."""
 
     def __init__(self, run_dir: str | Path, logged_until: int = 0):
-        """`logged_until`: the last step a resumed run had checkpointed (0: a new run); later ones are purged."""
+        """`logged_until`: the last step a resumed run had checkpointed (0: a new run); events of later
+        steps (all of them for a new run over an old folder's logs) are purged."""
         from torch.utils.tensorboard import SummaryWriter
 
         self.path = Path(run_dir) / LOG_DIR
-        self._writer = SummaryWriter(str(self.path), purge_step=logged_until + 1 if logged_until else None)
+        self._writer = SummaryWriter(str(self.path), purge_step=logged_until + 1)
 
     def scalars(self, prefix: str, values: Mapping[str, Any], step: int) -> None:
         for tag, value in flat_scalars(values, prefix):

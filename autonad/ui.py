@@ -26,8 +26,9 @@ err_console = Console(stderr=True)
 
 def fit_table(table: Table, drop: Sequence[str] = (), on: Console | None = None) -> Table:
     """`table` made to fit the console's width (80 when piped) with one line per row: cells never wrap
-    (too long ones end in an ellipsis, except in the first column, which names the row), and the
-    columns named in `drop` are removed, in that order, while the table is wider than the console."""
+    (too long ones end in an ellipsis), the columns named in `drop` are removed, in that order, while
+    the table is wider than the console, and then the widest column other than the first (which
+    names the row) gives up the rest."""
     on = on or console
     for column in table.columns:
         column.no_wrap, column.overflow = True, "ellipsis"

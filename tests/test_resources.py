@@ -46,3 +46,6 @@ def test_wheel_ships_the_data_folders(tmp_path):
         shipped = {f"autonad/{kind}/{p.name}" for p in (REPO / kind).glob("*.yaml")}
         assert shipped <= names, kind
     assert "autonad/search_spaces/autonad.yaml" in names
+    packages = {str(p.relative_to(REPO)) for p in (REPO / "autonad").rglob("__init__.py")}
+    assert packages <= names, sorted(packages - names)  # every subpackage is listed in pyproject.toml
+    assert "autonad/report/templates/report.html.j2" in names

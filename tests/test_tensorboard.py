@@ -57,3 +57,15 @@ def test_no_tensorboard_writes_none(tmp_path, monkeypatch):
     argv = ["train-supernet", "--recipe", str(recipe), "--out", "sn", "--steps", "3", "--no-tensorboard"]
     assert main(argv) == 0
     assert (tmp_path / "sn" / "checkpoint.pt").is_file() and not (tmp_path / "sn" / LOG_DIR).exists()
+
+
+def test_a_new_run_over_old_logs_replaces_them(tmp_path):
+    old = ScalarLog(tmp_path)
+    for step in range(1, 4):
+        old.scalars("train", {"loss": 1.0}, step)
+    old.close()  # killed before its first checkpoint; the run starts again from scratch
+    new = ScalarLog(tmp_path)
+    for step in range(1, 3):
+        new.scalars("train", {"loss": 2.0}, step)
+    new.close()
+    assert scalars(tmp_path / LOG_DIR)["train/loss"] == [(1, 2.0), (2, 2.0)]

@@ -13,7 +13,7 @@ import sys
 from rich_argparse import RichHelpFormatter
 
 from autonad import __version__
-from autonad.errors import AutoNADError
+from autonad.errors import AutoNADError, os_error_message, user_message
 
 COMMAND_MODULES = ("datasets", "space", "arch", "train", "latency", "search", "export", "retrain", "deploy", "report")
 
@@ -24,6 +24,10 @@ class RichParser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", RichHelpFormatter)
         super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        """A bad argument is one line too (the usage is one --help away)."""
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,13 +51,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = args.func(args)
     except AutoNADError as e:
-        from rich.markup import escape
-
-        from autonad.ui import err_console
-
-        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
-        return e.exit_code
+        return _refuse(user_message(e), e.exit_code)
+    except OSError as e:  # e.g. --out names a file, or a folder that cannot be written
+        return _refuse(os_error_message(e), AutoNADError.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     return int(result or 0)
+
+
+def _refuse(message: str, code: int) -> int:
+    from rich.markup import escape
+
+    from autonad.ui import err_console
+
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    return code

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
+
+from autonad.errors import AutoNADError
 
 
 def input_size(text: str) -> tuple[int, int]:
@@ -61,6 +65,17 @@ def recipe_label(given: str | None, base, recipe) -> str:
     return (Path(given).stem if given else base.name) + recipe.name.removeprefix(base.name)
 
 
+def threshold(text: str) -> float:
+    """A decision threshold: a finite number >= 0 (checked before any evaluation runs)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got '{text}'") from None
+    if not (0 <= value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got '{text}'")
+    return value
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -93,3 +108,14 @@ def metrics_table(report, title: str):
 def add_tensorboard_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false",
                    help="write no TensorBoard logs (default: <run folder>/tensorboard)")  # fmt: skip
+
+
+def check_output(path: Path, folder: bool = True) -> None:
+    """Refuse, before any work, an output folder (or file) that cannot be made: one below a file, or
+    in a folder this user cannot write."""
+    target = path if folder else path.parent
+    existing = next(p for p in [target, *target.parents] if p.exists())
+    if not existing.is_dir():
+        raise AutoNADError(f"{path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise AutoNADError(f"{path}: the folder {existing} is not writable")

@@ -10,12 +10,13 @@ import numpy as np
 from PIL import Image
 from rich.table import Table
 
-from autonad.cli.common import metrics_table, positive_int
+from autonad.cli.common import check_output, metrics_table, positive_int, threshold
 from autonad.cli.train import add_data_options
 from autonad.config import write_text_atomic
 from autonad.data import open_dataset
 from autonad.data.io import read_image
 from autonad.data.preview import class_colour, overlay
+from autonad.errors import AutoNADError
 from autonad.export.inference import ExportedModel, evaluate_model, predict_image
 from autonad.metrics import DEFAULT_TAU, PHIS
 from autonad.ui import console, fit_table, progress
@@ -46,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def add_decision_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--phi", choices=PHIS, help="sample score: defect pixel count or max defect probability "
                    "(default: the model's decision, calibrated when retrained with --calibrate)")  # fmt: skip
-    p.add_argument("--tau", type=float, help="a sample is defective when phi >= tau (default: the model's)")
+    p.add_argument("--tau", type=threshold, help="a sample is defective when phi >= tau (default: the model's)")
 
 
 def decision_of(model: ExportedModel, args: argparse.Namespace) -> dict:
@@ -60,44 +61,83 @@ def decision_of(model: ExportedModel, args: argparse.Namespace) -> dict:
 
 
 def evaluate(args: argparse.Namespace) -> int:
+    if args.out:
+        check_output(args.out, folder=False)
+    if args.report:
+        check_output(args.report)
     model = ExportedModel.load(args.model)
     source = open_dataset(args.dataset, args.data_root, seed=args.seed, split_file=args.split_file,
                           skip_bad=args.skip_bad)  # fmt: skip
     decision = decision_of(model, args)
-    report = evaluate_model(model, source, args.split, args.batch, decision["tau"], decision["phi"])
+    if args.report:  # the same evaluation, with each image's outcome and the worst ones drawn
+        from autonad.report import evaluate_for_report
+
+        report = evaluate_for_report(model, source, args.report, args.split, decision)
+    else:
+        report = evaluate_model(model, source, args.split, args.batch, decision["tau"], decision["phi"])
     title = f"{args.model.name} on {source.name} {args.split} ({report.num_samples} images)"
     console.print(metrics_table(report, title))
     if args.out:
         write_text_atomic(args.out, json.dumps(report.to_dict(), indent=1) + "\n")
     if args.report:
-        from autonad.report import evaluate_for_report, write_report
+        from autonad.report import write_report
 
-        evaluate_for_report(model, source, args.report, args.split, report, decision=decision)
-        console.print(f"report: {write_report(args.report)}")
+        console.print(f"report: {write_report(args.report, args.split)}")
     return 0
 
 
 def predict(args: argparse.Namespace) -> int:
+    """Every readable image is predicted and written; unreadable ones are listed (in predictions.json
+    too) and make the command exit 2 after the others are done."""
     model = ExportedModel.load(args.model)
     decision = decision_of(model, args)
+    check_output(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     rule = f"defective when {decision['phi']} >= {decision['tau']:g}"
     table = Table("image", "verdict", "score", "CaP", "defect pixels", title=f"{args.model.name}: {rule}")
-    results = []
+    results, bad = [], []
     with progress() as bar:
-        for path in bar.track(args.images, description="predicting"):
-            image = read_image(path)
+        for path, name in bar.track(list(zip(args.images, output_names(args.images))), description="predicting"):
+            try:
+                image = read_image(path)
+            except AutoNADError as e:
+                bad.append({"image": str(path), "error": str(e)})
+                continue
             pred = predict_image(model, path, image, decision)
-            Image.fromarray(_colour_mask(pred.mask)).save(args.out / f"{path.stem}_mask.png")
-            Image.fromarray(overlay(image, pred.mask)).save(args.out / f"{path.stem}_overlay.png")
+            Image.fromarray(_colour_mask(pred.mask)).save(args.out / f"{name}_mask.png")
+            Image.fromarray(overlay(image, pred.mask)).save(args.out / f"{name}_overlay.png")
             table.add_row(path.name, "DEFECT" if pred.defective else "ok", f"{pred.score:.3f}",
                           "-" if pred.cap is None else f"{pred.cap:.3f}", str(pred.defect_pixels))  # fmt: skip
-            results.append({"image": str(path), "defective": pred.defective, "score": pred.score, "cap": pred.cap,
-                            "defect_pixels": pred.defect_pixels, "decision": decision})  # fmt: skip
+            results.append({"image": str(path), "output": name, "defective": pred.defective, "score": pred.score,
+                            "cap": pred.cap, "defect_pixels": pred.defect_pixels, "decision": decision})  # fmt: skip
     console.print(fit_table(table, ("CaP", "defect pixels", "score")))
-    write_text_atomic(args.out / "predictions.json", json.dumps(results, indent=1) + "\n")
+    record = results if not bad else {"predictions": results, "unreadable": bad}
+    write_text_atomic(args.out / "predictions.json", json.dumps(record, indent=1) + "\n")
     console.print(f"masks and overlays in {args.out}")
+    if bad:
+        raise AutoNADError(f"{len(bad)} of {len(args.images)} images unreadable (listed in "
+                           f"{args.out / 'predictions.json'}), first: {bad[0]['error']}")  # fmt: skip
     return 0
+
+
+def output_names(paths: list[Path]) -> list[str]:
+    """A file-name stem per input, unique among them: the stem where it is, else the stem with as many
+    parent folders as make it unique (a/part.png, b/part.png -> a_part, b_part). The same file twice
+    gets the same name."""
+    resolved = [p.resolve() for p in paths]
+    depth = {r: 0 for r in resolved}
+    while True:
+        names = {r: "_".join([*r.parent.parts[len(r.parent.parts) - depth[r] :], r.stem]) for r in depth}
+        clashes = [r for r in depth if sum(n == names[r] for n in names.values()) > 1]
+        deeper = [r for r in clashes if depth[r] < len(r.parent.parts)]
+        if not deeper:
+            return [_safe_name(names[r]) for r in resolved]
+        for r in deeper:
+            depth[r] += 1
+
+
+def _safe_name(name: str) -> str:
+    return name.replace("/", "_").lstrip("_") or "image"
 
 
 def _colour_mask(mask: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from autonad.config import load_yaml
+from autonad.config import load_yaml_mapping
 from autonad.errors import AutoNADError
 from autonad.export import FORMATS, export_model, export_subnet
 from autonad.space import Arch
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def export(args: argparse.Namespace) -> int:
     if args.run is not None:
-        summary = load_yaml(args.run / "summary.yaml")
+        summary = load_yaml_mapping(args.run / "summary.yaml")
         checkpoint, arch = Path(summary["supernet"]), Arch.load(args.run / "best_arch.yaml")
         old = args.run / "model.json"
         info = json.loads(old.read_text()) if old.is_file() else {}

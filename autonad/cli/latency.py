@@ -158,8 +158,8 @@ def predictor_for(
 def predict(args: argparse.Namespace) -> int:
     if args.hw is None or args.arch is None:
         raise AutoNADError("give --hw and --arch (or an action: tables, validate, prior; see autonad latency -h)")
+    arch = Arch.load(args.arch)  # the file the user named first, then the table
     pred = predictor_for(args.hw, args.search_space, args.input_size, args.batch, args.classes, args.runtime)
-    arch = Arch.load(args.arch)
     pred.space.validate(arch, str(args.arch))
     ms = pred.predict(arch)
     console.print(f"arch {arch.short()} ({arch.hash}) on {pred.device}")

@@ -9,8 +9,6 @@ from autonad.cli.train import add_data_options
 from autonad.errors import AutoNADError
 from autonad.ui import console
 
-MODEL_FILES = ("model.ts", "model.onnx", "model.pt")
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="write RUN/report.html (search, retrain or evaluation folder)")
@@ -26,40 +24,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def report(args: argparse.Namespace) -> int:
-    from autonad.report import load_evaluation, report_run, write_report
+    from autonad.report import load_evaluation, reevaluate_run, write_report
+    from autonad.report.browser import check_browser, open_in_browser
 
     run: Path = args.run
     if not run.is_dir():
         raise AutoNADError(f"{run}: no such run folder")
     if args.evaluate and args.dataset is None:
         raise AutoNADError("--evaluate: give the run's --dataset (and --data-root) to evaluate on")
+    if args.screenshot:
+        check_browser()  # before anything is written
     if args.dataset is not None and (args.evaluate or load_evaluation(run) is None):
-        path = report_run(run, _model(run), _source(run, args))
+        path = reevaluate_run(run, args.dataset, args.data_root, args.skip_bad)
     else:
         path = write_report(run)
     console.print(f"report: {path}")
     if args.screenshot:
-        from autonad.report.browser import open_in_browser
-
         check = open_in_browser(path, args.screenshot)
         problems = check.errors + [f"request {r}" for r in check.requests]
         if problems:
             raise AutoNADError(f"{path}: the browser reported {len(problems)} problems, first: {problems[0]}")
         console.print(f"screenshot: {args.screenshot}")
     return 0
-
-
-def _model(run: Path):
-    from autonad.export.inference import ExportedModel
-
-    found = next((run / name for name in MODEL_FILES if (run / name).is_file()), None)
-    if found is None:
-        raise AutoNADError(f"{run}: no exported model ({', '.join(MODEL_FILES)}) to evaluate")
-    return ExportedModel.load(found)
-
-
-def _source(run: Path, args: argparse.Namespace):
-    from autonad.data import open_dataset
-    from autonad.report import run_split_file
-
-    return open_dataset(args.dataset, args.data_root, split_file=run_split_file(run), skip_bad=args.skip_bad)

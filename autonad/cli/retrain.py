@@ -15,16 +15,17 @@ from autonad.cli.common import (
     add_budget_args,
     add_tensorboard_option,
     apply_budget_args,
+    check_output,
     metrics_table,
     positive_int,
 )
 from autonad.cli.latency import add_runtime_option, predictor_for
 from autonad.cli.train import add_data_options, dataset_slug
-from autonad.config import load_yaml, write_text_atomic
+from autonad.config import write_text_atomic
 from autonad.data import SegSource, open_dataset
 from autonad.errors import AutoNADError
 from autonad.export import FORMATS, export_model
-from autonad.export.inference import ExportedModel, calibrate_decision, evaluate_model
+from autonad.export.inference import ExportedModel, calibrate_decision
 from autonad.metrics import parse_target
 from autonad.space import Arch
 from autonad.supernet import SupernetConfig
@@ -116,15 +117,9 @@ def _supernet_config(checkpoint: Path) -> SupernetConfig:
 
 def _supernet_beside(arch_file: Path) -> Path | None:
     """The supernet of the search run an arch file belongs to (its summary.yaml), if any."""
-    summary = arch_file.parent / "summary.yaml"
-    if not summary.is_file():
-        return None
-    path = load_yaml(summary).get("supernet")
-    if not path:
-        return None
-    # written relative to where the search ran: try there, then each folder above the run
-    bases = [Path.cwd(), *arch_file.resolve().parent.parents]
-    return next((base / path for base in bases if (base / path).is_file()), None)
+    from autonad.search.outputs import search_supernet
+
+    return search_supernet(arch_file.parent)
 
 
 def retrain(args: argparse.Namespace) -> int:
@@ -136,6 +131,7 @@ def retrain(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     job = resolve_job(args)
     out = args.out or Path("runs/retrain") / f"{dataset_slug(args.dataset)}__{job.arch.hash[:8]}__{job.init}"
+    check_output(out)
     source = open_dataset(args.dataset, args.data_root, seed=job.recipe.retrain.seed, skip_bad=args.skip_bad)
     for message in source.bad:
         console.print(f"[yellow]skipped:[/] {message}")
@@ -169,7 +165,7 @@ def retrain(args: argparse.Namespace) -> int:
 def finish(run_dir: Path, source: SegSource, calibrate: str | None, formats: list[str], predictor=None) -> dict:
     """Best checkpoint -> calibrated decision, test metrics, exported model files, metrics.json (with the
     predicted latency when a `LatencyPredictor` is given)."""
-    from autonad.report import report_run
+    from autonad.report import evaluate_for_report, write_report
     from autonad.train.subnet import load_trained_subnet
 
     trained = load_trained_subnet(run_dir / "best.pt")
@@ -177,14 +173,14 @@ def finish(run_dir: Path, source: SegSource, calibrate: str | None, formats: lis
     model = ExportedModel(trained.net, meta, run_dir / "best.pt")
     if calibrate:
         meta["decision"] = calibrate_decision(model, source, calibrate)
-    split = "test" if source.splits.get("test") else "val"
-    report = evaluate_model(model, source, split)
+    split = "test"  # every split is non-empty (check_splits)
+    report = evaluate_for_report(model, source, run_dir, split)  # with each image's outcome, for the report
     meta["metrics"] = {"split": split, **report.to_dict()}
     if predictor is not None:
         meta.update(_latency(predictor, trained))
     files = export_model(trained.net, run_dir, trained.input_size, meta, formats)
     write_text_atomic(run_dir / "metrics.json", json.dumps(meta["metrics"], indent=1) + "\n")
-    page = report_run(run_dir, model, source, report)
+    page = write_report(run_dir, split)
     return {"meta": meta, "report": report, "files": files, "split": split, "page": page}
 
 
@@ -236,9 +232,11 @@ def tune(args: argparse.Namespace) -> int:
 
     job = resolve_job(args)
     out = (args.out or Path("runs/tune") / f"{dataset_slug(args.dataset)}__{job.arch.hash[:8]}__{job.init}").resolve()
+    check_output(out)
     if (out / "study").exists() and not args.resume:
         raise AutoNADError(f"{out}: already holds a tuning study; pass --resume or choose another --out")
     source = open_dataset(args.dataset, args.data_root, seed=job.recipe.retrain.seed, skip_bad=args.skip_bad)
+    source.verify()  # a bad file is one line now, not a Ray traceback per trial and a study left behind
     job = _epochs_for_tune(job, len(source.splits["train"]))
     dataset = _absolute_dataset(args.dataset)
     root = str(source.root.resolve()) if source.root and ":" not in dataset else None

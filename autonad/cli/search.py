@@ -12,6 +12,7 @@ from autonad.cli.common import (
     add_budget_args,
     add_tensorboard_option,
     apply_budget_args,
+    check_output,
     duration_minutes,
     pct,
     positive_int,
@@ -85,8 +86,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def search(args: argparse.Namespace) -> int:
+    from autonad.report import report_search_run
     from autonad.search import EvalSettings, EvolutionSearch, SearchConfig, make_evaluator, write_outputs
     from autonad.search.evaluate import SubnetComplexity
+    from autonad.search.evolution import check_resumable, known_identity
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -109,6 +112,7 @@ def search(args: argparse.Namespace) -> int:
         val_images=val_images, workers=args.workers, seed=args.seed,
     )  # fmt: skip
     out = args.out or search_run_dir(args.dataset, canonical_device(args.hw), label, args.runtime)
+    check_output(out)
     if (out / "search_state.pt").exists() and not args.resume:
         raise AutoNADError(f"{out}: holds a search already; pass --resume to continue it or --out for a new one")
     console.print(f"target [bold]{predictor.device}[/]: latency from {predictor.label}")
@@ -116,9 +120,13 @@ def search(args: argparse.Namespace) -> int:
         console.print(mismatch)
 
     check_constraints_satisfiable(config, predictor, sn_config, source.num_classes, recipe.input_size)
+    prior = LatencyPrior.from_profile(predictor.profile, predictor.space, args.prior_temperature, predictor.label)
+    identity = {"hw": predictor.device, "table": predictor.profile.signature, "provenance": predictor.provenance}
+    if (out / "search_state.pt").exists():  # a resume on another device or with other settings: refused now
+        known = known_identity(config, config.selection, predictor.space, prior.gene_weights, identity)
+        check_resumable(out / "search_state.pt", known)
     checkpoint = ensure_supernet(supernet_run_dir(args.dataset, supernet_name, label), recipe, sn_config, source,
                                  args.tensorboard)  # fmt: skip
-    prior = LatencyPrior.from_profile(predictor.profile, predictor.space, args.prior_temperature, predictor.label)
     out.mkdir(parents=True, exist_ok=True)
     prior.heatmap(out / "latency_prior.png")
 
@@ -127,7 +135,6 @@ def search(args: argparse.Namespace) -> int:
     complexity = None
     if args.max_params is not None or args.max_flops is not None:
         complexity = SubnetComplexity.from_config(sn_config, source.num_classes, recipe.input_size)
-    identity = {"hw": predictor.device, "table": predictor.profile.signature, "provenance": predictor.provenance}
     with make_evaluator(settings, args.workers, args.ray_address) as evaluator:
         engine = EvolutionSearch(predictor.space, config, evaluator, gene_weights=prior.gene_weights,
                                  latency_fn=predictor.predict, complexity_fn=complexity,
@@ -155,7 +162,7 @@ def search(args: argparse.Namespace) -> int:
         files = export_trained(checkpoint, best.arch, out, info, formats)
     dump_yaml({**summary, "files": {k: str(v) for k, v in files.items()}}, out / "summary.yaml")
     print_summary(result, predictor.label, out)
-    console.print(f"report: {write_search_report(out, files, source)}")
+    console.print(f"report: {report_search_run(out, files['torchscript'], source)}")
     return 0
 
 
@@ -182,17 +189,6 @@ def finetune_best(arch, sn_config: SupernetConfig, recipe: Recipe, checkpoint: P
     console.print(f"fine-tuned {state.global_step} steps: best validation epoch {trained.best['epoch']}, "
                   f"mIoU {pct(val.get('miou'))} (inherited weights: see the table below)")  # fmt: skip
     return trained, state.global_step
-
-
-def write_search_report(out: Path, files: dict[str, Path], source) -> Path:
-    """The exported model on the test split of the split the supernet trained on, then report.html."""
-    from autonad.export.inference import ExportedModel
-    from autonad.report import report_run, run_split_file
-
-    split = run_split_file(out)
-    if split is not None:
-        source.use_split(split)
-    return report_run(out, ExportedModel.load(files["torchscript"]), source)
 
 
 def check_constraints_satisfiable(config, predictor, sn_config, num_classes: int, size: tuple[int, int]) -> None:
@@ -243,7 +239,7 @@ def ensure_supernet(run_dir: Path, recipe: Recipe, sn_config: SupernetConfig, so
 
     checkpoint = run_dir / "checkpoint.pt"
     if checkpoint.exists():
-        if finished_supernet(checkpoint, recipe, sn_config, source.classes):
+        if finished_supernet(checkpoint, recipe, sn_config, source.classes, source.fingerprint()):
             console.print(f"supernet: reusing {checkpoint}")
             return checkpoint
         console.print(f"supernet: resuming {checkpoint}")

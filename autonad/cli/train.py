@@ -14,6 +14,7 @@ from autonad.cli.common import (
     add_budget_args,
     add_tensorboard_option,
     apply_budget_args,
+    check_output,
     pct,
     positive_int,
     recipe_label,
@@ -85,6 +86,7 @@ def train_supernet(args: argparse.Namespace) -> int:
     config = SupernetConfig.load(args.supernet or recipe.supernet)
     label = recipe_label(args.recipe, base, recipe)
     run_dir = args.out or supernet_run_dir(args.dataset, args.supernet or recipe.supernet, label)
+    check_output(run_dir)
     dist = init_distributed(args.device)
     try:
         source = open_dataset(args.dataset, args.data_root, seed=recipe.train.seed, skip_bad=args.skip_bad)

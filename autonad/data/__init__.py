@@ -28,7 +28,7 @@ Every user-facing problem (missing root, image without mask, corrupt file, size 
 value outside the classes, unknown name, empty split) raises `AutoNADError` naming the file.
 """
 
-from autonad.data.base import IGNORE, Sample, SampleInfo, SegSource
+from autonad.data.base import IGNORE, Sample, SampleInfo, SegSource, check_same_data
 from autonad.data.dataset import SegmentationDataset, collate_padded, eval_loader
 from autonad.data.registry import DATASETS, open_dataset
 from autonad.data.split import SPLITS, read_split, stratified_split
@@ -37,6 +37,7 @@ from autonad.data.synthetic import SyntheticSource
 from autonad.data.transforms import Params, Transform, TransformConfig
 
 __all__ = [
+    "check_same_data",
     "DATASETS",
     "IGNORE",
     "SPLITS",

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
@@ -62,6 +63,32 @@ class Problems:
         self.items.append(message)
         if sample_id is not None:
             self.ids.add(sample_id)
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # generated samples (synthetic) have no files
+        return -1
+
+
+def check_same_data(then: dict[str, Any] | None, now: dict[str, Any], where: str) -> None:
+    """Refuse, saying what differs, a run recorded on other data than `now` (None: recorded before
+    runs kept a fingerprint, nothing to compare)."""
+    if then is None:
+        return
+    if then.get("root") != now["root"]:
+        raise AutoNADError(f"{where}: was trained on {then.get('root') or then.get('name')}, not on "
+                           f"{now['root'] or now['name']}; choose another --out for a new run")  # fmt: skip
+    added, removed = sorted(set(now["ids"]) - set(then["ids"])), sorted(set(then["ids"]) - set(now["ids"]))
+    if added or removed:
+        parts = [f"{len(added)} images added (first: {added[0]})" if added else "",
+                 f"{len(removed)} removed (first: {removed[0]})" if removed else ""]  # fmt: skip
+        raise AutoNADError(f"{where}: the dataset has changed since it was trained: "
+                           f"{', '.join(p for p in parts if p)}; choose another --out for a new run")  # fmt: skip
+    if then.get("content") != now["content"]:
+        raise AutoNADError(f"{where}: the dataset's files have changed since it was trained (same names, other "
+                           "sizes or contents); choose another --out for a new run")  # fmt: skip
 
 
 def classes_in(mask: np.ndarray) -> frozenset[int]:
@@ -216,6 +243,21 @@ class SegSource:
         self.problems.items.extend(problems.items)
         self.problems.ids |= problems.ids
         return [self._infos[i] for i in self.samples]
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What a resumed (or reused) run checks it trains on the same data: the resolved root, the
+        sample ids, and a hash of every file's size plus the bytes of up to 16 evenly spaced samples."""
+        ids = sorted(self.samples)
+        digest = hashlib.sha256()
+        for sample_id in ids:
+            sample = self.samples[sample_id]
+            digest.update(f"{sample_id}:{_file_size(sample.image)}:{_file_size(sample.mask)}\n".encode())
+        for sample_id in ids[:: max(1, len(ids) // 16)][:16]:
+            for path in (self.samples[sample_id].image, self.samples[sample_id].mask):
+                if path.is_file():
+                    digest.update(path.read_bytes())
+        root = str(self.root.resolve()) if self.root is not None else None
+        return {"name": self.name, "root": root, "ids": ids, "content": digest.hexdigest()[:16]}
 
     def drop(self, sample_id: str) -> None:
         """Remove a (bad) sample from the dataset and from any split."""

@@ -3,6 +3,7 @@ downloaded) to check that it renders offline, and to take a screenshot of it."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,19 +28,28 @@ def find_chromium() -> str | None:
     return next((path for name in CHROMIUM_NAMES if (path := shutil.which(name))), None)
 
 
-def open_in_browser(html: Path, screenshot: Path | None = None, width: int = 1200) -> BrowserCheck:
-    """Load `html` from disk in headless Chromium; write a full-page PNG to `screenshot` if given."""
+def check_browser() -> str:
+    """The Chromium to drive, or one line saying what is missing."""
     try:
-        from playwright.sync_api import sync_playwright
+        import playwright.sync_api  # noqa: F401
     except ImportError:
         raise AutoNADError("a browser check needs Playwright: pip install playwright (no browser download)") from None
     chromium = find_chromium()
     if chromium is None:
         raise AutoNADError("a browser check needs an installed Chromium (Debian: apt install chromium)")
+    return chromium
+
+
+def open_in_browser(html: Path, screenshot: Path | None = None, width: int = 1200) -> BrowserCheck:
+    """Load `html` from disk in headless Chromium; write a full-page PNG to `screenshot` if given."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = check_browser()
     url = html.resolve().as_uri()
     check = BrowserCheck()
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        sandbox = [] if os.geteuid() else ["--no-sandbox"]  # Chromium refuses its sandbox to root
+        browser = p.chromium.launch(executable_path=chromium, args=sandbox)
         try:
             page = browser.new_page(viewport={"width": width, "height": 900})
             page.on("console", lambda m: check.errors.append(m.text) if m.type == "error" else None)

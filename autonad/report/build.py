@@ -13,40 +13,65 @@ from pathlib import Path
 from typing import Any
 
 from autonad import __version__
-from autonad.config import load_yaml, write_text_atomic
+from autonad.config import load_yaml_mapping, write_text_atomic
 from autonad.data import SegSource
 from autonad.errors import AutoNADError
 from autonad.export.inference import ExportedModel
-from autonad.metrics import MetricsReport
 from autonad.report import figures
 from autonad.report.evaluation import EVALUATION_DIR, FAILURE_KINDS, evaluate_for_report, failure_rates, load_evaluation
+from autonad.search.outputs import search_supernet
 from autonad.space import Arch
+from autonad.tensorboard import LOG_DIR
 
 REPORT_NAME = "report.html"
+MODEL_FILES = ("model.ts", "model.onnx", "model.pt")
 EXPORT_FILES = ("model.ts", "model.onnx", "model.pt", "model.json", "best_arch.yaml", "summary.yaml", "metrics.json")
 SEARCH_SETTINGS = ("selection", "population", "generations", "parents", "fitness", "tolerance", "latency_weight",
                    "latency_share", "max_latency_ms", "val_images", "seed")  # fmt: skip
-SAMPLE_METRICS = (("Sample_mIoU", "sample_miou"), ("Seg_Accuracy", "seg_accuracy"), ("Seg_Recall", "seg_recall"),
-                  ("Seg_Precision", "seg_precision"), ("Seg_F1", "seg_f1"))  # fmt: skip
 
 
-def write_report(run_dir: str | Path) -> Path:
-    """Render `<run_dir>/report.html` from the run's files; returns its path."""
+def write_report(run_dir: str | Path, split: str | None = None) -> Path:
+    """Render `<run_dir>/report.html` from the run's files (its evaluation of `split`; default: of
+    test, else val); returns its path."""
     run_dir = Path(run_dir)
-    context = run_context(run_dir)
+    context = run_context(run_dir, split)
     path = run_dir / REPORT_NAME
     write_text_atomic(path, render(context))
     return path
 
 
-def report_run(
-    run_dir: str | Path, model: ExportedModel, source: SegSource, report: MetricsReport | None = None
-) -> Path:
-    """Evaluate `model` on the run's test split (its validation split when there is no test split;
-    `report`: the metrics of that split, already computed), then write report.html; returns its path."""
-    split = "test" if source.splits.get("test") else "val"
-    evaluate_for_report(model, source, run_dir, split, report)
-    return write_report(run_dir)
+def report_run(run_dir: str | Path, model: ExportedModel, source: SegSource) -> Path:
+    """Evaluate `model` on the run's test split, then write report.html; returns its path."""
+    evaluate_for_report(model, source, run_dir, "test")
+    return write_report(run_dir, "test")
+
+
+def report_search_run(run_dir: str | Path, model_file: Path, source: SegSource) -> Path:
+    """A finished search: its exported model on the test split of the split its supernet trained on,
+    then report.html."""
+    split = run_split_file(run_dir)
+    if split is not None:
+        source.use_split(split)
+    return report_run(run_dir, ExportedModel.load(model_file), source)
+
+
+def reevaluate_run(run_dir: Path, dataset: str, data_root: str | None = None, skip_bad: bool = False) -> Path:
+    """`autonad report RUN --dataset D`: the run's exported model evaluated again on the test split of the
+    split (and seed) it was trained on, then report.html."""
+    from autonad.data import open_dataset, read_split
+
+    split = run_split_file(run_dir)
+    seed = int(read_split(split).get("seed") or 0) if split is not None else 0
+    source = open_dataset(dataset, data_root, seed=seed, split_file=split, skip_bad=skip_bad)
+    return report_run(run_dir, ExportedModel.load(run_model_file(run_dir)), source)
+
+
+def run_model_file(run_dir: Path) -> Path:
+    """The exported model of a run folder (TorchScript first)."""
+    found = next((run_dir / name for name in MODEL_FILES if (run_dir / name).is_file()), None)
+    if found is None:
+        raise AutoNADError(f"{run_dir}: no exported model ({', '.join(MODEL_FILES)}) to evaluate")
+    return found
 
 
 def run_split_file(run_dir: str | Path) -> Path | None:
@@ -54,10 +79,9 @@ def run_split_file(run_dir: str | Path) -> Path | None:
     run_dir = Path(run_dir)
     if (run_dir / "split.json").is_file():
         return run_dir / "split.json"
-    summary = run_dir / "summary.yaml"
-    supernet = _yaml(summary).get("supernet") if summary.is_file() else None
-    if supernet and (Path(supernet).parent / "split.json").is_file():
-        return Path(supernet).parent / "split.json"
+    supernet = search_supernet(run_dir)
+    if supernet is not None and (supernet.parent / "split.json").is_file():
+        return supernet.parent / "split.json"
     return None
 
 
@@ -72,7 +96,10 @@ def render(context: dict[str, Any]) -> str:
     env.filters["pct"] = lambda v: "-" if v is None else f"{100 * v:.1f}"
     env.filters["num"] = lambda v, d=2: "-" if v is None else f"{v:.{d}f}"
     env.filters["scaled"] = lambda v, unit: "-" if v is None else f"{v / unit:.2f}"
-    return env.get_template("report.html.j2").render(**context)
+    try:
+        return env.get_template("report.html.j2").render(**context)
+    except jinja2.UndefinedError as e:  # a run folder written by an older version, or edited
+        raise AutoNADError(f"{context['run']}: its run files lack what the report shows ({e.message})") from None
 
 
 def run_kind(run_dir: Path) -> str:
@@ -87,7 +114,7 @@ def run_kind(run_dir: Path) -> str:
     )
 
 
-def run_context(run_dir: Path) -> dict[str, Any]:
+def run_context(run_dir: Path, split: str | None = None) -> dict[str, Any]:
     kind = run_kind(run_dir)
     builders: dict[str, Callable[[Path], dict[str, Any]]] = {
         "search": _search_context, "retrain": _retrain_context, "evaluation": _evaluation_context}  # fmt: skip
@@ -100,26 +127,36 @@ def run_context(run_dir: Path) -> dict[str, Any]:
         "prior": None, "arch": None,
     }  # fmt: skip
     context.update(builders[kind](run_dir))
-    context.update(_evaluation_sections(run_dir))
+    context.update(_evaluation_sections(run_dir, split))
     context["files"] = file_rows(run_dir)
+    context["tensorboard"] = [
+        str(d.parent.resolve()) for d in _tensorboard_dirs(run_dir, context.pop("train_dirs", []))
+    ]
     return context
+
+
+def _tensorboard_dirs(run_dir: Path, train_dirs: list[Path]) -> list[Path]:
+    return [d / LOG_DIR for d in [run_dir, *train_dirs] if (d / LOG_DIR).is_dir()]
 
 
 # -- per kind ---------------------------------------------------------------------------------
 def _search_context(run_dir: Path) -> dict[str, Any]:
-    summary = _yaml(run_dir / "summary.yaml")
-    supernet_dir = Path(summary["supernet"]).parent if summary.get("supernet") else None
+    summary = load_yaml_mapping(run_dir / "summary.yaml")
+    supernet = search_supernet(run_dir)
+    supernet_dir = supernet.parent if supernet is not None else None
     model = _json(run_dir / "model.json") or {}
-    best = summary.get("best", {})
-    search = summary.get("search", {})
+    best = summary.get("best") or {}
+    search = summary.get("search") or {}
     out: dict[str, Any] = {
         "title": f"search: {model.get('dataset', '?')} for {summary.get('hw', {}).get('hw', '?')}",
         "device": _device(summary.get("hw", {}), model),
         "recipe": _recipe(supernet_dir, "supernet training", run_dir),
         "curves": [],
-        "search": {
+        "search": None
+        if not best
+        else {
             "why": summary.get("why"),
-            "best": best,
+            "best": {"hash": "", "metrics": {}, **best},
             "settings": {k: search.get(k) for k in SEARCH_SETTINGS},
             "progress": _history_picture(run_dir, search.get("fitness", "fitness")),
         },
@@ -130,14 +167,15 @@ def _search_context(run_dir: Path) -> dict[str, Any]:
     if supernet_dir is not None:
         out["dataset"] = _dataset(supernet_dir)
         out["curves"].append(_curves(supernet_dir, "supernet training"))
-    for ft in sorted(run_dir.glob("finetune-*/history.jsonl")):
-        out["curves"].append(_curves(ft.parent, f"fine-tuning ({ft.parent.name})"))
+    finetunes = sorted(ft.parent for ft in run_dir.glob("finetune-*/history.jsonl"))
+    out["curves"] += [_curves(ft, f"fine-tuning ({ft.name})") for ft in finetunes]
     out["curves"] = [c for c in out["curves"] if c is not None]
+    out["train_dirs"] = [d for d in [supernet_dir, *finetunes] if d is not None]
     return out
 
 
 def _retrain_context(run_dir: Path) -> dict[str, Any]:
-    run = _yaml(run_dir / "run.yaml")
+    run = load_yaml_mapping(run_dir / "run.yaml")
     model = _json(run_dir / "model.json") or {}
     arch = Arch.from_dict(run["arch"]) if run.get("arch") else None
     return {
@@ -151,13 +189,13 @@ def _retrain_context(run_dir: Path) -> dict[str, Any]:
 
 
 def _evaluation_context(run_dir: Path) -> dict[str, Any]:
-    record = load_evaluation(run_dir) or {}
+    record = load_evaluation(run_dir) or {}  # the title only; the sections show the split asked for
     return {"title": f"evaluation: {Path(record.get('model', '?')).name} on {record.get('dataset', '?')}"}
 
 
 # -- sections ---------------------------------------------------------------------------------
 def _dataset(train_dir: Path) -> dict[str, Any] | None:
-    run = _yaml(train_dir / "run.yaml") if (train_dir / "run.yaml").is_file() else {}
+    run = _run_yaml(train_dir)
     split = _json(train_dir / "split.json") or {}
     data = run.get("dataset") or {}
     if not data and not split:
@@ -168,14 +206,14 @@ def _dataset(train_dir: Path) -> dict[str, Any] | None:
 
 
 def _recipe(train_dir: Path | None, stage: str, run_dir: Path) -> dict[str, Any] | None:
-    run = _yaml(train_dir / "run.yaml") if train_dir is not None and (train_dir / "run.yaml").is_file() else {}
+    run = _run_yaml(train_dir) if train_dir is not None else {}
     recipe = run.get("recipe") or {}
     stages = []
     if run:
         stages.append({"stage": stage, **(run.get("budget") or {}), "device": run.get("device"),
                        "started": run.get("started")})  # fmt: skip
     for ft in sorted(run_dir.glob("finetune-*/run.yaml")) if stage != "retraining" else []:
-        info = _yaml(ft)
+        info = load_yaml_mapping(ft)
         stages.append({"stage": f"fine-tuning ({ft.parent.name})", **(info.get("budget") or {}),
                        "device": info.get("device"), "started": info.get("started")})  # fmt: skip
     if not recipe and not stages:
@@ -208,8 +246,8 @@ def _arch(arch: Arch) -> dict[str, Any]:
     return {"picture": _b64(figures.arch_diagram(arch)), "hash": arch.hash, "short": arch.short()}
 
 
-def _evaluation_sections(run_dir: Path) -> dict[str, Any]:
-    record = load_evaluation(run_dir)
+def _evaluation_sections(run_dir: Path, split: str | None) -> dict[str, Any]:
+    record = load_evaluation(run_dir, split)
     if record is None:
         return {"evaluation": None}
     m = record["metrics"]
@@ -219,9 +257,8 @@ def _evaluation_sections(run_dir: Path) -> dict[str, Any]:
     failures = [_failures(run_dir, kind, items) for kind, items in record["failures"].items()]
     return {"evaluation": {
         "split": record["split"], "dataset": record["dataset"], "decision": record["decision"],
-        "headline": [("mIoU", m.get("miou")), ("mIoU (defects)", m.get("miou_fg")), ("mF1", m.get("mf1")),
-                     ("pooled defect IoU", m.get("pooled_iou"))],
-        "samples": [(name, m.get(key)) for name, key in SAMPLE_METRICS], "per_class": per_class,
+        "headline": [*record["rows"][:3], ("pooled defect IoU", m.get("pooled_iou")), *record["rows"][3:]],
+        "per_class": per_class,
         "counts": failure_rates(record["images"]), "num_samples": m.get("num_samples"),
         "confusion": _b64(figures.confusion_matrix(m["confusion"], classes)) if m.get("confusion") else None,
         "failures": failures,
@@ -229,8 +266,9 @@ def _evaluation_sections(run_dir: Path) -> dict[str, Any]:
 
 
 def _failures(run_dir: Path, kind: str, items: list[dict[str, str]]) -> dict[str, Any]:
-    pictures = [{"id": f["id"], "picture": _inline_png(run_dir / EVALUATION_DIR / f["picture"])} for f in items]
-    return {"kind": FAILURE_KINDS[kind], "pictures": pictures}
+    pictures = [{"id": f.get("id"), "picture": _inline_png(run_dir / EVALUATION_DIR / str(f.get("picture")))}
+                for f in items]  # fmt: skip
+    return {"kind": FAILURE_KINDS.get(kind, kind), "pictures": [p for p in pictures if p["picture"]]}
 
 
 def file_rows(run_dir: Path) -> list[dict[str, Any]]:
@@ -245,11 +283,9 @@ def file_rows(run_dir: Path) -> list[dict[str, Any]]:
 
 
 # -- reading run files ------------------------------------------------------------------------
-def _yaml(path: Path) -> dict[str, Any]:
-    data = load_yaml(path)
-    if not isinstance(data, dict):
-        raise AutoNADError(f"{path}: expected a mapping, found {type(data).__name__}")
-    return data
+def _run_yaml(folder: Path) -> dict[str, Any]:
+    """A training folder's run.yaml ({} when it has none)."""
+    return load_yaml_mapping(folder / "run.yaml") if (folder / "run.yaml").is_file() else {}
 
 
 def _json(path: Path) -> Any:

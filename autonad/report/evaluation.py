@@ -18,12 +18,13 @@ from autonad.config import write_text_atomic
 from autonad.data import SegSource
 from autonad.data.preview import overlay
 from autonad.data.split import SPLITS
-from autonad.export.inference import ExportedModel, evaluate_model, predict_image
+from autonad.errors import AutoNADError
+from autonad.export.inference import ExportedModel, accumulate_model, predict_image, report_rows
 from autonad.figures import new_figure, save_figure
 from autonad.metrics import MetricsReport
-from autonad.ui import progress
 
 EVALUATION_DIR = "evaluation"
+RECORD_KEYS = ("split", "dataset", "model", "decision", "rows", "metrics", "images", "failures")
 FAILURE_KINDS = {
     "lowest_iou": "lowest sample IoU (defective images)",
     "missed": "missed defects (defective, called defect-free)",
@@ -52,36 +53,45 @@ def evaluate_for_report(
     source: SegSource,
     run_dir: str | Path,
     split: str = "test",
-    report: MetricsReport | None = None,
-    per_kind: int = 3,
     decision: dict[str, Any] | None = None,
-) -> Path:
-    """Evaluate `model` on `split` (or take the given `report` of it), find its failures and write
-    `<run_dir>/evaluation/<split>.json` with their pictures; returns the JSON's path. `decision`
-    (phi, tau) overrides the model's own, as `evaluate --phi/--tau` do."""
-    decision = decision or model.decision
+    per_kind: int = 3,
+) -> MetricsReport:
+    """Evaluate `model` on `split` with its decision (or `decision`: phi and tau, as `evaluate --phi/--tau`
+    give it) and write `<run_dir>/evaluation/<split>.json`: every metric, each image's outcome (from
+    the same pass, so the counts agree with Seg_Recall and Seg_Precision) and pictures of the worst.
+    Returns the metrics."""
+    decision = dict(decision or model.decision)
+    metrics = accumulate_model(model, source, split, 8, decision["phi"])
+    report = metrics.compute(decision["tau"])
+    results = image_results(metrics.sample_rows(), source.splits[split], decision["tau"])
+    failures = pick_failures(results, per_kind)
     out = Path(run_dir) / EVALUATION_DIR
     out.mkdir(parents=True, exist_ok=True)
-    report = report or evaluate_model(model, source, split)
-    results = [_image_result(model, source, i, decision) for i in _track(source.splits[split], split)]
-    failures = pick_failures(results, per_kind)
     pictures = {kind: [_draw_failure(model, source, r, decision, out / f"{split}_{kind}_{n}.png")
-                       for n, r in enumerate(rs)]
-                for kind, rs in failures.items()}  # fmt: skip
+                       for n, r in enumerate(rs)] for kind, rs in failures.items()}  # fmt: skip
     record = {
         "split": split,
         "dataset": source.name,
         "model": str(model.path),
         "decision": decision,
+        "rows": report_rows(report),
         "metrics": report.to_dict(),
         "images": [r.to_dict() for r in results],
         "failures": {
             kind: [{"id": r.id, "picture": p.name} for r, p in zip(failures[kind], pictures[kind])] for kind in failures
         },  # fmt: skip
     }
-    path = out / f"{split}.json"
-    write_text_atomic(path, json.dumps(record, indent=1) + "\n")
-    return path
+    write_text_atomic(out / f"{split}.json", json.dumps(record, indent=1) + "\n")
+    return report
+
+
+def image_results(rows: dict[str, np.ndarray], ids: list[str], tau: float) -> list[ImageResult]:
+    """Each evaluated image's outcome from the accumulator's per-sample rows (at the model's scale)."""
+    return [ImageResult(ids[int(pos)], float(inter) / union if union else None, int(gt), int(pred), bool(label),
+                        bool(phi >= tau))
+            for pos, inter, union, gt, pred, label, phi in zip(rows["position"], rows["inter"], rows["union"],
+                                                                 rows["gt"], rows["pred"], rows["label"],
+                                                                 rows["phi"])]  # fmt: skip
 
 
 def pick_failures(results: list[ImageResult], per_kind: int) -> dict[str, list[ImageResult]]:
@@ -94,21 +104,6 @@ def pick_failures(results: list[ImageResult], per_kind: int) -> dict[str, list[I
             (r for r in results if not r.defective and r.called_defective), key=lambda r: -r.pred_pixels
         )[:per_kind],  # fmt: skip
     }
-
-
-def _track(ids: list[str], split: str):
-    with progress() as bar:
-        yield from bar.track(ids, description=f"report: images of {split}")
-
-
-def _image_result(model: ExportedModel, source: SegSource, sample_id: str, decision: dict) -> ImageResult:
-    image, mask = source.load(sample_id)
-    pred = predict_image(model, Path(sample_id), image, decision)
-    valid = mask != 255
-    gt, hit = (mask > 0) & valid, (pred.mask > 0) & valid
-    union = int((gt | hit).sum())
-    iou = float((gt & hit).sum()) / union if union else None
-    return ImageResult(sample_id, iou, int(gt.sum()), int(hit.sum()), bool(gt.any()), pred.defective)
 
 
 def _draw_failure(model: ExportedModel, source: SegSource, result: ImageResult, decision: dict, path: Path) -> Path:
@@ -139,8 +134,21 @@ def load_evaluation(run_dir: str | Path, split: str | None = None) -> dict[str, 
     for name in (split,) if split else SPLITS[::-1]:
         path = Path(run_dir) / EVALUATION_DIR / f"{name}.json"
         if path.is_file():
-            return json.loads(path.read_text())
+            return _evaluation_record(path)
     return None
+
+
+def _evaluation_record(path: Path) -> dict[str, Any]:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise AutoNADError(f"{path}: not readable JSON ({e.__class__.__name__})") from None
+    missing = [k for k in RECORD_KEYS if not isinstance(record, dict) or k not in record]
+    if missing:
+        raise AutoNADError(
+            f"{path}: incomplete evaluation record (no '{missing[0]}'); rerun `autonad report --evaluate`"
+        )
+    return record
 
 
 def failure_rates(images: list[dict[str, Any]]) -> dict[str, Any]:

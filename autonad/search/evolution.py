@@ -244,17 +244,8 @@ class EvolutionSearch:
         """What a checkpointed search must share with this one to be resumed (JSON-normalised)."""
         # the tolerance only picks from the history, so a resumed search may pick with another one; the
         # objective counts as the selection it resolves to ("auto" with a weight is "score")
-        skip = ("generations", "workers", "tolerance", "objective")
-        config = {k: v for k, v in self.config.to_dict().items() if k not in skip}
-        config["selection"] = self.selection
-        identity = {
-            "config": config,
-            "space": {"name": self.space.name, "genes": [[g.name, list(g.choices)] for g in self.space.genes]},
-            "heads": self.heads.to_dict(),
-            "prior": self.gene_weights,
-            "evaluator": dict(self.evaluator.identity),
-            "extra": dict(extra or {}),
-        }
+        identity = known_identity(self.config, self.selection, self.space, self.gene_weights, extra)
+        identity.update(heads=self.heads.to_dict(), evaluator=dict(self.evaluator.identity))
         return json.loads(json.dumps(identity))
 
     def _toolbox(self) -> base.Toolbox:
@@ -538,8 +529,42 @@ def saved_identity(identity: Any) -> Any:
     return {**identity, "config": config}
 
 
+def known_identity(
+    config: SearchConfig,
+    selection: str,
+    space: SearchSpace,
+    gene_weights: GeneWeights | None,
+    extra: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The part of a search's identity known before its supernet is trained: the caller's `extra`
+    (device and table) first, so a resume on another device is refused naming the device."""
+    # the tolerance only picks from the history, so a resumed search may pick with another one; the
+    # objective counts as the selection it resolves to ("auto" with a weight is "score")
+    skip = ("generations", "workers", "tolerance", "objective")
+    identity = {
+        "extra": dict(extra or {}),
+        "config": {**{k: v for k, v in config.to_dict().items() if k not in skip}, "selection": selection},
+        "space": {"name": space.name, "genes": [[g.name, list(g.choices)] for g in space.genes]},
+        "prior": {k: [float(w) for w in v] for k, v in gene_weights.items()} if gene_weights else None,
+    }
+    return json.loads(json.dumps(identity))
+
+
+def check_resumable(path: Path, known: dict[str, Any]) -> None:
+    """Refuse, before any work, a search checkpoint that `--resume` could not continue, on what is
+    known before the supernet is trained (`known_identity`)."""
+    state = load_checkpoint(path, STATE_FORMAT)
+    saved = saved_identity(state.get("identity")) if isinstance(state, dict) else None
+    if not isinstance(saved, dict):
+        raise AutoNADError(f"{path}: incomplete or damaged search checkpoint, cannot resume from it")
+    check_identity({k: saved.get(k) for k in known}, known, path)
+
+
 def check_identity(saved: Any, current: Any, path: Path) -> None:
-    """Refuse a checkpoint of another search (config, space, prior, supernet) with one line."""
+    """Refuse a checkpoint of another search (device, config, space, prior, supernet) with one line;
+    keys are compared in the order of `current`, which puts the device first."""
+    if isinstance(saved, dict) and isinstance(current, dict):
+        saved = {**{k: saved[k] for k in current if k in saved}, **saved}
     where = _first_difference(saved, current)
     if where is not None:
         key, theirs, ours = where

@@ -9,7 +9,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from autonad.config import write_text_atomic
+from autonad.config import load_yaml_mapping, write_text_atomic
 from autonad.figures import new_figure, save_figure
 from autonad.search.evolution import Candidate, SearchResult
 
@@ -75,3 +75,15 @@ def _num(value: float | int | None) -> str:
     if value is None:
         return ""
     return str(value) if isinstance(value, int) else f"{value:.6g}"
+
+
+def search_supernet(run_dir: str | os.PathLike) -> Path | None:
+    """The supernet checkpoint of a search run folder (its summary.yaml), if it names one that exists.
+    Older runs wrote the path relative to where the search ran: tried from here, then from each folder
+    above the run."""
+    summary = Path(run_dir) / "summary.yaml"
+    path = load_yaml_mapping(summary).get("supernet") if summary.is_file() else None
+    if not path:
+        return None
+    bases = [Path.cwd(), *summary.resolve().parent.parents]
+    return next((base / path for base in bases if (base / path).is_file()), None)

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Subset
 
 from autonad import __version__
 from autonad.config import dump_yaml, from_mapping, write_text_atomic
-from autonad.data import SegmentationDataset, SegSource, Transform, compute_norm_stats, eval_loader
+from autonad.data import SegmentationDataset, SegSource, Transform, check_same_data, compute_norm_stats, eval_loader
 from autonad.errors import AutoNADError, reason
 from autonad.tensorboard import ScalarLog, open_log
 from autonad.timing import cpu_bf16, device_name
@@ -167,6 +167,12 @@ class Trainer:
     def setup(self, resume: bool) -> None:
         if self.checkpoint_path.exists() and not resume:
             raise AutoNADError(f"{self.run_dir}: already holds a training run; pass --resume or choose another --out")
+        resuming = resume and self.checkpoint_path.exists()
+        ckpt = load_checkpoint(self.checkpoint_path, self.checkpoint_format) if resuming else None
+        self.data = self.source.fingerprint()
+        if ckpt is not None:  # before anything is read or written for the run
+            check_same_data(ckpt.get("data"), self.data, str(self.checkpoint_path))
+        self.source.verify()  # every file read once now: a corrupt one is refused before any training
         torch.manual_seed(self.tr.seed)
         random.seed(self.tr.seed)
         self._prepare_data()
@@ -184,8 +190,6 @@ class Trainer:
             self.model = DistributedDataParallel(self.step_module, device_ids=ids, find_unused_parameters=True)
         self.optimizer = build_optimizer(self.step_module, self.tr.lr, self.tr.weight_decay)
         self.steps_per_epoch = batches_per_epoch(len(self.train_set), self.tr.batch_size)
-        resuming = resume and self.checkpoint_path.exists()
-        ckpt = load_checkpoint(self.checkpoint_path, self.checkpoint_format) if resuming else None
         self.total_steps, self.budget_note = self._budget(ckpt)
         saved = ckpt["state"] if ckpt is not None else {}
         # a re-planned time budget: epochs (the first may have been cut short) and warm-up as they were planned
@@ -507,6 +511,7 @@ class Trainer:
             "autonad_version": __version__,
             "recipe": self.recipe.to_dict(),
             "classes": list(self.source.classes),
+            "data": self.data,
             "normalisation": self.normalisation,
             "model": self.net.state_dict(),
             "loss": self.loss.state_dict(),

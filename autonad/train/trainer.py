@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from autonad.config import from_mapping, to_mapping
-from autonad.data import SegSource, eval_loader
+from autonad.data import SegSource, check_same_data, eval_loader
 from autonad.errors import AutoNADError
 from autonad.space import Arch, HeadsArch, SearchSpace
 from autonad.supernet import Supernet, SupernetConfig
@@ -182,13 +182,17 @@ class TrainedSupernet:
         return HeadsArch(cap=self.config.heads.cap and self.recipe.train.cap and self.cap_trained)
 
 
-def finished_supernet(path: Path, recipe: Recipe, config: SupernetConfig, classes: list[str]) -> bool:
+def finished_supernet(
+    path: Path, recipe: Recipe, config: SupernetConfig, classes: list[str], data: dict[str, Any] | None = None
+) -> bool:
     """Whether the supernet checkpoint at `path` has finished its training (a search then reuses it);
     a one-line error first if it was trained for other classes, another supernet definition or
     another recipe than the ones given (a reused checkpoint must be what a new run would train)."""
     ckpt = load_checkpoint(path, CHECKPOINT_FORMAT)
     check_supernet_config(ckpt, config, path)
     check_same_run(ckpt, classes, recipe, "train", path)
+    if data is not None:
+        check_same_data(ckpt.get("data"), data, str(path))
     return finished(ckpt["state"], recipe.train)
 
 

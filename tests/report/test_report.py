@@ -12,7 +12,7 @@ import yaml
 from autonad.cli import main
 from autonad.report import REPORT_NAME, load_evaluation, run_split_file, write_report
 from autonad.report.build import file_rows
-from autonad.report.evaluation import ImageResult, pick_failures
+from autonad.report.evaluation import ImageResult, failure_rates, pick_failures
 
 SECTIONS = ("dataset", "recipe", "device", "curves", "search", "pareto", "prior", "arch", "metrics", "confusion",
             "failures", "files")  # fmt: skip
@@ -69,7 +69,7 @@ def test_report_command_rewrites_and_refuses_bad_input(search_run, tmp_path, cap
         assert message in err and len(err.splitlines()) == 1, err
     (tmp_path / "summary.yaml").write_text("- a list\n")
     assert main(["report", str(tmp_path)]) == 2
-    assert "expected a mapping" in capsys.readouterr().err
+    assert "expected a mapping of keys" in capsys.readouterr().err
 
 
 def test_report_without_an_evaluation_says_so(search_run, tmp_path):
@@ -83,14 +83,40 @@ def test_report_without_an_evaluation_says_so(search_run, tmp_path):
     assert "latency_prior" not in html or "not a search run" in html
 
 
-def test_evaluate_report_folder(search_run, tmp_path, capsys):
+def test_evaluate_report_folder_shows_the_split_just_evaluated(search_run, tmp_path):
     run, dataset = search_run
     out = tmp_path / "eval"
-    argv = ["evaluate", "--model", str(run / "model.onnx"), "--dataset", dataset, "--split", "val", "--report",
-            str(out)]  # fmt: skip
-    assert main(argv) == 0
-    html = (out / REPORT_NAME).read_text()
-    assert "evaluation: model.onnx" in html and load_evaluation(out, "val") is not None
+    for split in ("test", "val"):
+        argv = ["evaluate", "--model", str(run / "model.onnx"), "--dataset", dataset, "--split", split,
+                "--split-file", str(run_split_file(run)), "--report", str(out)]  # fmt: skip
+        assert main(argv) == 0
+        html = (out / REPORT_NAME).read_text()
+        record = load_evaluation(out, split)
+        assert "evaluation: model.onnx" in html and f"of folder {split};" in html
+        counts = failure_rates(record["images"])
+        assert f"{counts['missed']} missed" in html and len(record["images"]) == record["metrics"]["num_samples"]
+
+
+def test_the_image_counts_agree_with_the_sample_metrics(search_run):
+    run, _ = search_run
+    record = load_evaluation(run)
+    counts, m = failure_rates(record["images"]), record["metrics"]["sample_counts"]
+    assert counts["missed"] == m["fn"] and counts["false_alarms"] == m["fp"]
+    assert counts["defective"] == m["tp"] + m["fn"]
+
+
+def test_older_or_partial_run_files_render_or_refuse_in_one_line(search_run, tmp_path, capsys):
+    run, _ = search_run
+    copy = tmp_path / "old"
+    copy.mkdir()
+    summary = yaml.safe_load((run / "summary.yaml").read_text())
+    (copy / "summary.yaml").write_text(yaml.safe_dump({k: v for k, v in summary.items() if k not in ("best", "why")}))
+    assert "not a search run" in write_report(copy).read_text()
+    (copy / "evaluation").mkdir()
+    (copy / "evaluation" / "test.json").write_text(json.dumps({"split": "test"}))
+    assert main(["report", str(copy)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "incomplete evaluation record (no 'dataset')" in err and len(err.splitlines()) == 1
 
 
 def test_failures_pick_the_worst_of_each_kind():
