@@ -7,14 +7,13 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from rich.table import Table
 
 from autonad.cli.common import check_output, metrics_table, positive_int, threshold
 from autonad.cli.train import add_data_options
 from autonad.config import write_text_atomic
 from autonad.data import open_dataset
-from autonad.data.io import read_image
+from autonad.data.io import read_image, write_image
 from autonad.data.preview import class_colour, overlay
 from autonad.errors import AutoNADError
 from autonad.export.inference import ExportedModel, evaluate_model, predict_image
@@ -104,8 +103,8 @@ def predict(args: argparse.Namespace) -> int:
                 bad.append({"image": str(path), "error": str(e)})
                 continue
             pred = predict_image(model, path, image, decision)
-            Image.fromarray(_colour_mask(pred.mask)).save(args.out / f"{name}_mask.png")
-            Image.fromarray(overlay(image, pred.mask)).save(args.out / f"{name}_overlay.png")
+            write_image(args.out / f"{name}_mask.png", _colour_mask(pred.mask))
+            write_image(args.out / f"{name}_overlay.png", overlay(image, pred.mask))
             table.add_row(path.name, "DEFECT" if pred.defective else "ok", f"{pred.score:.3f}",
                           "-" if pred.cap is None else f"{pred.cap:.3f}", str(pred.defect_pixels))  # fmt: skip
             results.append({"image": str(path), "output": name, "defective": pred.defective, "score": pred.score,

@@ -56,7 +56,7 @@ def export_trained(checkpoint: Path, arch: Arch, out: Path, info: dict, formats:
     trained.net.space.validate(arch, "arch")
     keep = {k: v for k, v in info.items() if k not in ("arch", "arch_hash", "input_size", "supernet_config")}
     meta = {**keep, "classes": trained.classes, "normalisation": trained.normalisation,
-            "recipe": trained.recipe.name, "supernet_checkpoint": str(checkpoint),
+            "recipe": trained.recipe.name, "supernet_checkpoint": str(checkpoint.resolve()),
             **trained.recipe.transform.scale_info()}  # fmt: skip
     return export_subnet(trained.net, arch, out, trained.recipe.input_size, meta, formats)
 

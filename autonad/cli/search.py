@@ -155,7 +155,9 @@ def search(args: argparse.Namespace) -> int:
         run_dir = out / f"finetune-{recipe.search.finetune_tag}"
         trained, steps = finetune_best(best.arch, sn_config, recipe, checkpoint, source, run_dir, args.resume,
                                        args.tensorboard)  # fmt: skip
-        info.update(inherited_metrics=best.metrics, supernet_checkpoint=str(checkpoint), finetune_run=run_dir.name)
+        info.update(
+            inherited_metrics=best.metrics, supernet_checkpoint=str(checkpoint.resolve()), finetune_run=run_dir.name
+        )
         files = export_finetuned(run_dir, out, info, formats)
         summary["finetune"] = {"run": run_dir.name, "val": trained.best["val"], "steps": steps}
     else:

@@ -310,7 +310,8 @@ class SegSource:
 
     def split_record(self) -> dict:
         splits = self.splits  # plans them (and sets split_origin) on first use
-        return split_record(self.name, self.root, self.seed, self.split_origin, splits)
+        root = self.root.resolve() if self.root is not None else None  # run files hold absolute paths
+        return split_record(self.name, root, self.seed, self.split_origin, splits)
 
     def save_split(self, path: str | Path) -> Path:
         """Write split.json (dataset, root, seed, origin, ids per split)."""

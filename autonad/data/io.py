@@ -115,3 +115,12 @@ def read_mask_raw(path: Path) -> tuple[np.ndarray, str]:
         if im.mode in ("LA", "PA", "RGBA"):
             return np.asarray(im)[..., :-1], im.mode
         return np.asarray(im), im.mode
+
+
+def write_image(path: Path, image: np.ndarray | Image.Image) -> Path:
+    """Write a PNG atomically (a kill never leaves half a file under its name)."""
+    from autonad.config import write_atomic
+
+    picture = image if isinstance(image, Image.Image) else Image.fromarray(image)
+    write_atomic(path, lambda f: picture.save(f, format="PNG"))
+    return path

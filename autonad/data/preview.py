@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from autonad.data.base import IGNORE, SegSource
+from autonad.data.io import write_image
 
 PALETTE = [
     (230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25), (245, 130, 48), (145, 30, 180),
@@ -76,8 +77,7 @@ def render_preview(source: SegSource, ids: list[str], out: str | Path, title: st
     _legend(draw, source.classes, has_ignore, head + rows * (TILE + CAPTION) + 6, font)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(out)
-    return out
+    return write_image(out, canvas)
 
 
 def _legend(draw: ImageDraw.ImageDraw, classes: list[str], ignore: bool, y: int, font) -> None:

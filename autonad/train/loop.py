@@ -560,7 +560,7 @@ class Trainer:
 
     def _write_run_file(self) -> None:
         info = {
-            "dataset": {"name": self.source.name, "root": str(self.source.root) if self.source.root else None,
+            "dataset": {"name": self.source.name, "root": str(self.source.root.resolve()) if self.source.root else None,
                         "classes": list(self.source.classes), "split": self.source.split_origin},
             **self.run_info(),
             "budget": {"steps": self.total_steps, "epochs": self.epochs, "how": self.budget_note},
