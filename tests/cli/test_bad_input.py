@@ -54,13 +54,16 @@ def ctx(search_run, tmp_path_factory) -> dict:
         Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(two / "images" / f"{i}.png")
         Image.fromarray(np.zeros((40, 40), np.uint8)).save(two / "masks" / f"{i}.png")
     (two / "classes.txt").write_text("background\nscratch\n")
+    broken = bad / "broken-mask"
+    shutil.copytree(two, broken)
+    (broken / "masks" / "3.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     jetson = bad / "jetson.yaml"
     assert main(["profile", "--hw", "jetson", "--roofline", "--search-space", "tiny", "--input-size", "32x32",
                  "--classes", "4", "--out", str(jetson)]) == 0  # fmt: skip
     return {"run": run, "dataset": dataset, "jetson": str(jetson), "recipe": str(root / "recipe.yaml"),
             "table": str(root / "test-gpu.yaml"),
             "bad": bad, "file": bad / "a_file", "model": str(run / "model.ts"), "arch": str(run / "best_arch.yaml"),
-            "two": f"folder:{two}"}  # fmt: skip
+            "two": f"folder:{two}", "broken": f"folder:{broken}"}  # fmt: skip
 
 
 def search(c, *extra):
@@ -132,6 +135,22 @@ CASES = {
         ],
         "ASHA",
     ),
+    "tune-bad-mask": (
+        lambda c: [
+            "tune",
+            "--arch",
+            c["arch"],
+            "--dataset",
+            c["broken"],
+            "--recipe",
+            c["recipe"],
+            "--epochs",
+            "1",
+            "--out",
+            str(c["bad"] / "tune"),
+        ],
+        "3.png",
+    ),  # fmt: skip
     # train-supernet
     "train-unknown-recipe": (lambda c: ["train-supernet", "--recipe", "nosuchrecipe"], "nosuchrecipe"),
     "train-bad-steps": (lambda c: ["train-supernet", "--steps", "-3"], "--steps"),
@@ -240,7 +259,7 @@ def test_refused_in_one_line_and_nothing_changes(ctx, case, capsys, monkeypatch,
         assert e.code == 2 and len(err.splitlines()) == 1 and message in err, err
     assert snapshot(ctx["run"]) == before
     assert not (tmp_path / "runs").exists() and not (ctx["bad"] / "new-search").exists()
-    assert not (ctx["bad"] / "new-retrain").exists()
+    assert not (ctx["bad"] / "new-retrain").exists() and not (ctx["bad"] / "tune").exists()
 
 
 def test_there_are_at_least_sixty_cases():
