@@ -68,6 +68,9 @@ def evaluate(args: argparse.Namespace) -> int:
     source = open_dataset(args.dataset, args.data_root, seed=args.seed, split_file=args.split_file,
                           skip_bad=args.skip_bad)  # fmt: skip
     decision = decision_of(model, args)
+    bad = source.check_split(args.split)  # every good image is evaluated, the bad ones listed
+    if not source.splits[args.split]:
+        raise AutoNADError(f"{source.name} {args.split}: none of its {len(bad)} images is readable, first: {bad[0]}")
     if args.report:  # the same evaluation, with each image's outcome and the worst ones drawn
         from autonad.report import evaluate_for_report
 
@@ -77,11 +80,15 @@ def evaluate(args: argparse.Namespace) -> int:
     title = f"{args.model.name} on {source.name} {args.split} ({report.num_samples} images)"
     console.print(metrics_table(report, title))
     if args.out:
-        write_text_atomic(args.out, json.dumps(report.to_dict(), indent=1) + "\n")
+        record = {**report.to_dict(), **({"unreadable": bad} if bad else {})}
+        write_text_atomic(args.out, json.dumps(record, indent=1) + "\n")
     if args.report:
         from autonad.report import write_report
 
         console.print(f"report: {write_report(args.report, args.split)}")
+    if bad:
+        raise AutoNADError(f"{len(bad)} images of {source.name} {args.split} unreadable (the metrics above cover "
+                           f"the other {report.num_samples}), first: {bad[0]}")  # fmt: skip
     return 0
 
 

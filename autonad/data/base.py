@@ -259,6 +259,18 @@ class SegSource:
         root = str(self.root.resolve()) if self.root is not None else None
         return {"name": self.name, "root": root, "ids": ids, "content": digest.hexdigest()[:16]}
 
+    def check_split(self, split: str) -> list[str]:
+        """Read every file of a split once; drop its bad samples and return their messages (so an
+        evaluation covers every good one and can list the rest)."""
+        bad = []
+        for sample_id in track(list(self.splits[split]), f"checking {self.name} {split}"):
+            try:
+                self._infos.setdefault(sample_id, self.check_sample(sample_id))
+            except AutoNADError as e:
+                bad.append(str(e))
+                self.drop(sample_id)
+        return bad
+
     def drop(self, sample_id: str) -> None:
         """Remove a (bad) sample from the dataset and from any split."""
         self.samples.pop(sample_id, None)

@@ -372,3 +372,21 @@ def test_retrain_resume_on_other_data_is_refused_and_keeps_its_results(ctx, tmp_
     (data / "masks" / first).unlink()
     refused(capsys, [*argv, "--resume"], "1 removed (first:")
     assert snapshot(out) == before
+
+
+def test_evaluate_covers_every_good_image_and_lists_the_bad(ctx, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(ctx["dataset"].partition(":")[2], data)
+    split = json.loads(next((ctx["run"].parent / "runs").glob("supernet/*/split.json")).read_text())
+    victim = split["splits"]["test"][0]
+    image = next((data / "images").glob(f"{victim}.*"))
+    image.write_bytes(b"not an image")
+    out = tmp_path / "m.json"
+    split_file = tmp_path / "split.json"
+    split_file.write_text(json.dumps({**split, "root": str(data)}))
+    argv = ["evaluate", "--model", ctx["model"], "--dataset", f"folder:{data}", "--split-file", str(split_file),
+            "--out", str(out)]  # fmt: skip
+    refused(capsys, argv, f"1 images of folder test unreadable (the metrics above cover the other "
+                          f"{len(split['splits']['test']) - 1}), first: {image}")  # fmt: skip
+    record = json.loads(out.read_text())
+    assert record["num_samples"] == len(split["splits"]["test"]) - 1 and len(record["unreadable"]) == 1
