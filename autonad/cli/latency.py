@@ -55,10 +55,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmds.add_parser("tables", help="the latency tables and their profiles").set_defaults(func=list_tables)
     val = cmds.add_parser("validate", help="time random subnets end to end here and compare with the table")
     val.add_argument("--hw", required=True, help="device name, alias or table path")
-    add_profile_selection(val)
+    add_profile_selection(val, inherit=True)
     val.add_argument("--n", type=positive_int, default=100, help="random subnets to time")
     val.add_argument("--seed", type=int, default=0)
-    val.add_argument("--classes", type=positive_int, default=2)
+    val.add_argument("--classes", type=positive_int, default=argparse.SUPPRESS)
     val.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     val.add_argument("--out", type=Path, help="write the per-subnet figures and the summary as JSON")
     val.set_defaults(func=validate_table)
@@ -66,26 +66,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     source = pri.add_mutually_exclusive_group(required=True)
     source.add_argument("--hw", help="device name, alias or table path")
     source.add_argument("--records", type=Path, help="fit it to a supernet checkpoint's training latency records")
-    add_profile_selection(pri)
+    add_profile_selection(pri, inherit=True)
     pri.add_argument("--temperature", type=float, default=1.0, help="relative softmax temperature")
     pri.add_argument("--out", type=Path, default=Path("latency_prior.png"))
     pri.set_defaults(func=prior_heatmap)
 
 
-def add_profile_selection(p: argparse.ArgumentParser, default_size: bool = False) -> None:
-    p.add_argument("--search-space", default="autonad", help="search space name or YAML path")
+def add_profile_selection(p: argparse.ArgumentParser, default_size: bool = False, inherit: bool = False) -> None:
+    """--search-space, --input-size, --batch, --runtime. `inherit`: an action of `latency`, whose own
+    options may come before the action's name (`latency --runtime onnxruntime validate`): no defaults
+    of its own that would overwrite them."""
+    given = {"default": argparse.SUPPRESS} if inherit else {}
+    p.add_argument("--search-space", **(given or {"default": "autonad"}), help="search space name or YAML path")
     p.add_argument(
         "--input-size",
         type=input_size,
-        default=(320, 320) if default_size else None,
+        **(given or {"default": (320, 320) if default_size else None}),
         help="HxW" + (" (default 320x320)" if default_size else " (default: the table's only profile for the space)"),
     )
-    p.add_argument("--batch", type=positive_int, default=1)
-    add_runtime_option(p)
+    p.add_argument("--batch", type=positive_int, **(given or {"default": 1}))
+    add_runtime_option(p, inherit)
 
 
-def add_runtime_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--runtime", choices=RUNTIMES, default="torch",
+def add_runtime_option(p: argparse.ArgumentParser, inherit: bool = False) -> None:
+    p.add_argument("--runtime", choices=RUNTIMES, default=argparse.SUPPRESS if inherit else "torch",
                    help="inference runtime the table is timed with: eager torch (default) or onnxruntime (how "
                         "the exported model.onnx runs)")  # fmt: skip
 

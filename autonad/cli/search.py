@@ -61,7 +61,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     obj.add_argument(
         "--tolerance",
         type=float,
-        default=1.0,
         metavar="POINTS",
         help="nsga2: fitness points (mIoU x 100) the fastest pick may give up (default: 1.0)",
     )
@@ -107,10 +106,13 @@ def search(args: argparse.Namespace) -> int:
         population=args.population or budget.population, generations=args.generations or budget.generations,
         parents=args.parents or budget.parents, p_mutation=args.p_mutation, p_crossover=args.p_crossover,
         latency_weight=args.latency_weight[0], latency_share=args.latency_weight[1], fitness=args.fitness,
-        objective=args.objective, tolerance=args.tolerance,
+        objective=args.objective, tolerance=1.0 if args.tolerance is None else args.tolerance,
         max_latency_ms=args.max_latency_ms, max_params=args.max_params, max_flops=args.max_flops,
         val_images=val_images, workers=args.workers, seed=args.seed,
     )  # fmt: skip
+    if args.tolerance is not None and config.selection == "score":
+        raise AutoNADError("--tolerance picks from the Pareto front (nsga2); with a latency weight (or --objective "
+                           "score) the highest score wins: drop --tolerance or the weight")  # fmt: skip
     out = args.out or search_run_dir(args.dataset, canonical_device(args.hw), label, args.runtime)
     check_output(out)
     if (out / "search_state.pt").exists() and not args.resume:

@@ -18,6 +18,7 @@ import numpy as np
 
 from autonad.errors import AutoNADError
 from autonad.latency.components import KINDS, arch_keys, kind_of
+from autonad.latency.runtimes import runtime_suffix
 from autonad.latency.table import Calibration, Profile
 from autonad.space import Arch, SearchSpace
 
@@ -54,8 +55,7 @@ class LatencyPredictor:
     def label(self) -> str:
         """How to name the figure wherever it is shown: device, runtime (when not eager torch) and provenance."""
         note = " (estimate from peak FLOP/s and bandwidth)" if self.provenance == "roofline" else ""
-        runtime = "" if self.runtime == "torch" else f" on {self.runtime}"
-        return f"{self.device}{runtime}, {self.provenance}{note}"
+        return f"{self.device}{runtime_suffix(self.runtime)}, {self.provenance}{note}"
 
     def kind_sums(self, arch: Arch) -> Counter:
         """Raw table ms per component kind for `arch`."""

@@ -26,6 +26,11 @@ RUNTIMES = ("torch", "onnxruntime")
 DEFAULT_RUNTIME = "torch"
 
 
+def runtime_suffix(name: str) -> str:
+    """How a figure names its runtime: nothing for eager torch (the default), else " on <runtime>"."""
+    return "" if name == "torch" else f" on {name}"
+
+
 def check_runtime(name: str) -> str:
     if name not in RUNTIMES:
         raise AutoNADError(f"unknown runtime '{name}' (runtimes: {', '.join(RUNTIMES)})")

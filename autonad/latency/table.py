@@ -37,6 +37,7 @@ import yaml
 from autonad import resources
 from autonad.config import dump_yaml_text, from_mapping, load_yaml, to_mapping, write_text_atomic
 from autonad.errors import AutoNADError
+from autonad.latency.runtimes import runtime_suffix
 
 FORMAT = "autonad-latency/1"
 Provenance = Literal["measured", "roofline"]
@@ -78,8 +79,7 @@ class Profile:
     @property
     def signature(self) -> str:
         h, w = self.input_size
-        runtime = "" if self.runtime_name == "torch" else f" on {self.runtime_name}"
-        return f"{self.search_space} {h}x{w} batch {self.batch}{runtime}"
+        return f"{self.search_space} {h}x{w} batch {self.batch}{runtime_suffix(self.runtime_name)}"
 
     @property
     def processor(self) -> str | None:
@@ -149,17 +149,16 @@ class DeviceTables:
             return mine[0]
         if not mine:
             raise self._missing(search_space, None, batch, runtime)
-        on = "" if runtime == "torch" else f" on {runtime}"
         raise AutoNADError(
             f"latency table '{self.device}' has {len(mine)} profiles for search space '{search_space}' at batch "
-            f"{batch}{on} ({'; '.join(p.signature for p in mine)}); pick one with --input-size HxW"
+            f"{batch}{runtime_suffix(runtime)} ({'; '.join(p.signature for p in mine)}); pick one with --input-size HxW"
         )
 
     def _missing(self, search_space: str, input_size: tuple[int, int] | None, batch: int, runtime: str) -> AutoNADError:
         """One line: no complete profile for this request, what the table has, and how to measure one."""
         size = "" if input_size is None else f" at {input_size[0]}x{input_size[1]},"
         size_flag = "" if input_size is None else f" --input-size {input_size[0]}x{input_size[1]}"
-        on, flag = ("", "") if runtime == "torch" else (f" on {runtime}", f" --runtime {runtime}")
+        on, flag = runtime_suffix(runtime), "" if runtime == "torch" else f" --runtime {runtime}"
         have = "; ".join(p.signature + ("" if p.complete else " (incomplete)") for p in self.profiles) or "none"
         return AutoNADError(
             f"latency table '{self.device}' has no profile for search space '{search_space}'{size} batch {batch}{on} "
@@ -193,10 +192,13 @@ def device_index() -> dict[str, Path]:
     index: dict[str, Path] = {}
     shipped = resources.shipped_dir("latency_tables")
     local = sorted(p.resolve() for p in LOCAL_DIR.glob("*.yaml")) if LOCAL_DIR.is_dir() else []
-    for path in [*(shipped / f"{n}.yaml" for n in resources.list_shipped("latency_tables")), *local]:
+    names = set(resources.list_shipped("latency_tables"))
+    for path in [*(shipped / f"{n}.yaml" for n in sorted(names)), *local]:
         index[path.stem] = path
-        for alias in _header(path).get("aliases") or []:
-            index[str(alias)] = path
+        for alias in map(str, _header(path).get("aliases") or []):
+            if alias in names and alias != path.stem:  # a shipped device's own name is not another table's alias
+                continue
+            index[alias] = path
     by_stem = {path.stem: path for path in local}  # a shipped table's aliases lead to its local replacement
     return {name: by_stem.get(path.stem, path) for name, path in index.items()}
 

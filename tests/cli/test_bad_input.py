@@ -91,6 +91,10 @@ CASES = {
     "search-unknown-fitness": (lambda c: [*search(c), "--fitness", "bogus"], "unknown term 'bogus'"),
     "search-latency-weight-text": (lambda c: [*search(c), "--latency-weight", "lots"], "--latency-weight"),
     "search-latency-share-100": (lambda c: [*search(c), "--latency-weight", "100%"], "--latency-weight"),
+    "search-tolerance-with-a-weight": (
+        lambda c: [*search(c), "--latency-weight", "0.01", "--tolerance", "0.5"],
+        "--tolerance picks from the Pareto front",
+    ),
     "search-unknown-objective": (lambda c: [*search(c), "--objective", "best"], "--objective"),
     "search-unknown-runtime": (lambda c: [*search(c), "--runtime", "tvm"], "--runtime"),
     "search-zero-population": (lambda c: [*search(c), "--population", "0"], "--population"),

@@ -151,3 +151,12 @@ def test_bad_input_is_one_line(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv", [["latency", "--runtime", "onnxruntime", "validate", "--hw", "cpu"],
+                                  ["latency", "validate", "--hw", "cpu", "--runtime", "onnxruntime"]])  # fmt: skip
+def test_latency_options_before_the_action_are_kept(argv):
+    from autonad.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert args.runtime == "onnxruntime" and args.search_space == "autonad" and args.batch == 1

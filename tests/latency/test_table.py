@@ -81,6 +81,16 @@ def test_a_local_replacement_of_a_shipped_table_keeps_its_aliases(tmp_path, monk
     assert table_path("jetson") == table_path("jetson-xavier-nx") == local
 
 
+def test_a_local_alias_does_not_take_a_shipped_devices_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "latency_tables").mkdir()
+    mine = tmp_path / "latency_tables" / "my-gpu.yaml"
+    DeviceTables(
+        device="my-gpu", aliases=["rtx3090", "mine"], profiles=[synthetic_profile(SearchSpace.load("tiny"))]
+    ).write(mine)
+    assert table_path("mine") == mine and table_path("rtx3090").parent != mine.parent
+
+
 def test_a_cpu_table_measured_on_another_processor_says_so(monkeypatch):
     import autonad.timing
 
