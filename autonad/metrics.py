@@ -72,6 +72,7 @@ __all__ = [
 PHIS = ("pixels", "max_prob")
 DEFAULT_TAU = {"pixels": 1.0, "max_prob": 0.5}
 _ROW_FIELDS = ("phi", "label", "inter", "union", "gt", "cap")
+BOOTSTRAP_KEYS = ("miou", "mf1", "miou_fg", "sample_miou", "seg_recall", "seg_accuracy")
 
 
 def _ratio(num: float, den: float) -> float | None:
@@ -328,6 +329,7 @@ class SegMetrics:
         self._class_iou_count = np.zeros(c, dtype=np.int64)
         self._rows: dict[str, list[np.ndarray]] = {k: [] for k in _ROW_FIELDS}
         self._positions: list[np.ndarray] = []  # each kept sample's index among all samples updated
+        self._sample_cms: list[np.ndarray] = []  # [B, C, C] per kept sample (bootstrap resampling)
         self._seen = 0
         self._has_cap: bool | None = None
 
@@ -412,6 +414,7 @@ class SegMetrics:
         self._positions.append(self._seen + np.flatnonzero(keep.numpy()))
         self._seen += len(keep)
         cm, phi, cap = cm[keep], phi[keep], cap[keep.numpy()]
+        self._sample_cms.append(cm.numpy())
         gt = cm[:, 1:, :].sum((1, 2))
         pred = cm[:, :, 1:].sum((1, 2))
         inter = cm[:, 1:, 1:].sum((1, 2))
@@ -444,6 +447,7 @@ class SegMetrics:
         for key in _ROW_FIELDS:
             self._rows[key].extend(other._rows[key])
         self._positions.extend(p + self._seen for p in other._positions)
+        self._sample_cms.extend(other._sample_cms)
         self._seen += other._seen
         self._has_cap = other._has_cap if self._has_cap is None else self._has_cap
         return self
@@ -462,6 +466,38 @@ class SegMetrics:
         rows["position"] = np.concatenate(self._positions) if self._positions else np.zeros(0, dtype=np.int64)
         rows["pred"] = rows["union"] - rows["gt"] + rows["inter"]
         return rows
+
+    def bootstrap_se(
+        self, keys: Sequence[str] = BOOTSTRAP_KEYS, resamples: int = 200, seed: int = 0, tau: float | None = None
+    ) -> dict[str, float | None]:
+        """The standard error of each metric in `keys` (MetricsReport.to_dict names) over `resamples`
+        draws of the samples with replacement: how far a score on this many images could move on
+        another draw of them (None where a metric is undefined or there are fewer than 2 samples)."""
+        cms = (
+            np.concatenate(self._sample_cms) if self._sample_cms else np.zeros((0, self.num_classes, self.num_classes))
+        )
+        n = len(cms)
+        if n < 2:
+            return dict.fromkeys(keys)
+        rows, rng = self._concat_rows(), np.random.default_rng(seed)
+        values: dict[str, list[float]] = {k: [] for k in keys}
+        for _ in range(resamples):
+            report = self._resampled(cms, rows, rng.integers(0, n, n)).compute(tau).to_dict()
+            for k in keys:
+                if report.get(k) is not None:
+                    values[k].append(float(report[k]))
+        return {k: float(np.std(v, ddof=1)) if len(v) > 1 else None for k, v in values.items()}
+
+    def _resampled(self, cms: np.ndarray, rows: dict[str, np.ndarray], index: np.ndarray) -> SegMetrics:
+        """An accumulator holding the samples at `index` (with repeats) of this one."""
+        other = SegMetrics(self.num_classes, self.ignore_index, self.phi, self.tau, self.cap_threshold,
+                           self.class_names)  # fmt: skip
+        picked = torch.from_numpy(cms[index])
+        other._confusion = picked.sum(0)
+        other._add_class_sample_iou(picked)
+        other._rows = {k: [v[index]] for k, v in rows.items()}
+        other._has_cap = self._has_cap
+        return other
 
     def sample_scores(self) -> SampleScores:
         """Per-sample phi, GT label and CaP probability, e.g. for `calibrate_tau` on validation."""

@@ -461,3 +461,23 @@ def test_parse_target_rejects_bad_text(text: str) -> None:
     assert "\n" not in str(info.value)
     with pytest.raises(AutoNADError):
         calibrate_tau(CAL_SCORES, CAL_LABELS, text)
+
+
+def test_bootstrap_se_of_a_mean_matches_its_analytic_error():
+    """Sample_mIoU is a mean over images: its bootstrap SE is std / sqrt(n) (the plug-in estimate)."""
+    from autonad.metrics import SegMetrics
+
+    rng = np.random.default_rng(0)
+    hits = rng.integers(1, 11, size=40)  # image i: 10 GT defect pixels, `hits[i]` of them predicted
+    target = torch.zeros(40, 1, 20, dtype=torch.int64)
+    target[:, 0, :10] = 1
+    preds = torch.zeros_like(target)
+    for i, k in enumerate(hits):
+        preds[i, 0, :k] = 1
+    metrics = SegMetrics(2)
+    metrics.update(preds, target)
+    ious = hits / 10.0
+    assert metrics.compute().sample_miou == pytest.approx(ious.mean())
+    se = metrics.bootstrap_se(("sample_miou", "miou"), resamples=3000)
+    assert se["sample_miou"] == pytest.approx(ious.std() / np.sqrt(len(ious)), rel=0.1)
+    assert 0 < se["miou"] < 0.1 and SegMetrics(2).bootstrap_se(("miou",)) == {"miou": None}

@@ -68,6 +68,7 @@ def evaluate(args: argparse.Namespace) -> int:
     source = open_dataset(args.dataset, args.data_root, seed=args.seed, split_file=args.split_file,
                           skip_bad=args.skip_bad)  # fmt: skip
     decision = decision_of(model, args)
+    model.check_classes(source)
     bad = source.check_split(args.split)  # every good image is evaluated, the bad ones listed
     if not source.splits[args.split]:
         raise AutoNADError(f"{source.name} {args.split}: none of its {len(bad)} images is readable, first: {bad[0]}")

@@ -146,6 +146,16 @@ def _term(term: str, spec: str, hint: str) -> tuple[str, float]:
     return names[0], weight
 
 
+def fitness_se(weights: Mapping[str, float], metrics: Mapping[str, Any]) -> float | None:
+    """The bootstrap standard error of the fitness over the validation images (`metrics["se"]`, from
+    the evaluator): exact for one metric, an upper bound (errors added) for a weighted sum; None for
+    results without it."""
+    se = metrics.get("se") or {}
+    if any(se.get(name) is None for name in weights):
+        return None
+    return float(sum(abs(w) * se[name] for name, w in weights.items()))
+
+
 def fitness_value(weights: Mapping[str, float], metrics: Mapping[str, Any]) -> float:
     """Weighted sum of the metrics; an undefined (None or missing) metric counts as 0."""
     return float(sum(w * float(metrics.get(name) or 0.0) for name, w in weights.items()))

@@ -36,7 +36,7 @@ from autonad.errors import AutoNADError, reason
 from autonad.space import Arch, HeadsArch
 from autonad.supernet import Supernet, SupernetConfig
 from autonad.supernet.complexity import fvcore_flops
-from autonad.train.evaluate import evaluate_arch
+from autonad.train.evaluate import accumulate_arch
 from autonad.train.loop import use_bf16
 from autonad.train.trainer import CHECKPOINT_FORMAT, load_trained_supernet
 
@@ -125,9 +125,11 @@ class EvalContext:
         return eval_loader(subset, batch)  # as SupernetTrainer.validate
 
     def evaluate(self, arch: Arch) -> dict[str, Any]:
-        """Every validation metric of `arch` (MetricsReport.to_dict) plus 'params' and 'flops'."""
-        report = evaluate_arch(self.net, arch, self.loader, self.classes, self.device, self.bf16)
-        out = report.to_dict()
+        """Every validation metric of `arch` (MetricsReport.to_dict), their bootstrap standard errors
+        over the validation images ('se'), and 'params' and 'flops'."""
+        metrics = accumulate_arch(self.net, arch, self.loader, self.classes, self.device, self.bf16)
+        out = metrics.compute().to_dict()
+        out["se"] = metrics.bootstrap_se()
         if self.settings.complexity:
             out["params"], out["flops"] = self.complexity(arch)
         return out

@@ -32,7 +32,7 @@ from deap import base, creator, tools
 
 from autonad import __version__
 from autonad.errors import AutoNADError
-from autonad.search.config import SearchConfig, fitness_value
+from autonad.search.config import SearchConfig, fitness_se, fitness_value
 from autonad.search.evaluate import Evaluator
 from autonad.space import EDGE_NAMES, Arch, HeadsArch, SearchSpace
 from autonad.tensorboard import ScalarLog, open_log
@@ -151,6 +151,24 @@ def pick_best(candidates: Sequence[Candidate], selection: str, tolerance: float)
         f"at {best.latency_ms:.3g} ms against {100 * fittest.fitness:.1f} at {fittest.latency_ms:.3g} ms "
         f"({fittest.hash[:8]}{slower})"
     )
+
+
+def noise_note(best: Candidate, candidates: Sequence[Candidate], selection: str, weights: Mapping[str, float]) -> str:
+    """Whether the validation set tells the pick from its runner-up: the fitness's bootstrap SE and the
+    gap to the runner-up (score: the next best score; nsga2: the fittest other arch), within or beyond
+    2 SE. Empty where the results carry no SE (searches evaluated before it was recorded)."""
+    se = fitness_se(weights, best.metrics)
+    others = [c for c in candidates if c.hash != best.hash]
+    if se is None or not others:
+        return ""
+    key = (lambda c: c.score) if selection != "nsga2" else (lambda c: c.fitness)
+    runner = max(others, key=key)
+    gap = key(best) - key(runner)
+    told = "beyond" if abs(gap) > 2 * se else "within"
+    images = best.metrics.get("num_samples")
+    where = "behind" if gap >= 0 else "ahead"
+    return (f"; validation noise: SE {100 * se:.1f} points over {images} images (bootstrap), the runner-up "
+            f"{runner.hash[:8]} is {100 * abs(gap):.1f} points {where}: {told} 2 SE")  # fmt: skip
 
 
 def share_score(fitness: float, latency_ms: float, reference_ms: float, share: float) -> float:
@@ -458,6 +476,7 @@ class EvolutionSearch:
         hashes = dict.fromkeys(self.decode(g).hash for g in self.population)
         population = sorted((self.cache[h] for h in hashes if h in self.cache), key=lambda c: -c.score)
         best, reason = pick_best(history, self.selection, self.config.tolerance)
+        reason += noise_note(best, history, self.selection, self.weights)
         return SearchResult(best, reason, pareto_front(history), population, history, self.logbook)
 
     # -- checkpoint ------------------------------------------------------------------

@@ -29,8 +29,20 @@ def evaluate_arch(
 ) -> MetricsReport:
     """Set `arch` on the supernet and compute every metric over `loader` (eval mode); `classes` are
     the dataset's class names, background first."""
+    return accumulate_arch(net, arch, loader, classes, device, bf16).compute()
+
+
+def accumulate_arch(
+    net: torch.nn.Module,
+    arch: Arch,
+    loader: DataLoader,
+    classes: Sequence[str],
+    device: torch.device,
+    bf16: bool = False,
+) -> SegMetrics:
+    """`evaluate_arch`'s accumulator (for per-sample figures such as the bootstrap error)."""
     net.set_arch(arch)
-    return accumulate(net, loader, SegMetrics(len(classes), class_names=classes), device, bf16).compute()
+    return accumulate(net, loader, SegMetrics(len(classes), class_names=classes), device, bf16)
 
 
 @torch.no_grad()

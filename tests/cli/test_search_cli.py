@@ -75,6 +75,7 @@ def test_search_end_to_end_and_supernet_reuse(setup, in_root, capsys):
     assert summary["search"]["selection"] == "nsga2" and summary["search"]["objective"] == "auto"
     assert summary["why"] in out.replace("\n", " ") or summary["why"][:40] in out  # printed with the table
     assert Path(summary["supernet"]).is_absolute()  # export --run works from any folder
+    assert "validation noise: SE" in summary["why"] and summary["best"]["metrics"]["se"]["miou"] > 0
 
     assert main(search_args(setup, "run-b", "--generations", "1")) == 0
     assert "supernet: reusing" in capsys.readouterr().out

@@ -16,6 +16,8 @@ from autonad.search import (
     pareto_front,
     pick_best,
 )
+from autonad.search.config import fitness_se
+from autonad.search.evolution import noise_note
 from autonad.space import EDGE_NAMES
 from autonad.train.checkpoint import load_checkpoint
 
@@ -285,6 +287,23 @@ def test_best_is_the_fastest_within_the_tolerance_of_the_best_fitness():
     best, why = pick_best(cands, "nsga2", tolerance=0.0)
     assert best.hash == "a" and "no arch within 0 points of it is faster" in why
     assert pick_best(cands, "score", tolerance=1.0)[0].hash == "a"
+
+
+def test_the_summary_says_whether_validation_tells_the_pick_from_its_runner_up():
+    def with_se(name, fitness, ms, se):
+        return Candidate(0, name, None, {"num_samples": 12, "se": {"miou": se}}, fitness, ms, fitness, None, None)
+
+    weights = {"miou": 1.0}
+    cands = [with_se("a", 0.800, 50.0, 0.02), with_se("b", 0.795, 30.0, 0.02), with_se("c", 0.700, 10.0, 0.02)]
+    best, _ = pick_best(cands, "nsga2", tolerance=1.0)
+    note = noise_note(best, cands, "nsga2", weights)
+    assert note == ("; validation noise: SE 2.0 points over 12 images (bootstrap), the runner-up a is 0.5 points "
+                    "ahead: within 2 SE")  # fmt: skip
+    clear = [with_se("a", 0.80, 50.0, 0.01), with_se("c", 0.70, 10.0, 0.01)]
+    assert noise_note(clear[0], clear, "score", weights).endswith("c is 10.0 points behind: beyond 2 SE")
+    assert noise_note(candidate("x", 0.5, 1.0), [candidate("x", 0.5, 1.0), candidate("y", 0.4, 1.0)], "score",
+                      weights) == ""  # fmt: skip
+    assert fitness_se({"miou": 0.5, "seg_recall": 0.5}, {"se": {"miou": 0.02, "seg_recall": 0.04}}) == 0.03
 
 
 def test_a_latency_share_costs_the_same_fraction_of_fitness_per_10_percent(tiny_space):
