@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from autonad.data import SegmentationDataset, Transform, eval_loader, open_dataset
     from autonad.space import HeadsArch
-    from autonad.train.evaluate import evaluate_arch
+    from autonad.train.evaluate import accumulate_arch
     from autonad.train.recipe import Recipe
     from autonad.train.subnet import RetrainJob
     from autonad.train.trainer import load_trained_supernet
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     for i, arch in enumerate(archs):
-        inherited = evaluate_arch(trained.net, arch, loader, source.classes, torch.device("cpu")).to_dict()
+        inherited = accumulate_arch(trained.net, arch, loader, source.classes, torch.device("cpu")).compute().to_dict()
         run = args.out / arch.hash
         run.mkdir(parents=True, exist_ok=True)
         if not (run / "split.json").exists():

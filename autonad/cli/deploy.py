@@ -75,7 +75,7 @@ def evaluate(args: argparse.Namespace) -> int:
     if args.report:  # the same evaluation, with each image's outcome and the worst ones drawn
         from autonad.report import evaluate_for_report
 
-        report = evaluate_for_report(model, source, args.report, args.split, decision)
+        report = evaluate_for_report(model, source, args.report, args.split, decision, batch=args.batch)
     else:
         report = evaluate_model(model, source, args.split, args.batch, decision["tau"], decision["phi"])
     title = f"{args.model.name} on {source.name} {args.split} ({report.num_samples} images)"

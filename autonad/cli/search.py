@@ -106,7 +106,7 @@ def search(args: argparse.Namespace) -> int:
         population=args.population or budget.population, generations=args.generations or budget.generations,
         parents=args.parents or budget.parents, p_mutation=args.p_mutation, p_crossover=args.p_crossover,
         latency_weight=args.latency_weight[0], latency_share=args.latency_weight[1], fitness=args.fitness,
-        objective=args.objective, tolerance=1.0 if args.tolerance is None else args.tolerance,
+        objective=args.objective, **({} if args.tolerance is None else {"tolerance": args.tolerance}),
         max_latency_ms=args.max_latency_ms, max_params=args.max_params, max_flops=args.max_flops,
         val_images=val_images, workers=args.workers, seed=args.seed,
     )  # fmt: skip

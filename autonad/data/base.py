@@ -233,13 +233,9 @@ class SegSource:
         """Read every file once (with progress). A bad file raises, or with skip_bad is dropped and listed
         in `bad`. Results are cached, so a second call costs nothing."""
         problems = Problems(self.problems.skip if skip_bad is None else skip_bad)
-        todo = [i for i in self.samples if i not in self._infos]
-        for sample_id in track(todo, f"checking {self.name}"):
-            try:
-                self._infos[sample_id] = self.check_sample(sample_id)
-            except AutoNADError as e:
-                problems.report(str(e), sample_id)
-                self.drop(sample_id)
+        for sample_id, message in self._check_each(list(self.samples), f"checking {self.name}"):
+            problems.report(message, sample_id)
+            self.drop(sample_id)
         self.problems.items.extend(problems.items)
         self.problems.ids |= problems.ids
         return [self._infos[i] for i in self.samples]
@@ -263,13 +259,19 @@ class SegSource:
         """Read every file of a split once; drop its bad samples and return their messages (so an
         evaluation covers every good one and can list the rest)."""
         bad = []
-        for sample_id in track(list(self.splits[split]), f"checking {self.name} {split}"):
-            try:
-                self._infos.setdefault(sample_id, self.check_sample(sample_id))
-            except AutoNADError as e:
-                bad.append(str(e))
-                self.drop(sample_id)
+        for sample_id, message in self._check_each(list(self.splits[split]), f"checking {self.name} {split}"):
+            bad.append(message)
+            self.drop(sample_id)
         return bad
+
+    def _check_each(self, ids: list[str], label: str) -> Iterator[tuple[str, str]]:
+        """Decode each sample of `ids` not checked yet (with progress), caching what it learns; yields
+        (id, message) for the bad ones."""
+        for sample_id in track([i for i in ids if i not in self._infos], label):
+            try:
+                self._infos[sample_id] = self.check_sample(sample_id)
+            except AutoNADError as e:
+                yield sample_id, str(e)
 
     def drop(self, sample_id: str) -> None:
         """Remove a (bad) sample from the dataset and from any split."""

@@ -55,13 +55,14 @@ def evaluate_for_report(
     split: str = "test",
     decision: dict[str, Any] | None = None,
     per_kind: int = 3,
+    batch: int = 8,
 ) -> MetricsReport:
     """Evaluate `model` on `split` with its decision (or `decision`: phi and tau, as `evaluate --phi/--tau`
     give it) and write `<run_dir>/evaluation/<split>.json`: every metric, each image's outcome (from
     the same pass, so the counts agree with Seg_Recall and Seg_Precision) and pictures of the worst.
     Returns the metrics."""
     decision = dict(decision or model.decision)
-    metrics = accumulate_model(model, source, split, 8, decision["phi"])
+    metrics = accumulate_model(model, source, split, batch, decision["phi"])
     report = metrics.compute(decision["tau"])
     results = image_results(metrics.sample_rows(), source.splits[split], decision["tau"])
     failures = pick_failures(results, per_kind)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch.utils.data import DataLoader
 
-from autonad.metrics import MetricsReport, SegMetrics
+from autonad.metrics import SegMetrics
 from autonad.space import Arch
 
 
@@ -19,19 +19,6 @@ def bf16_autocast(device: torch.device | str, on: bool):
 
 
 @torch.no_grad()
-def evaluate_arch(
-    net: torch.nn.Module,
-    arch: Arch,
-    loader: DataLoader,
-    classes: Sequence[str],
-    device: torch.device,
-    bf16: bool = False,
-) -> MetricsReport:
-    """Set `arch` on the supernet and compute every metric over `loader` (eval mode); `classes` are
-    the dataset's class names, background first."""
-    return accumulate_arch(net, arch, loader, classes, device, bf16).compute()
-
-
 def accumulate_arch(
     net: torch.nn.Module,
     arch: Arch,
@@ -40,7 +27,9 @@ def accumulate_arch(
     device: torch.device,
     bf16: bool = False,
 ) -> SegMetrics:
-    """`evaluate_arch`'s accumulator (for per-sample figures such as the bootstrap error)."""
+    """Set `arch` on the supernet and accumulate every metric over `loader` (eval mode); `classes` are
+    the dataset's class names, background first. `.compute()` gives the report; the accumulator also
+    holds per-sample figures such as the bootstrap error."""
     net.set_arch(arch)
     return accumulate(net, loader, SegMetrics(len(classes), class_names=classes), device, bf16)
 

@@ -28,7 +28,7 @@ from autonad.supernet.config import same_config, saved_config
 from autonad.timing import device_name, median_ms
 from autonad.train.checkpoint import load_checkpoint
 from autonad.train.distributed import DistInfo
-from autonad.train.evaluate import evaluate_arch
+from autonad.train.evaluate import accumulate_arch
 from autonad.train.loop import (
     Trainer,
     TrainState,
@@ -146,7 +146,7 @@ class SupernetTrainer(Trainer):
         loader = eval_loader(self.val_set, self.tr.batch_size)
         out = {}
         for name, arch in self.val_archs.items():
-            report = evaluate_arch(self.net, arch, loader, self.source.classes, self.device, self.bf16)
+            report = accumulate_arch(self.net, arch, loader, self.source.classes, self.device, self.bf16).compute()
             out[name] = {k: report.to_dict()[k] for k in VAL_METRICS}
         return out
 

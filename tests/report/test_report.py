@@ -80,7 +80,8 @@ def test_report_without_an_evaluation_says_so(search_run, tmp_path):
         (copy / name).write_bytes((run / name).read_bytes())
     html = write_report(copy).read_text()
     assert "not evaluated on a test split" in html and '<section id="failures">' in html
-    assert "latency_prior" not in html or "not a search run" in html
+    assert "no latency_prior.png in this folder" in html and 'alt="latency prior heatmap"' not in html
+    assert 'alt="Pareto front"' in html  # the files it has still show
 
 
 def test_evaluate_report_folder_shows_the_split_just_evaluated(search_run, tmp_path):
