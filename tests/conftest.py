@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -47,7 +56,7 @@ def wide_console():
 def ray_session():
     """One local Ray session (2 CPUs) for every Ray test (search workers, tuning trials); they join it."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
              logging_level=logging.ERROR)  # fmt: skip
     yield ray
     ray.shutdown()
@@ -81,3 +90,96 @@ def search_run(tmp_path_factory) -> tuple[Path, str]:
     finally:
         os.chdir(old)
     return root / "run", f"folder:{data}"
+
+
+@dataclass
+class RayCluster:
+    """A cluster as `ray start` makes one; `env(...)` is a client's environment (the token found by path)."""
+
+    address: str  # 127.0.0.1:PORT
+    token: Path
+    temp_dir: Path  # the cluster's RAY_TMPDIR: its ray/ray_current_cluster names it
+
+    def env(self, token: bool = True, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH") and k != "RAY_ADDRESS"}
+        env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", COLUMNS="200", **extra)
+        env.pop("WORLD_SIZE", None)
+        if token:
+            env["RAY_AUTH_TOKEN_PATH"] = str(self.token)
+        return env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A real local Ray cluster: `ray start --head` plus one worker node (1 CPU each), token authentication
+    on (its token in a file only the clients given `RayCluster.env()` know). Its temp folder is its own, so
+    this session's in-process Ray never sees it."""
+    pytest.importorskip("ray")
+    root = Path(tempfile.mkdtemp(prefix="rc", dir="/tmp"))  # short: Ray's socket paths have a length limit
+    token = root / "token"
+    token.write_text(secrets.token_hex(32))
+    port = _free_port()
+    cluster = RayCluster(f"127.0.0.1:{port}", token, root)
+    env = dict(cluster.env(), RAY_AUTH_MODE="token", RAY_TMPDIR=str(root), HOME=str(root))
+    ray = str(Path(sys.executable).with_name("ray"))
+    common = ["--num-cpus", "1", "--disable-usage-stats", "--block"]
+    nodes = []
+    with (root / "cluster.log").open("w") as log:
+        nodes.append(subprocess.Popen([ray, "start", "--head", "--port", str(port), "--include-dashboard", "false",
+                                       *common], env=env, stdout=log, stderr=log, start_new_session=True))  # fmt: skip
+        try:
+            _wait_for_port(port, nodes[0], root / "cluster.log")
+            nodes.append(subprocess.Popen([ray, "start", "--address", cluster.address, *common], env=env, stdout=log,
+                                          stderr=log, start_new_session=True))  # fmt: skip
+            _wait_for_cpus(cluster, 2)
+            yield cluster
+        finally:
+            for node in reversed(nodes):  # --block: SIGTERM stops the node's processes
+                os.killpg(node.pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            for node in nodes:
+                try:
+                    node.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
+                try:
+                    os.killpg(node.pid, signal.SIGKILL)  # what is left of the node's process group
+                except ProcessLookupError:
+                    pass
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"ray start --head ended: {log.read_text()[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"the Ray head did not listen on {port} within {timeout} s")
+
+
+CLUSTER_CPUS = "from autonad.cluster import connect_ray; import ray, sys; connect_ray(sys.argv[1], None); " \
+               "print(int(ray.cluster_resources().get('CPU', 0)))"  # fmt: skip
+
+
+def _wait_for_cpus(cluster: RayCluster, cpus: int, timeout: float = 60.0) -> None:
+    """Until the worker node has joined (the cluster counts `cpus` CPUs)."""
+    deadline, seen = time.monotonic() + timeout, ""
+    while time.monotonic() < deadline:
+        result = subprocess.run([sys.executable, "-c", CLUSTER_CPUS, cluster.address], env=cluster.env(),
+                                capture_output=True, text=True, timeout=60)  # fmt: skip
+        seen = result.stdout.strip() or result.stderr[-500:]
+        if seen == str(cpus):
+            return
+        time.sleep(1)
+    raise AssertionError(f"the Ray cluster at {cluster.address} did not reach {cpus} CPUs: {seen}")
