@@ -108,6 +108,17 @@ def captured_stderr() -> Iterator:
             os.close(fd)
 
 
+def gpu_share(resources: dict[str, float], device: str, tasks: int) -> float:
+    """The share of a GPU each of `tasks` concurrent Ray tasks asks for under the --device rule: cpu never,
+    cuda always (one line where the cluster has no GPU), auto where the cluster has any."""
+    gpus = float(resources.get("GPU", 0))
+    if device == "cuda" and gpus <= 0:
+        raise AutoNADError("--device cuda: the Ray cluster has no GPU (use --device cpu or auto)")
+    if device == "cpu" or gpus <= 0:
+        return 0.0
+    return min(1.0, gpus / max(tasks, 1))  # Ray takes shares below 1 or whole GPUs
+
+
 def check_reachable(address: str) -> None:
     """Fail fast with one line: `ray.init` waits minutes on an address where no cluster answers."""
     if address in ("auto", "local"):

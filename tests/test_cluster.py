@@ -7,9 +7,10 @@ import sys
 
 import pytest
 
-from .conftest import CLUSTER_CPUS
+from autonad.cluster import gpu_share
+from autonad.errors import AutoNADError
 
-pytestmark = pytest.mark.slow
+from .conftest import CLUSTER_CPUS
 
 LOCAL = ("from autonad.cluster import connect_ray; import ray; connect_ray(None, 1); "
          "print(int(ray.cluster_resources()['CPU']), ray.get_runtime_context().gcs_address)")  # fmt: skip
@@ -20,11 +21,13 @@ def join(cluster, env: dict[str, str]) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_client_with_the_token_joins_both_nodes(ray_cluster, tmp_path):
     out, err = join(ray_cluster, ray_cluster.env(HOME=str(tmp_path))).communicate(timeout=120)  # token by path only
     assert out.strip() == "2", err[-2000:]
 
 
+@pytest.mark.slow
 def test_a_client_without_the_token_or_with_another_is_told_in_one_line(ray_cluster, tmp_path):
     """Both at once (Ray retries a refused join for 20 s before it gives up)."""
     none = join(ray_cluster, ray_cluster.env(token=False, HOME=str(tmp_path)))
@@ -38,6 +41,7 @@ def test_a_client_without_the_token_or_with_another_is_told_in_one_line(ray_clus
     assert "it refused the authentication token found here" in wrong_err.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_a_local_run_starts_its_own_ray_beside_a_ray_start_cluster(ray_cluster, tmp_path):
     """`ray_current_cluster` in Ray's temp folder names the `ray start` cluster; a plain run (no address) must
     not try to join it (Ray would refuse num_cpus) but start its own."""
@@ -47,3 +51,16 @@ def test_a_local_run_starts_its_own_ray_beside_a_ray_start_cluster(ray_cluster, 
     assert result.returncode == 0, result.stderr[-2000:]
     cpus, gcs = result.stdout.split()
     assert cpus == "1" and not gcs.endswith(ray_cluster.address.rpartition(":")[2])
+
+
+@pytest.mark.parametrize(
+    ("gpus", "device", "tasks", "share"),
+    [(0, "auto", 4, 0.0), (1, "auto", 4, 0.25), (1, "cpu", 4, 0.0), (2, "cuda", 2, 1.0), (4, "auto", 2, 1.0)],
+)
+def test_the_gpu_share_a_ray_task_asks_for(gpus, device, tasks, share):
+    assert gpu_share({"CPU": 8, "GPU": gpus}, device, tasks) == share
+
+
+def test_device_cuda_on_a_cluster_without_gpus_is_one_line():
+    with pytest.raises(AutoNADError, match=r"--device cuda: the Ray cluster has no GPU \(use --device cpu or auto\)"):
+        gpu_share({"CPU": 8}, "cuda", 1)

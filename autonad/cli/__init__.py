@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        check_device(args)
         result = args.func(args)
     except AutoNADError as e:
         return _refuse(user_message(e), e.exit_code)
@@ -58,6 +59,15 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     return int(result or 0)
+
+
+def check_device(args: argparse.Namespace) -> None:
+    """--device cuda where this machine has no CUDA device is refused before any work (the rule of
+    `autonad.train.distributed.pick_device`); with --ray-address the cluster's GPUs count instead."""
+    if getattr(args, "device", None) == "cuda" and not getattr(args, "ray_address", None):
+        from autonad.train.distributed import pick_device
+
+        pick_device("cuda")
 
 
 def _refuse(message: str, code: int) -> int:

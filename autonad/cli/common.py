@@ -119,3 +119,15 @@ def check_output(path: Path, folder: bool = True) -> None:
         raise AutoNADError(f"{path}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise AutoNADError(f"{path}: the folder {existing} is not writable")
+
+
+def add_device_option(p: argparse.ArgumentParser) -> None:
+    """--device, one rule for every command (`autonad.train.distributed.pick_device`)."""
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where to compute: auto (CUDA when present, else CPU), cpu or cuda")  # fmt: skip
+
+
+def absolute_dataset(dataset: str) -> str:
+    """folder:/voc: roots made absolute: workers (Ray actors, trials) run in other processes and folders."""
+    kind, sep, root = dataset.partition(":")
+    return f"{kind}:{Path(root).expanduser().resolve()}" if sep else dataset

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from rich.table import Table
 
-from autonad.cli.common import check_output, metrics_table, positive_int, threshold
+from autonad.cli.common import add_device_option, check_output, metrics_table, positive_int, threshold
 from autonad.cli.train import add_data_options
 from autonad.config import write_text_atomic
 from autonad.data import open_dataset
@@ -18,6 +18,7 @@ from autonad.data.preview import class_colour, overlay
 from autonad.errors import AutoNADError
 from autonad.export.inference import ExportedModel, evaluate_model, predict_image
 from autonad.metrics import DEFAULT_TAU, PHIS
+from autonad.train.distributed import pick_device
 from autonad.ui import console, fit_table, progress
 
 
@@ -29,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--split-file", type=Path, help="a split.json to use (default: the dataset's seeded split)")
     ev.add_argument("--seed", type=int, default=0, help="seed of the generated split (the recipe's; default 0)")
     ev.add_argument("--batch", type=positive_int, default=8)
+    add_device_option(ev)
     add_decision_options(ev)
     ev.add_argument("--out", type=Path, help="write all metrics as JSON")
     ev.add_argument("--report", type=Path, metavar="FOLDER",
@@ -39,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--model", type=Path, required=True)
     pr.add_argument("images", nargs="+", type=Path)
     pr.add_argument("--out", type=Path, default=Path("predictions"))
+    add_device_option(pr)
     add_decision_options(pr)
     pr.set_defaults(func=predict)
 
@@ -64,7 +67,7 @@ def evaluate(args: argparse.Namespace) -> int:
         check_output(args.out, folder=False)
     if args.report:
         check_output(args.report)
-    model = ExportedModel.load(args.model)
+    model = ExportedModel.load(args.model, pick_device(args.device))
     source = open_dataset(args.dataset, args.data_root, seed=args.seed, split_file=args.split_file,
                           skip_bad=args.skip_bad)  # fmt: skip
     decision = decision_of(model, args)
@@ -96,7 +99,7 @@ def evaluate(args: argparse.Namespace) -> int:
 def predict(args: argparse.Namespace) -> int:
     """Every readable image is predicted and written; unreadable ones are listed (in predictions.json
     too) and make the command exit 2 after the others are done."""
-    model = ExportedModel.load(args.model)
+    model = ExportedModel.load(args.model, pick_device(args.device))
     decision = decision_of(model, args)
     check_output(args.out)
     args.out.mkdir(parents=True, exist_ok=True)

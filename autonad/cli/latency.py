@@ -6,10 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
 from rich.table import Table
 
-from autonad.cli.common import input_size, positive_int
+from autonad.cli.common import add_device_option, input_size, positive_int
 from autonad.config import write_text_atomic
 from autonad.errors import AutoNADError
 from autonad.latency.measure import TimingConfig
@@ -20,6 +19,7 @@ from autonad.latency.roofline import ROOFLINE_DEVICES, roofline_profile
 from autonad.latency.runtimes import RUNTIMES, check_runtime
 from autonad.latency.table import DeviceTables, Profile, canonical_device, load_tables
 from autonad.space import Arch, SearchSpace
+from autonad.train.distributed import pick_device
 from autonad.ui import console, fit_table
 
 
@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="take the entries this space shares with SPACE's measured profile in the table; time the rest",
     )
     p.add_argument("--roofline", action="store_true", help="estimate from the device's peak FLOP/s and bandwidth")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to time")
+    add_device_option(p)
     p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (fixed while timing)")
     p.add_argument("--repeats", type=positive_int, default=15, help="timed samples per component (median)")
     p.add_argument("--calibrate", type=int, default=40, help="random subnets timed end to end for the calibration")
@@ -50,6 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_profile_selection(lat)
     lat.add_argument("--classes", type=positive_int, default=2, help="segmentation classes incl. background")
     lat.add_argument("--measure", action="store_true", help="also time the arch here (measured tables only)")
+    add_device_option(lat)
     lat.set_defaults(func=predict)
     cmds = lat.add_subparsers(dest="latency_command", metavar="ACTION")
     cmds.add_parser("tables", help="the latency tables and their profiles").set_defaults(func=list_tables)
@@ -59,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     val.add_argument("--n", type=positive_int, default=100, help="random subnets to time")
     val.add_argument("--seed", type=int, default=0)
     val.add_argument("--classes", type=positive_int, default=argparse.SUPPRESS)
-    val.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    add_device_option(val)
     val.add_argument("--out", type=Path, help="write the per-subnet figures and the summary as JSON")
     val.set_defaults(func=validate_table)
     pri = cmds.add_parser("prior", help="write the latency prior heatmap (paper Fig. 5)")
@@ -115,7 +116,7 @@ def profile(args: argparse.Namespace) -> int:
             raise AutoNADError(f"--roofline estimates kernels, not a runtime: drop --runtime {args.runtime}")
         prof = _roofline(request, hw, out)
     else:
-        device = _device(args.device)
+        device = pick_device(args.device)
         timing = TimingConfig(threads=args.threads, repeats=args.repeats, runtime=check_runtime(args.runtime))
         console.print(f"profiling [bold]{space.name}[/] at {request.input_size[0]}x{request.input_size[1]} "
                       f"on this machine as [bold]{hw}[/] -> {out}")  # fmt: skip
@@ -141,12 +142,6 @@ def _roofline(request: ProfileRequest, hw: str, out: Path) -> Profile:
     tables.put(prof)
     tables.write(out)
     return prof
-
-
-def _device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise AutoNADError("--device cuda: no CUDA device is available here")
-    return torch.device(name)
 
 
 # -- latency ------------------------------------------------------------------------------------
@@ -176,7 +171,7 @@ def predict(args: argparse.Namespace) -> int:
     if args.measure:
         from autonad.latency.validate import measure_archs
 
-        measured = measure_archs(pred, [arch], torch.device("cpu"))[0]
+        measured = measure_archs(pred, [arch], pick_device(args.device))[0]
         console.print(
             f"measured here: [bold]{measured:.2f} ms[/] (prediction off by {100 * (ms - measured) / measured:+.1f}%)"
         )
@@ -204,7 +199,7 @@ def validate_table(args: argparse.Namespace) -> int:
     from autonad.latency.validate import validate
 
     pred = predictor_for(args.hw, args.search_space, args.input_size, args.batch, args.classes, args.runtime)
-    result = validate(pred, args.n, args.seed, _device(args.device))
+    result = validate(pred, args.n, args.seed, pick_device(args.device))
     s = result.summary
     within, tau, mape, worst = 100 * s["within_10pct"], s["kendall_tau"], 100 * s["mape"], 100 * s["max_abs_error"]
     console.print(

@@ -9,7 +9,9 @@ import torch
 from rich.table import Table
 
 from autonad.cli.common import (
+    absolute_dataset,
     add_budget_args,
+    add_device_option,
     add_tensorboard_option,
     apply_budget_args,
     check_output,
@@ -73,6 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--workers", type=int, help="Ray evaluation workers (default: CPU cores; 0: in-process)")
     run.add_argument("--ray-address", help="join an existing Ray cluster (e.g. 10.0.0.5:6379)")
     run.add_argument("--threads", type=positive_int, help="torch threads of this process (supernet training)")
+    add_device_option(run)
     add_budget_args(p, "the supernet's training")
     add_tensorboard_option(p)
     ft = p.add_argument_group("fine-tuning of the best arch before export (default: the recipe's search section)")
@@ -87,7 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def search(args: argparse.Namespace) -> int:
     from autonad.report import report_search_run
     from autonad.search import EvalSettings, EvolutionSearch, SearchConfig, make_evaluator, write_outputs
-    from autonad.search.evaluate import SubnetComplexity
+    from autonad.search.evaluate import RayEvaluator, SubnetComplexity
     from autonad.search.evolution import check_resumable, known_identity
 
     if args.threads:
@@ -128,16 +131,21 @@ def search(args: argparse.Namespace) -> int:
         known = known_identity(config, config.selection, predictor.space, prior.gene_weights, identity)
         check_resumable(out / "search_state.pt", known)
     checkpoint = ensure_supernet(supernet_run_dir(args.dataset, supernet_name, label), recipe, sn_config, source,
-                                 args.tensorboard)  # fmt: skip
+                                 args.tensorboard, args.device)  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     prior.heatmap(out / "latency_prior.png")
 
-    settings = EvalSettings(checkpoint=str(checkpoint), dataset=args.dataset, data_root=args.data_root,
+    # absolute paths: Ray actors run in other folders (on a cluster, the same paths must hold on every node)
+    dataset = absolute_dataset(args.dataset)
+    root = str(source.root.resolve()) if source.root and ":" not in dataset else None
+    settings = EvalSettings(checkpoint=str(checkpoint.resolve()), dataset=dataset, data_root=root,
                             val_images=val_images)  # fmt: skip
     complexity = None
     if args.max_params is not None or args.max_flops is not None:
         complexity = SubnetComplexity.from_config(sn_config, source.num_classes, recipe.input_size)
-    with make_evaluator(settings, args.workers, args.ray_address) as evaluator:
+    with make_evaluator(settings, args.workers, args.ray_address, args.device) as evaluator:
+        if isinstance(evaluator, RayEvaluator):
+            console.print(f"evaluating on {evaluator.plan.describe()}")
         engine = EvolutionSearch(predictor.space, config, evaluator, gene_weights=prior.gene_weights,
                                  latency_fn=predictor.predict, complexity_fn=complexity,
                                  state_path=out / "search_state.pt", identity=identity,
@@ -156,7 +164,7 @@ def search(args: argparse.Namespace) -> int:
     if recipe.search.finetunes:
         run_dir = out / f"finetune-{recipe.search.finetune_tag}"
         trained, steps = finetune_best(best.arch, sn_config, recipe, checkpoint, source, run_dir, args.resume,
-                                       args.tensorboard)  # fmt: skip
+                                       args.tensorboard, args.device)  # fmt: skip
         info.update(
             inherited_metrics=best.metrics, supernet_checkpoint=str(checkpoint.resolve()), finetune_run=run_dir.name
         )
@@ -171,7 +179,7 @@ def search(args: argparse.Namespace) -> int:
 
 
 def finetune_best(arch, sn_config: SupernetConfig, recipe: Recipe, checkpoint: Path, source, run_dir: Path,
-                  resume: bool, tensorboard: bool = True):  # fmt: skip
+                  resume: bool, tensorboard: bool = True, device: str = "auto"):  # fmt: skip
     """Fine-tune the searched arch from its inherited supernet weights (the recipe's `retrain` settings,
     the search's fine-tuning budget) on the supernet's training split; its best validation epoch wins.
     Returns the trained subnet and the steps it trained."""
@@ -185,7 +193,7 @@ def finetune_best(arch, sn_config: SupernetConfig, recipe: Recipe, checkpoint: P
     budget = job.recipe.retrain
     told = f"{budget.minutes:g} min" if budget.minutes is not None else f"{budget.steps} steps"
     console.print(f"fine-tuning the best arch {job.arch.hash[:8]} from its supernet weights for {told} -> {run_dir}")
-    trainer = job.trainer(source, run_dir, init_distributed("auto"))
+    trainer = job.trainer(source, run_dir, init_distributed(device))
     trainer.tensorboard = tensorboard
     state = trainer.fit(resume=resume and (run_dir / "checkpoint.pt").exists())
     trained = load_trained_subnet(run_dir / "best.pt")
@@ -235,7 +243,9 @@ def search_run_dir(dataset: str, hw: str, recipe: str, runtime: str = "torch") -
     return Path("runs/search") / f"{dataset_slug(dataset)}__{device}__{recipe_stem(recipe)}"
 
 
-def ensure_supernet(run_dir: Path, recipe: Recipe, sn_config: SupernetConfig, source, tensorboard: bool = True) -> Path:
+def ensure_supernet(
+    run_dir: Path, recipe: Recipe, sn_config: SupernetConfig, source, tensorboard: bool = True, device: str = "auto"
+) -> Path:
     """The supernet checkpoint for (dataset, supernet, recipe): reused when its training finished,
     else trained (or resumed) now."""
     from autonad.train.distributed import init_distributed
@@ -249,7 +259,7 @@ def ensure_supernet(run_dir: Path, recipe: Recipe, sn_config: SupernetConfig, so
         console.print(f"supernet: resuming {checkpoint}")
     else:
         console.print(f"supernet: training {sn_config.name} on {source.name} with recipe {recipe.name} -> {run_dir}")
-    trainer = SupernetTrainer(recipe, sn_config, source, run_dir, init_distributed("auto"))
+    trainer = SupernetTrainer(recipe, sn_config, source, run_dir, init_distributed(device))
     trainer.tensorboard = tensorboard
     trainer.fit(resume=checkpoint.exists())
     return checkpoint

@@ -117,19 +117,45 @@ WRITERS: dict[str, Callable[[torch.nn.Module, torch.Tensor, dict, Path], None]] 
 
 
 # -- loading --------------------------------------------------------------------------------------
-def load_exported(path: str | Path) -> tuple[Callable[[torch.Tensor], Outputs], dict[str, Any]]:
+def load_exported(
+    path: str | Path, device: torch.device | str = "cpu"
+) -> tuple[Callable[[torch.Tensor], Outputs], dict[str, Any]]:
     """A callable `images (B, C, H, W) -> {"seg": logits, ...}` and the model's metadata, for any
-    exported format (by file suffix); anything else is one clear line."""
+    exported format (by file suffix), computing on `device` (ONNX: onnxruntime's CUDA provider where it
+    is installed); anything else is one clear line. Images and outputs stay where the caller has them."""
+    device = torch.device(device)
     path = Path(path)
     if not path.is_file():
         raise AutoNADError(f"{path}: model file not found")
     loader = {".ts": _load_torchscript, ".onnx": _load_onnx, ".pt": _load_state_dict}.get(path.suffix)
     if loader is None:
         raise AutoNADError(f"{path}: not an exported model (expected model.ts, model.onnx or model.pt)")
-    return loader(path)
+    run, meta = loader(path, device)
+    return run, meta
 
 
-def _load_torchscript(path: Path):
+def _on_device(model: torch.nn.Module, device: torch.device) -> Callable[[torch.Tensor], Outputs]:
+    """The model on `device`, taking and giving tensors on the caller's (CPU) side."""
+    if device.type == "cpu":
+        return model
+    model = model.to(device)
+
+    def run(images: torch.Tensor) -> Outputs:
+        return {k: v.cpu() for k, v in model(images.to(device)).items()}
+
+    return run
+
+
+def onnx_providers(device: torch.device) -> list[str]:
+    """onnxruntime providers for `device`: CUDA first where this onnxruntime build has it."""
+    import onnxruntime as ort
+
+    if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def _load_torchscript(path: Path, device: torch.device):
     files = {"autonad.json": ""}
     try:
         with quiet_export():
@@ -137,14 +163,14 @@ def _load_torchscript(path: Path):
     except (RuntimeError, ValueError, OSError) as e:
         raise AutoNADError(f"{path}: not a readable TorchScript model ({reason(e, 120)})") from None
     model.eval()
-    return model, json.loads(files["autonad.json"] or "{}")
+    return _on_device(model, device), json.loads(files["autonad.json"] or "{}")
 
 
-def _load_onnx(path: Path):
+def _load_onnx(path: Path, device: torch.device):
     import onnxruntime as ort
 
     try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(path), providers=onnx_providers(device))
     except Exception as e:  # onnxruntime raises its own exception types for unreadable files
         raise AutoNADError(f"{path}: not a readable ONNX model ({reason(e, 120)})") from None
     meta = json.loads(session.get_modelmeta().custom_metadata_map.get("autonad.json", "{}"))
@@ -164,7 +190,7 @@ def _load_onnx(path: Path):
     return run, meta
 
 
-def _load_state_dict(path: Path):
+def _load_state_dict(path: Path, device: torch.device):
     from autonad.train.checkpoint import load_checkpoint
 
     payload = load_checkpoint(path, STATE_FORMAT)
@@ -180,7 +206,7 @@ def _load_state_dict(path: Path):
         model.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise AutoNADError(f"{path}: damaged or incompatible exported state dict ({reason(e, 120)})") from None
-    return model, meta
+    return _on_device(model, device), meta
 
 
 # -- checks ---------------------------------------------------------------------------------------

@@ -32,8 +32,9 @@ class ExportedModel:
     path: Path
 
     @staticmethod
-    def load(path: str | Path) -> ExportedModel:
-        run, meta = load_exported(path)
+    def load(path: str | Path, device: torch.device | str = "cpu") -> ExportedModel:
+        """The model at `path`, computing on `device` (it takes and gives CPU tensors)."""
+        run, meta = load_exported(path, device)
         missing = [k for k in ("classes", "normalisation", "input_size") if k not in meta]
         if missing:
             raise AutoNADError(f"{path}: model metadata lacks '{missing[0]}' (export it with `autonad export`)")

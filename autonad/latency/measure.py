@@ -16,7 +16,6 @@ import contextlib
 import functools
 import random
 import statistics
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -26,7 +25,7 @@ from torch import Tensor, nn
 from autonad.latency import runtimes
 from autonad.latency.components import Component
 from autonad.space import Arch, SearchSpace
-from autonad.timing import median_ms, median_relative, synchronize
+from autonad.timing import elapsed_ms, median_ms, median_relative, synchronize
 from autonad.ui import progress
 
 
@@ -102,10 +101,7 @@ def time_module(
 def _single_call_ms(call: Callable[[], object], device: torch.device) -> float:
     call()  # first call: allocations, lazy init
     synchronize(device)
-    start = time.perf_counter()
-    call()
-    synchronize(device)
-    return (time.perf_counter() - start) * 1e3
+    return elapsed_ms(call, device)
 
 
 def time_component(component: Component, device: torch.device, timing: TimingConfig) -> float:

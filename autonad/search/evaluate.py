@@ -10,7 +10,10 @@ Evaluators share one interface: ``imap(archs)`` yields ``(index, result)`` as re
 
 * `LocalEvaluator`: in this process (``--workers 0``).
 * `RayEvaluator`: a pool of Ray actors, one CPU and one torch thread each, every actor loading the
-  checkpoint once. A candidate whose actor dies is re-run on a replacement actor, never dropped.
+  checkpoint once. Where the cluster has GPUs (and --device is not cpu), each actor also asks Ray for
+  a share of one (`ACTORS_PER_GPU` actors per GPU by default: a candidate's evaluation does not
+  fill a modern GPU) and evaluates there (`plan_actors`). A candidate whose actor dies is re-run on
+  a replacement actor, never dropped.
   On a multi-node cluster, the checkpoint, split file and dataset must be at the same paths on
   every node.
 """
@@ -30,12 +33,13 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from autonad.cluster import connect_ray
+from autonad.cluster import connect_ray, gpu_share
 from autonad.data import SegmentationDataset, Transform, eval_loader, open_dataset
 from autonad.errors import AutoNADError, reason
 from autonad.space import Arch, HeadsArch
 from autonad.supernet import Supernet, SupernetConfig
 from autonad.supernet.complexity import fvcore_flops
+from autonad.train.distributed import pick_device
 from autonad.train.evaluate import accumulate_arch
 from autonad.train.loop import use_bf16
 from autonad.train.trainer import CHECKPOINT_FORMAT, load_trained_supernet
@@ -43,6 +47,7 @@ from autonad.train.trainer import CHECKPOINT_FORMAT, load_trained_supernet
 SUPERNET_FORMAT = CHECKPOINT_FORMAT  # what a supernet training run writes
 MAX_DEATHS_PER_CANDIDATE = 3  # a candidate that kills this many actors in a row is reported, not retried
 READY_TIMEOUT_S = 600.0  # for every worker to load the supernet and the validation images
+ACTORS_PER_GPU = 4  # evaluation actors sharing one GPU (each holds a supernet copy: ~1 GB for the paper's)
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,7 @@ class EvalSettings:
     split_file: str | None = None  # default: split.json beside the checkpoint (the split it was trained on)
     val_images: int | None = None  # the first N validation images (None: all)
     batch_size: int | None = None  # default: the recipe's
-    device: str = "cpu"
+    device: str = "cpu"  # cpu | cuda | auto (pick_device)
     complexity: bool = True  # also report params and FLOPs of every evaluated subnet
 
     @property
@@ -90,7 +95,7 @@ class EvalContext:
 
     def __init__(self, settings: EvalSettings):
         self.settings = settings
-        self.device = torch.device(settings.device)
+        self.device = pick_device(settings.device)
         trained = load_trained_supernet(settings.checkpoint, self.device)
         self.net, self.config, self.recipe = trained.net, trained.config, trained.recipe
         self.classes, self.normalisation, step = trained.classes, trained.normalisation, trained.step
@@ -185,13 +190,16 @@ class _RayWorker:
     """One Ray actor: loads the checkpoint once; a loading problem is kept and reported by `ready`."""
 
     def __init__(self, settings: EvalSettings):
+        import ray
+
         torch.set_num_threads(1)
         self.context: EvalContext | None = None
         self.error: str | None = None
         try:
             self.context = EvalContext(settings)
         except AutoNADError as e:
-            self.error = str(e)
+            gpus = ray.get_gpu_ids()
+            self.error = str(e) if not gpus else f"a Ray worker given GPU {gpus} on {os.uname().nodename}: {e}"
 
     def ready(self) -> dict[str, Any]:
         ctx = self.context
@@ -214,22 +222,20 @@ class RayEvaluator(Evaluator):
         settings: EvalSettings,
         workers: int | None = None,
         address: str | None = None,
-        gpus_per_worker: float = 0.0,
+        device: str = "auto",
+        actors_per_gpu: int = ACTORS_PER_GPU,
     ):
         import ray
 
-        self.settings = settings
         self.actors: list[Any] = []
         self.restarts = 0  # actors replaced after they died
         self.in_flight: dict[int, Any] = {}  # candidate index -> the actor evaluating it (during imap)
         self.owns_ray = connect_ray(address, workers)
         try:
-            cpus = int(ray.cluster_resources().get("CPU", 0))
-            count = workers or max(1, cpus)
-            if count > cpus:
-                raise AutoNADError(f"{count} Ray workers need {count} CPUs, the Ray cluster has {cpus}")
-            self._actor_class = ray.remote(num_cpus=1, num_gpus=gpus_per_worker, max_restarts=0)(_RayWorker)
-            self.actors = [self._spawn() for _ in range(count)]
+            self.plan = plan_actors(ray.cluster_resources(), workers, device, actors_per_gpu)
+            self.settings = dataclasses.replace(settings, device=self.plan.device)
+            self._actor_class = ray.remote(num_cpus=1, num_gpus=self.plan.gpus_per_actor, max_restarts=0)(_RayWorker)
+            self.actors = [self._spawn() for _ in range(self.plan.actors)]
             self._wait_ready()
         except BaseException:
             self.close()
@@ -319,8 +325,35 @@ class RayEvaluator(Evaluator):
             self.owns_ray = False
 
 
-def make_evaluator(settings: EvalSettings, workers: int | None, address: str | None = None) -> Evaluator:
-    """``workers == 0`` (and no address): in this process; otherwise a Ray pool (None: one per core)."""
+@dataclass(frozen=True)
+class ActorPlan:
+    actors: int
+    gpus_per_actor: float  # the share of a GPU each actor asks Ray for (0: CPU actors)
+    device: str  # where the actors evaluate: "cpu" or "cuda" (the GPU Ray assigns)
+
+    def describe(self) -> str:
+        where = f"{self.gpus_per_actor:g} GPU each" if self.gpus_per_actor else "CPU"
+        return f"{self.actors} Ray workers ({where})"
+
+
+def plan_actors(resources: Mapping[str, float], workers: int | None, device: str, per_gpu: int) -> ActorPlan:
+    """How many evaluation actors the cluster's resources hold and what each asks for: one CPU each and,
+    under the --device rule (`gpu_share`), a share of a GPU; `per_gpu` actors per GPU unless `workers`
+    says how many."""
+    cpus, gpus = int(resources.get("CPU", 0)), float(resources.get("GPU", 0))
+    on_gpu = gpu_share(dict(resources), device, 1) > 0
+    count = workers or max(1, min(cpus, int(gpus * per_gpu)) if on_gpu else cpus)
+    if count > cpus:
+        raise AutoNADError(f"{count} Ray workers need {count} CPUs, the Ray cluster has {cpus}")
+    share = gpu_share(dict(resources), device, count)
+    return ActorPlan(count, share, "cuda" if share else "cpu")
+
+
+def make_evaluator(
+    settings: EvalSettings, workers: int | None, address: str | None = None, device: str = "auto"
+) -> Evaluator:
+    """``workers == 0`` (and no address): in this process, on `device`; otherwise a Ray pool (None: one
+    per core, or `ACTORS_PER_GPU` per GPU) that evaluates on the cluster's GPUs unless `device` is cpu."""
     if workers == 0 and not address:
-        return LocalEvaluator(settings)
-    return RayEvaluator(settings, workers or None, address)
+        return LocalEvaluator(dataclasses.replace(settings, device=str(pick_device(device))))
+    return RayEvaluator(settings, workers or None, address, device)

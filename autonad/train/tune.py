@@ -23,6 +23,7 @@ from ray.tune.schedulers import ASHAScheduler
 
 from autonad.data import open_dataset
 from autonad.errors import AutoNADError, reason
+from autonad.train.distributed import DistInfo, pick_device
 from autonad.train.recipe import Recipe
 from autonad.train.subnet import RetrainJob, SubnetTrainer
 from autonad.ui import progress
@@ -43,6 +44,11 @@ class TuneJob:
     trials_dir: Path
     threads: int = 1
     tensorboard: bool = True  # each trial's scalars under its folder
+    gpus: float = 0.0  # the share of a GPU each trial asks Ray for (0: CPU trials)
+
+    @property
+    def resources(self) -> dict[str, float]:
+        return {"cpu": self.threads, **({"gpu": self.gpus} if self.gpus else {})}
 
     @property
     def metric(self) -> str:
@@ -70,7 +76,7 @@ def run_trial(params: dict[str, float], job: TuneJob) -> None:
             shutil.copytree(saved, run_dir)
     trial = dataclasses.replace(job.retrain, recipe=job.recipe_for(params))
     source = open_dataset(job.dataset, job.data_root, seed=trial.recipe.retrain.seed, skip_bad=job.skip_bad)
-    trainer = trial.trainer(source, run_dir)
+    trainer = trial.trainer(source, run_dir, DistInfo(device=pick_device("cuda" if job.gpus else "cpu")))
 
     def report(tr: SubnetTrainer) -> None:
         val = tr.state.history[-1]["val"]
@@ -96,7 +102,7 @@ def tune_retraining(
 ) -> TuneResult:
     """Run (or resume) the study in `storage/study`."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic reporter honours verbose=0: our bar only
-    trainable = tune.with_resources(tune.with_parameters(run_trial, job=job), {"cpu": job.threads})
+    trainable = tune.with_resources(tune.with_parameters(run_trial, job=job), job.resources)
     epochs = job.retrain.recipe.retrain.epochs
     with progress() as bar:
         task = bar.add_task(f"tuning {samples} trials x {epochs} epochs (ASHA)", total=samples * epochs)

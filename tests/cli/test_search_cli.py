@@ -270,3 +270,17 @@ def test_finetune_budget_given_twice_is_one_line(setup, in_root, capsys):
     assert main([*search_args(setup, "bad-ft"), "--recipe", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "give the fine-tuning budget once" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_search_on_a_ray_start_cluster_with_token_authentication(setup, ray_cluster, tmp_path):
+    """The supernet trains in the driver; its candidates are evaluated by one actor on each node."""
+    args = search_args(setup, "run-cluster", "--generations", "1")
+    args[args.index("--workers") + 1] = "2"
+    env = ray_cluster.env(HOME=str(tmp_path))
+    result = subprocess.run([sys.executable, "-m", "autonad", *args, "--ray-address", ray_cluster.address],
+                            env=env, cwd=setup[0], capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "evaluating on 2 Ray workers (CPU)" in result.stdout and "search result" in result.stdout
+    history = (setup[0] / "run-cluster" / "history.jsonl").read_text().splitlines()
+    assert len(history) == 6  # the population of generation 0 (generation 1 breeds from it)

@@ -1,6 +1,10 @@
+import dataclasses
 import json
+import os
 import random
 import shutil
+import subprocess
+import sys
 import time
 
 import pytest
@@ -17,6 +21,7 @@ from autonad.search import (
     make_evaluator,
     write_outputs,
 )
+from autonad.search.evaluate import ACTORS_PER_GPU, ActorPlan, plan_actors
 from autonad.space import HeadsArch
 from autonad.supernet import SupernetConfig, arch_complexity
 
@@ -128,3 +133,52 @@ def test_a_small_search_on_the_supernet_in_process(context, tmp_path):
     assert all(c.arch.heads == evaluator.heads for c in result.history)
     paths = write_outputs(tmp_path, result, "mIoU")
     assert all(p.stat().st_size > 0 for p in paths.values())
+
+
+@pytest.mark.parametrize(
+    ("resources", "workers", "device", "plan"),
+    [
+        ({"CPU": 16}, None, "auto", ActorPlan(16, 0.0, "cpu")),  # no GPU: one CPU actor per core
+        ({"CPU": 16, "GPU": 1}, None, "auto", ActorPlan(4, 0.25, "cuda")),  # ACTORS_PER_GPU share one GPU
+        ({"CPU": 16, "GPU": 2}, None, "auto", ActorPlan(8, 0.25, "cuda")),
+        ({"CPU": 2, "GPU": 1}, None, "auto", ActorPlan(2, 0.5, "cuda")),  # as many as there are CPUs
+        ({"CPU": 16, "GPU": 2}, 2, "auto", ActorPlan(2, 1.0, "cuda")),  # whole GPUs, never more than one
+        ({"CPU": 16, "GPU": 1}, 3, "cuda", ActorPlan(3, 1 / 3, "cuda")),
+        ({"CPU": 16, "GPU": 1}, None, "cpu", ActorPlan(16, 0.0, "cpu")),  # --device cpu asks for none
+    ],
+)
+def test_actor_plans_follow_the_device_rule_and_the_clusters_resources(resources, workers, device, plan):
+    assert plan_actors(resources, workers, device, ACTORS_PER_GPU) == plan
+
+
+def test_actor_plans_the_cluster_cannot_hold_are_one_line():
+    with pytest.raises(AutoNADError, match="--device cuda: the Ray cluster has no GPU"):
+        plan_actors({"CPU": 4}, None, "cuda", 4)
+    with pytest.raises(AutoNADError, match="5 Ray workers need 5 CPUs, the Ray cluster has 4"):
+        plan_actors({"CPU": 4, "GPU": 1}, 5, "auto", 4)
+
+
+FAKE_GPU_POOL = """
+import json, sys, ray
+from autonad.errors import AutoNADError
+from autonad.search.evaluate import EvalSettings, RayEvaluator
+ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
+try:
+    RayEvaluator(EvalSettings(**json.loads(sys.argv[1])))
+except AutoNADError as e:
+    print(e)
+"""
+
+
+@pytest.mark.slow
+def test_a_ray_cluster_with_a_gpu_gets_gpu_actors(tiny_checkpoint):
+    """A fake 1-GPU Ray resource: the pool asks Ray for half a GPU per actor (2 CPUs), Ray hands each the
+    GPU, and the actor evaluates with CUDA, which this CPU machine lacks: the one line says so."""
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA (on a GPU the actors would simply evaluate)")
+    settings = json.dumps(dataclasses.asdict(tiny_checkpoint.settings()))
+    result = subprocess.run([sys.executable, "-c", FAKE_GPU_POOL, settings], capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    line = result.stdout.strip().splitlines()[-1]
+    assert "a Ray worker given GPU [0] on" in line and "--device cuda: no CUDA device is available" in line
