@@ -12,7 +12,9 @@ from typing import Any
 from rich.table import Table
 
 from autonad.cli.common import (
+    absolute_dataset,
     add_budget_args,
+    add_device_option,
     add_tensorboard_option,
     apply_budget_args,
     check_output,
@@ -20,7 +22,7 @@ from autonad.cli.common import (
     positive_int,
 )
 from autonad.cli.latency import add_runtime_option, predictor_for
-from autonad.cli.train import add_data_options, dataset_slug
+from autonad.cli.train import add_data_options, add_ray_train_options, dataset_slug, on_ray
 from autonad.config import write_text_atomic
 from autonad.data import SegSource, open_dataset
 from autonad.errors import AutoNADError
@@ -31,6 +33,7 @@ from autonad.space import Arch
 from autonad.supernet import SupernetConfig
 from autonad.supernet.config import saved_config
 from autonad.train.checkpoint import load_checkpoint
+from autonad.train.ray_train import RayTrainJob, fit_on_ray
 from autonad.train.recipe import Recipe, default_recipe
 from autonad.train.subnet import RetrainJob
 from autonad.train.trainer import CHECKPOINT_FORMAT
@@ -51,8 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="run folder (default: runs/retrain/<dataset>__<arch>__<init>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     p.add_argument("--max-epochs", type=positive_int, help="stop after this many epochs (the schedule stays)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    add_device_option(p)
     p.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)")
+    add_ray_train_options(p)
     p.set_defaults(func=retrain)
 
     t = sub.add_parser("tune", help="tune retraining hyperparameters with Ray Tune (ASHA); writes the best recipe")
@@ -64,6 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--concurrent", type=positive_int, help="trials at once (default: one per CPU Ray has)")
     t.add_argument("--threads", type=positive_int, default=1, help="torch threads (and Ray CPUs) per trial")
     t.add_argument("--ray-address", help="join this Ray cluster (HOST:PORT, ray://HOST:PORT or auto)")
+    add_device_option(t)
     t.add_argument("--out", type=Path, help="study folder (default: runs/tune/<dataset>__<arch>__<init>)")
     t.add_argument("--resume", action="store_true", help="continue the study in --out (finished trials are kept)")
     t.set_defaults(func=tune)
@@ -125,8 +130,6 @@ def _supernet_beside(arch_file: Path) -> Path | None:
 def retrain(args: argparse.Namespace) -> int:
     import torch
 
-    from autonad.train.distributed import init_distributed, shutdown
-
     if args.threads:
         torch.set_num_threads(args.threads)
     job = resolve_job(args)
@@ -139,27 +142,44 @@ def retrain(args: argparse.Namespace) -> int:
     if args.hw:  # a wrong device or a missing profile is refused before training, not after it
         predictor = predictor_for(args.hw, job.config.search_space, job.recipe.input_size, 1, source.num_classes,
                                   args.runtime)  # fmt: skip
+    heads = "with CaP" if job.arch.heads.cap else "without CaP"
+    start = f"supernet weights ({job.checkpoint})" if job.checkpoint else "scratch"
+    what = (f"retraining arch [bold]{job.arch.hash}[/] ({heads}) on [bold]{source.name}[/] from {start}, recipe "
+            f"[bold]{job.recipe.name}[/] -> {out}")  # fmt: skip
+    if args.workers or args.ray_address:
+        absolute = dataclasses.replace(job, checkpoint=job.checkpoint.resolve() if job.checkpoint else None)
+        ray_job = RayTrainJob(absolute.trainer, absolute_dataset(args.dataset),
+                              str(Path(args.data_root).resolve()) if args.data_root else None,
+                              job.recipe.retrain.seed, out.resolve(), args.resume, args.skip_bad, args.max_epochs,
+                              args.tensorboard, args.device, args.threads)  # fmt: skip
+        ray_job.open_checked()
+        console.print(f"{what} ({on_ray(args)})")
+        fit_on_ray(ray_job, args.workers or 1, args.ray_address)
+    elif not train_here(job, source, out, args, what):
+        return 0  # a torchrun rank other than 0: rank 0 reports
+    result = finish(out, source, job.recipe.retrain.calibrate, args.formats, predictor)
+    print_result(result, out)
+    return 0
+
+
+def train_here(job: RetrainJob, source: SegSource, out: Path, args: argparse.Namespace, what: str) -> bool:
+    """Retrain in this process (one of torchrun's, where it started us); whether this is rank 0."""
+    from autonad.train.distributed import init_distributed, shutdown
+
     dist = init_distributed(args.device)
     try:
         if dist.is_main:
-            heads = "with CaP" if job.arch.heads.cap else "without CaP"
-            start = f"supernet weights ({job.checkpoint})" if job.checkpoint else "scratch"
-            console.print(f"retraining arch [bold]{job.arch.hash}[/] ({heads}) on [bold]{source.name}[/] from "
-                          f"{start}, recipe [bold]{job.recipe.name}[/] -> {out}")  # fmt: skip
+            console.print(what)
         trainer = job.trainer(source, out, dist, args.max_epochs)
         trainer.tensorboard = args.tensorboard
         state = trainer.fit(resume=args.resume)
     finally:
         shutdown(dist)
-    if not dist.is_main:
-        return 0
-    if trainer.new_heads:
+    if dist.is_main and trainer.new_heads:
         console.print(f"new class heads (the supernet knew other classes): {', '.join(trainer.new_heads)}")
-    if state.global_step < trainer.total_steps:
+    if dist.is_main and state.global_step < trainer.total_steps:
         console.print(f"stopped after step {state.global_step}/{trainer.total_steps}; continue with --resume")
-    result = finish(out, source, job.recipe.retrain.calibrate, args.formats, predictor)
-    print_result(result, out)
-    return 0
+    return dist.is_main
 
 
 def finish(run_dir: Path, source: SegSource, calibrate: str | None, formats: list[str], predictor=None) -> dict:
@@ -226,7 +246,7 @@ def _epochs_for_tune(job: RetrainJob, train_images: int) -> RetrainJob:
 def tune(args: argparse.Namespace) -> int:
     import ray
 
-    from autonad.cluster import connect_ray
+    from autonad.cluster import connect_ray, gpu_share
     from autonad.config import dump_yaml
     from autonad.train.tune import TuneJob, param_space, tune_retraining
 
@@ -238,14 +258,15 @@ def tune(args: argparse.Namespace) -> int:
     source = open_dataset(args.dataset, args.data_root, seed=job.recipe.retrain.seed, skip_bad=args.skip_bad)
     source.verify()  # a bad file is one line now, not a Ray traceback per trial and a study left behind
     job = _epochs_for_tune(job, len(source.splits["train"]))
-    dataset = _absolute_dataset(args.dataset)
+    dataset = absolute_dataset(args.dataset)
     root = str(source.root.resolve()) if source.root and ":" not in dataset else None
     absolute = dataclasses.replace(job, checkpoint=job.checkpoint.resolve() if job.checkpoint else None)
-    tune_job = TuneJob(absolute, dataset, root, args.skip_bad, out / "trials", args.threads, args.tensorboard)
     owns = connect_ray(args.ray_address, None)
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         concurrent = args.concurrent or max(1, cpus // args.threads)
+        gpus = gpu_share(ray.cluster_resources(), args.device, concurrent)
+        tune_job = TuneJob(absolute, dataset, root, args.skip_bad, out / "trials", args.threads, args.tensorboard, gpus)
         tuned = ", ".join(param_space(job.arch.heads.cap))
         console.print(f"tuning {tuned} for arch [bold]{job.arch.hash}[/] on [bold]{source.name}[/]: {args.samples} "
                       f"trials, {job.recipe.retrain.epochs} epochs, ASHA, {concurrent} at once -> {out}")  # fmt: skip
@@ -265,12 +286,6 @@ def tune(args: argparse.Namespace) -> int:
         console.print(f"[yellow]{len(result.failures)} trial(s) failed[/], e.g.: {result.failures[0]}")
     console.print(f"best recipe: {out / 'best_recipe.yaml'} (autonad retrain --recipe {out / 'best_recipe.yaml'} ...)")
     return 0
-
-
-def _absolute_dataset(dataset: str) -> str:
-    """folder:/voc: roots made absolute: trials run in other processes and folders."""
-    kind, sep, root = dataset.partition(":")
-    return f"{kind}:{Path(root).expanduser().resolve()}" if sep else dataset
 
 
 def print_trials(rows: list[dict], metric: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import re
 from pathlib import Path
@@ -12,6 +13,7 @@ from rich.table import Table
 
 from autonad.cli.common import (
     add_budget_args,
+    add_device_option,
     add_tensorboard_option,
     apply_budget_args,
     check_output,
@@ -19,11 +21,12 @@ from autonad.cli.common import (
     positive_int,
     recipe_label,
 )
-from autonad.data import open_dataset
 from autonad.supernet import SupernetConfig
+from autonad.train.checkpoint import load_checkpoint
 from autonad.train.distributed import init_distributed, shutdown
+from autonad.train.ray_train import RayTrainJob, fit_on_ray
 from autonad.train.recipe import Recipe, default_recipe
-from autonad.train.trainer import SupernetTrainer
+from autonad.train.trainer import CHECKPOINT_FORMAT, SupernetTrainer
 from autonad.ui import console, fit_table
 
 
@@ -39,11 +42,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-epochs", type=positive_int, help="stop after this many epochs (the schedule stays the recipe's)"
     )
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    add_device_option(p)
     p.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)")
+    add_ray_train_options(p)
     add_budget_args(p, "supernet training")
     add_tensorboard_option(p)
     p.set_defaults(func=train_supernet)
+
+
+def add_ray_train_options(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("Ray Train (DDP over Ray workers: one machine or a cluster)")
+    group.add_argument("--workers", type=positive_int,
+                       help="train on this many Ray Train workers (DDP; they split the recipe's batch)")  # fmt: skip
+    group.add_argument("--ray-address", help="run the workers on the Ray cluster at HOST:PORT (or auto)")
 
 
 def add_data_options(p: argparse.ArgumentParser) -> None:
@@ -87,25 +98,36 @@ def train_supernet(args: argparse.Namespace) -> int:
     label = recipe_label(args.recipe, base, recipe)
     run_dir = args.out or supernet_run_dir(args.dataset, args.supernet or recipe.supernet, label)
     check_output(run_dir)
+    job = RayTrainJob(functools.partial(SupernetTrainer, recipe, config), args.dataset, args.data_root,
+                      recipe.train.seed, run_dir.resolve(), args.resume, args.skip_bad, args.max_epochs,
+                      args.tensorboard, args.device, args.threads)  # fmt: skip
+    if args.workers or args.ray_address:
+        source = job.open_checked()
+        console.print(f"training supernet [bold]{config.name}[/] on [bold]{source.name}[/] with recipe "
+                      f"[bold]{recipe.name}[/] -> {run_dir} ({on_ray(args)})")  # fmt: skip
+        fit_on_ray(job, args.workers or 1, args.ray_address)
+        print_summary(load_checkpoint(run_dir / "checkpoint.pt", CHECKPOINT_FORMAT)["history"], run_dir)
+        return 0
     dist = init_distributed(args.device)
     try:
-        source = open_dataset(args.dataset, args.data_root, seed=recipe.train.seed, skip_bad=args.skip_bad)
+        trainer = job.trainer(dist)
         if dist.is_main:
             procs = f" ({dist.world} processes)" if dist.enabled else ""
-            console.print(
-                f"training supernet [bold]{config.name}[/] on [bold]{source.name}[/] "
-                f"with recipe [bold]{recipe.name}[/] -> {run_dir}{procs}"
-            )
-            for message in source.bad:
+            console.print(f"training supernet [bold]{config.name}[/] on [bold]{trainer.source.name}[/] with recipe "
+                          f"[bold]{recipe.name}[/] -> {run_dir}{procs}")  # fmt: skip
+            for message in trainer.source.bad:
                 console.print(f"[yellow]skipped:[/] {message}")
-        trainer = SupernetTrainer(recipe, config, source, run_dir, dist, max_epochs=args.max_epochs)
-        trainer.tensorboard = args.tensorboard
         state = trainer.fit(resume=args.resume)
     finally:
         shutdown(dist)
     if dist.is_main:
         print_summary(state.history, run_dir)
     return 0
+
+
+def on_ray(args: argparse.Namespace) -> str:
+    cluster = f"the Ray cluster at {args.ray_address}" if args.ray_address else "a local Ray"
+    return f"{args.workers or 1} Ray Train workers on {cluster}"
 
 
 def print_summary(history: list[dict], run_dir: Path) -> None:

@@ -6,7 +6,8 @@ pick gloo on CPU and nccl on GPU. Without those variables everything runs in one
 The recipe's `batch_size` is the global batch, split evenly over the processes: N processes train on the
 same batches as one (tests/train/test_distributed.py). torchrun starts each worker in a session of
 its own: to stop a run, signal torchrun with SIGTERM/SIGINT (forwarded), not SIGKILL (the workers
-would carry on).
+would carry on). `--workers N` / `--ray-address` run the same trainer on Ray Train workers instead
+(`autonad.train.ray_train`), which set up the process group themselves.
 """
 
 from __future__ import annotations

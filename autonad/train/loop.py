@@ -113,7 +113,7 @@ class Trainer:
         self.device = self.dist.device
         self.state = TrainState()
         self.val_estimate_s = 0.0  # a time budget: the first plan's estimate of one validation
-        # called on rank 0 after each epoch's checkpoint is written (e.g. to report to Ray Tune)
+        # called on every rank after each epoch's checkpoint is written (to report to Ray Tune or Ray Train)
         self.on_epoch_end: Callable[[Trainer], None] | None = None
         self.tensorboard = True  # scalars under <run_dir>/tensorboard (rank 0); False: none
         self._log: ScalarLog | None = None
@@ -351,7 +351,7 @@ class Trainer:
                 bar.update(task, total=max(self._last_step() - first, 0))  # a time budget may re-plan
                 self.save()
                 last_save = time.monotonic()
-                if self.on_epoch_end is not None and self.dist.is_main:
+                if self.on_epoch_end is not None:
                     self.on_epoch_end(self)
 
     def _last_step(self) -> int:
@@ -370,11 +370,12 @@ class Trainer:
         # An own generator: creating a DataLoader iterator otherwise draws from the global torch RNG,
         # and a resumed run (which creates one mid-epoch) would then diverge from an uninterrupted one.
         generator = torch.Generator().manual_seed(self.tr.seed + st.epoch)
-        return DataLoader(self.train_set, batch_sampler=batches, num_workers=self.tr.workers, generator=generator)
+        return DataLoader(self.train_set, batch_sampler=batches, num_workers=self.tr.workers, generator=generator,
+                          pin_memory=self.device.type == "cuda")  # fmt: skip
 
     def _prepare(self, images: torch.Tensor) -> torch.Tensor:
         """A batch on the device, channels-last where the recipe asks (faster convolutions on CPU)."""
-        images = images.to(self.device)
+        images = images.to(self.device, non_blocking=True)
         return images.contiguous(memory_format=torch.channels_last) if self.tr.channels_last else images
 
     def _step(self, images: torch.Tensor, masks: torch.Tensor) -> dict[str, float]:

@@ -219,3 +219,27 @@ def test_a_retrain_on_all_defective_images_leaves_the_untrained_cap_head_out(set
     best = load_checkpoint(out / "best.pt", SUBNET_FORMAT)
     assert best["arch"]["heads"]["cap"] is False
     assert not any(k.startswith("cap_head.") for k in best["model"])
+
+
+@pytest.mark.slow
+def test_retrain_on_two_ray_train_workers_trains_the_same_schedule_and_finishes_the_run(setup, tmp_path):
+    """`--workers 2` without an address: a local Ray of 2 CPUs, DDP over gloo. The steps are one process's
+    (the batch is global); the losses are close, not equal: the decoder's dropout draws a mask per rank,
+    and Dice is a per-batch ratio (the exact comparison is tests/train/test_ray_train.py's)."""
+    import os
+    import subprocess
+    import sys
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert main(retrain_args(setup, one)) == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+    result = subprocess.run([sys.executable, "-m", "autonad", *retrain_args(setup, two), "--workers", "2"], env=env,
+                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "2 Ray Train workers on a local Ray" in result.stdout
+    assert yaml.safe_load((two / "run.yaml").read_text())["world_size"] == 2
+    for name in ("best.pt", "metrics.json", "model.ts", "model.onnx", "report.html"):
+        assert (two / name).is_file(), name
+    ref, ray = (load_checkpoint(run / "checkpoint.pt", RETRAIN_FORMAT)["history"] for run in (one, two))
+    assert [h["step"] for h in ray] == [h["step"] for h in ref]
+    assert max(abs(h["loss"] - g["loss"]) / h["loss"] for h, g in zip(ref, ray)) <= 0.2
