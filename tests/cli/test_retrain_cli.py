@@ -168,7 +168,8 @@ def test_bad_input_is_one_line(setup, retrained, tmp_path, capsys):
     # an image that is not an image
     fake = tmp_path / "photo.png"
     fake.write_text("hello")
-    line = one_line_error(capsys, main(["predict", "--model", str(retrained / "model.ts"), str(fake)]))
+    argv = ["predict", "--model", str(retrained / "model.ts"), str(fake), "--out", str(tmp_path / "predictions")]
+    line = one_line_error(capsys, main(argv))
     assert "photo.png" in line
     # another arch into an existing run, --init supernet with no supernet known, --cap without a CaP head
     other = SearchSpace.load("tiny").smallest()
