@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     page = Page(args.out)
     for section in (headline, learning, neu_pipeline, mt_pipeline, ablations, cap_on_off, ranking, latency, search,
-                    overhead, export_round_trip):  # fmt: skip
+                    overhead, export_round_trip, gpu_check):  # fmt: skip
         section(page)
     page.write()
     default = args.out.resolve() == (ROOT / "docs" / "results.md").resolve()
@@ -844,6 +844,33 @@ def export_round_trip(page: Page) -> None:
     decision = f"defective when {data['decision']['phi']} >= {data['decision']['tau']:.3f}"
     page.add(f"{data['dataset']} {data['split']} split, {data['images']} images, decision: {decision}.", "")
     page.table(["format", "max abs metric difference", "identical confusion", "eval seconds"], rows)
+
+
+def gpu_check(page: Page) -> None:
+    """Every `bench/gpu_check.sh` run committed (bench/results/gpu_<device>.json), one table per device."""
+    page.add("## On a GPU (#21)", "")
+    runs = sorted(p for p in RESULTS.glob("gpu_*.json") if "rehearsal" not in p.stem)
+    if not runs:
+        page.add(
+            "_Not run yet_: no GPU has been available to this work. Command on a CUDA machine: "
+            "`bash bench/gpu_check.sh` (`bench/gpu_prepare.sh` prepares the data and wheels it carries).",
+            "",
+        )
+        return
+    for path in runs:
+        data = json.loads(path.read_text())
+        link = f"[`bench/results/{path.name}`](../bench/results/{path.name})"
+        page.add(
+            f"### {data['device']} (torch {data['torch']})",
+            "",
+            f"Command: `bash bench/gpu_check.sh` · JSON: {link}",
+            "",
+        )
+        rows = []
+        for step, record in data["steps"].items():
+            figures = ", ".join(f"{k} {v}" for k, v in record.items() if k not in ("status", "seconds"))
+            rows.append([step, record["status"], figures, record.get("seconds", "-")])
+        page.table(["step", "status", "figures", "seconds"], rows)
 
 
 if __name__ == "__main__":
