@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import socket
 import tempfile
@@ -37,6 +38,7 @@ def connect_ray(address: str | None, workers: int | None) -> bool:
     started here (address="local"): a cluster that `ray start` left behind must not be joined by accident.
     """
     import ray
+    from ray.exceptions import RayError
 
     if address:
         check_reachable(address)
@@ -50,7 +52,7 @@ def connect_ray(address: str | None, workers: int | None) -> bool:
     with captured_stderr() as stderr:
         try:
             ray.init(address=address, **quiet)
-        except (ConnectionError, TimeoutError, RuntimeError, ValueError) as e:
+        except (ConnectionError, TimeoutError, RuntimeError, ValueError, RayError) as e:  # RayError: a token
             raise AutoNADError(join_failure(address, e, stderr(), token)) from None
     return True
 
@@ -95,17 +97,18 @@ def captured_stderr() -> Iterator:
     """Ray's C++ client logs a join's failed attempts to file descriptor 2, one line a second: keep them
     (the caller reads them to explain the failure in one line) instead of printing them."""
     try:
+        sink = tempfile.TemporaryFile(mode="w+b")
         fd = os.dup(2)
     except OSError:  # no stderr to capture
         yield lambda: ""
         return
-    with tempfile.TemporaryFile(mode="w+b") as sink:
+    try:
         os.dup2(sink.fileno(), 2)
-        try:
-            yield lambda: (sink.seek(0), sink.read().decode(errors="replace"))[1]
-        finally:
-            os.dup2(fd, 2)
-            os.close(fd)
+        yield lambda: (sink.seek(0), sink.read().decode(errors="replace"))[1]
+    finally:
+        os.dup2(fd, 2)
+        os.close(fd)
+        sink.close()
 
 
 def gpu_share(resources: dict[str, float], device: str, tasks: int) -> float:
@@ -116,7 +119,9 @@ def gpu_share(resources: dict[str, float], device: str, tasks: int) -> float:
         raise AutoNADError("--device cuda: the Ray cluster has no GPU (use --device cpu or auto)")
     if device == "cpu" or gpus <= 0:
         return 0.0
-    return min(1.0, gpus / max(tasks, 1))  # Ray takes shares below 1 or whole GPUs
+    if tasks <= gpus:
+        return 1.0
+    return 1.0 / math.ceil(tasks / gpus)  # Ray puts a share on one GPU: 1/k of each, so all tasks fit
 
 
 def check_reachable(address: str) -> None:

@@ -55,7 +55,14 @@ def test_a_local_run_starts_its_own_ray_beside_a_ray_start_cluster(ray_cluster, 
 
 @pytest.mark.parametrize(
     ("gpus", "device", "tasks", "share"),
-    [(0, "auto", 4, 0.0), (1, "auto", 4, 0.25), (1, "cpu", 4, 0.0), (2, "cuda", 2, 1.0), (4, "auto", 2, 1.0)],
+    [
+        (0, "auto", 4, 0.0),
+        (1, "auto", 4, 0.25),
+        (1, "cpu", 4, 0.0),
+        (2, "cuda", 2, 1.0),
+        (4, "auto", 2, 1.0),
+        (2, "auto", 3, 0.5),
+    ],  # not 2/3: Ray puts a share on one GPU, and only two of 2/3 would fit
 )
 def test_the_gpu_share_a_ray_task_asks_for(gpus, device, tasks, share):
     assert gpu_share({"CPU": 8, "GPU": gpus}, device, tasks) == share

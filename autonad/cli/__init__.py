@@ -61,10 +61,15 @@ def main(argv: list[str] | None = None) -> int:
     return int(result or 0)
 
 
+ON_THE_CLUSTER = ("train-supernet", "retrain", "tune")  # with --ray-address, all their computing runs there
+
+
 def check_device(args: argparse.Namespace) -> None:
     """--device cuda where this machine has no CUDA device is refused before any work (the rule of
-    `autonad.train.distributed.pick_device`); with --ray-address the cluster's GPUs count instead."""
-    if getattr(args, "device", None) == "cuda" and not getattr(args, "ray_address", None):
+    `autonad.train.distributed.pick_device`); where a command computes on the cluster alone (--ray-address),
+    the cluster's GPUs count instead (a search still trains its supernet and fine-tunes here)."""
+    remote = getattr(args, "ray_address", None) and args.command in ON_THE_CLUSTER
+    if getattr(args, "device", None) == "cuda" and not remote:
         from autonad.train.distributed import pick_device
 
         pick_device("cuda")

@@ -125,9 +125,3 @@ def add_device_option(p: argparse.ArgumentParser) -> None:
     """--device, one rule for every command (`autonad.train.distributed.pick_device`)."""
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where to compute: auto (CUDA when present, else CPU), cpu or cuda")  # fmt: skip
-
-
-def absolute_dataset(dataset: str) -> str:
-    """folder:/voc: roots made absolute: workers (Ray actors, trials) run in other processes and folders."""
-    kind, sep, root = dataset.partition(":")
-    return f"{kind}:{Path(root).expanduser().resolve()}" if sep else dataset

@@ -12,7 +12,6 @@ from typing import Any
 from rich.table import Table
 
 from autonad.cli.common import (
-    absolute_dataset,
     add_budget_args,
     add_device_option,
     add_tensorboard_option,
@@ -22,9 +21,9 @@ from autonad.cli.common import (
     positive_int,
 )
 from autonad.cli.latency import add_runtime_option, predictor_for
-from autonad.cli.train import add_data_options, add_ray_train_options, dataset_slug, on_ray
+from autonad.cli.train import add_data_options, add_ray_train_options, dataset_slug, on_ray, print_stopped
 from autonad.config import write_text_atomic
-from autonad.data import SegSource, open_dataset
+from autonad.data import SegSource, absolute_reference, open_dataset
 from autonad.errors import AutoNADError
 from autonad.export import FORMATS, export_model
 from autonad.export.inference import ExportedModel, calibrate_decision
@@ -35,7 +34,7 @@ from autonad.supernet.config import saved_config
 from autonad.train.checkpoint import load_checkpoint
 from autonad.train.ray_train import RayTrainJob, fit_on_ray
 from autonad.train.recipe import Recipe, default_recipe
-from autonad.train.subnet import RetrainJob
+from autonad.train.subnet import RETRAIN_FORMAT, RetrainJob
 from autonad.train.trainer import CHECKPOINT_FORMAT
 from autonad.ui import console, fit_table
 
@@ -148,13 +147,13 @@ def retrain(args: argparse.Namespace) -> int:
             f"[bold]{job.recipe.name}[/] -> {out}")  # fmt: skip
     if args.workers or args.ray_address:
         absolute = dataclasses.replace(job, checkpoint=job.checkpoint.resolve() if job.checkpoint else None)
-        ray_job = RayTrainJob(absolute.trainer, absolute_dataset(args.dataset),
-                              str(Path(args.data_root).resolve()) if args.data_root else None,
-                              job.recipe.retrain.seed, out.resolve(), args.resume, args.skip_bad, args.max_epochs,
-                              args.tensorboard, args.device, args.threads)  # fmt: skip
+        dataset, root = absolute_reference(args.dataset, source)
+        ray_job = RayTrainJob(absolute.trainer, dataset, root, job.recipe.retrain.seed, out.resolve(), args.resume,
+                              args.skip_bad, args.max_epochs, args.tensorboard, args.device, args.threads)  # fmt: skip
         ray_job.open_checked()
         console.print(f"{what} ({on_ray(args)})")
         fit_on_ray(ray_job, args.workers or 1, args.ray_address)
+        print_stopped(out / "checkpoint.pt", RETRAIN_FORMAT)
     elif not train_here(job, source, out, args, what):
         return 0  # a torchrun rank other than 0: rank 0 reports
     result = finish(out, source, job.recipe.retrain.calibrate, args.formats, predictor)
@@ -258,8 +257,7 @@ def tune(args: argparse.Namespace) -> int:
     source = open_dataset(args.dataset, args.data_root, seed=job.recipe.retrain.seed, skip_bad=args.skip_bad)
     source.verify()  # a bad file is one line now, not a Ray traceback per trial and a study left behind
     job = _epochs_for_tune(job, len(source.splits["train"]))
-    dataset = absolute_dataset(args.dataset)
-    root = str(source.root.resolve()) if source.root and ":" not in dataset else None
+    dataset, root = absolute_reference(args.dataset, source)
     absolute = dataclasses.replace(job, checkpoint=job.checkpoint.resolve() if job.checkpoint else None)
     owns = connect_ray(args.ray_address, None)
     try:

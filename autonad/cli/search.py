@@ -9,7 +9,6 @@ import torch
 from rich.table import Table
 
 from autonad.cli.common import (
-    absolute_dataset,
     add_budget_args,
     add_device_option,
     add_tensorboard_option,
@@ -24,7 +23,7 @@ from autonad.cli.export import export_finetuned, export_trained
 from autonad.cli.latency import add_runtime_option, predictor_for
 from autonad.cli.train import add_data_options, dataset_slug, name_slug, recipe_stem, supernet_run_dir
 from autonad.config import dump_yaml
-from autonad.data import open_dataset
+from autonad.data import absolute_reference, open_dataset
 from autonad.errors import AutoNADError
 from autonad.latency.prior import LatencyPrior
 from autonad.latency.table import canonical_device
@@ -136,8 +135,7 @@ def search(args: argparse.Namespace) -> int:
     prior.heatmap(out / "latency_prior.png")
 
     # absolute paths: Ray actors run in other folders (on a cluster, the same paths must hold on every node)
-    dataset = absolute_dataset(args.dataset)
-    root = str(source.root.resolve()) if source.root and ":" not in dataset else None
+    dataset, root = absolute_reference(args.dataset, source)
     settings = EvalSettings(checkpoint=str(checkpoint.resolve()), dataset=dataset, data_root=root,
                             val_images=val_images)  # fmt: skip
     complexity = None

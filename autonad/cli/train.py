@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import hashlib
 import re
@@ -21,6 +22,7 @@ from autonad.cli.common import (
     positive_int,
     recipe_label,
 )
+from autonad.data import absolute_reference
 from autonad.supernet import SupernetConfig
 from autonad.train.checkpoint import load_checkpoint
 from autonad.train.distributed import init_distributed, shutdown
@@ -103,10 +105,12 @@ def train_supernet(args: argparse.Namespace) -> int:
                       args.tensorboard, args.device, args.threads)  # fmt: skip
     if args.workers or args.ray_address:
         source = job.open_checked()
+        dataset, root = absolute_reference(args.dataset, source)  # the workers run in folders of their own
+        job = dataclasses.replace(job, dataset=dataset, data_root=root)
         console.print(f"training supernet [bold]{config.name}[/] on [bold]{source.name}[/] with recipe "
                       f"[bold]{recipe.name}[/] -> {run_dir} ({on_ray(args)})")  # fmt: skip
         fit_on_ray(job, args.workers or 1, args.ray_address)
-        print_summary(load_checkpoint(run_dir / "checkpoint.pt", CHECKPOINT_FORMAT)["history"], run_dir)
+        print_summary(print_stopped(run_dir / "checkpoint.pt", CHECKPOINT_FORMAT)["history"], run_dir)
         return 0
     dist = init_distributed(args.device)
     try:
@@ -123,6 +127,15 @@ def train_supernet(args: argparse.Namespace) -> int:
     if dist.is_main:
         print_summary(state.history, run_dir)
     return 0
+
+
+def print_stopped(path: Path, kind: str) -> dict:
+    """The finished run's checkpoint, saying so where it stopped before its budget (--max-epochs)."""
+    ckpt = load_checkpoint(path, kind)
+    state = ckpt["state"]
+    if state["global_step"] < state.get("total_steps", 0):
+        console.print(f"stopped after step {state['global_step']}/{state['total_steps']}; continue with --resume")
+    return ckpt
 
 
 def on_ray(args: argparse.Namespace) -> str:

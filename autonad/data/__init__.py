@@ -30,7 +30,7 @@ value outside the classes, unknown name, empty split) raises `AutoNADError` nami
 
 from autonad.data.base import IGNORE, Sample, SampleInfo, SegSource, check_same_data
 from autonad.data.dataset import SegmentationDataset, collate_padded, eval_loader
-from autonad.data.registry import DATASETS, open_dataset
+from autonad.data.registry import DATASETS, absolute_reference, open_dataset
 from autonad.data.split import SPLITS, read_split, stratified_split
 from autonad.data.stats import compute_norm_stats, summarize
 from autonad.data.synthetic import SyntheticSource
@@ -53,6 +53,7 @@ __all__ = [
     "compute_norm_stats",
     "eval_loader",
     "open_dataset",
+    "absolute_reference",
     "read_split",
     "stratified_split",
     "summarize",

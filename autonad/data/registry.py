@@ -96,3 +96,13 @@ def _resolve_root(kind: str, in_name: str, data_root: str | os.PathLike | None) 
     tried = ", ".join(str(c) for c in candidates)
     hint = "" if kind in ROOTED else "; use --data-root DIR or set AUTONAD_DATA to the folder holding it"
     raise AutoNADError(f"{candidates[0]}: dataset root not found for '{kind}' (tried {tried}){hint}")
+
+
+def absolute_reference(dataset: str, source: SegSource) -> tuple[str, str | None]:
+    """(dataset, data_root) that name `source` by absolute paths, for workers that run in other folders or
+    on other nodes (Ray actors, Ray Train workers, tuning trials): a folder:/voc: root resolved, a named
+    dataset's root (--data-root, $AUTONAD_DATA or ./data) resolved where it has one."""
+    kind, sep, root = dataset.partition(":")
+    if sep:
+        return f"{kind}:{Path(root).expanduser().resolve()}", None
+    return dataset, str(source.root.resolve()) if source.root else None

@@ -342,7 +342,8 @@ def plan_actors(resources: Mapping[str, float], workers: int | None, device: str
     says how many."""
     cpus, gpus = int(resources.get("CPU", 0)), float(resources.get("GPU", 0))
     on_gpu = gpu_share(dict(resources), device, 1) > 0
-    count = workers or max(1, min(cpus, int(gpus * per_gpu)) if on_gpu else cpus)
+    fitting = min(cpus, int(gpus * per_gpu)) if on_gpu else cpus
+    count = workers or max(1, fitting)  # a cluster without CPUs (yet) is refused below
     if count > cpus:
         raise AutoNADError(f"{count} Ray workers need {count} CPUs, the Ray cluster has {cpus}")
     share = gpu_share(dict(resources), device, count)

@@ -31,7 +31,7 @@ from autonad.config import dump_yaml, from_mapping, write_text_atomic
 from autonad.data import SegmentationDataset, SegSource, Transform, check_same_data, compute_norm_stats, eval_loader
 from autonad.errors import AutoNADError, reason
 from autonad.tensorboard import ScalarLog, open_log
-from autonad.timing import cpu_bf16, device_name
+from autonad.timing import cpu_bf16, device_name, synchronize
 from autonad.train.batches import EpochBatches, batches_per_epoch
 from autonad.train.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
 from autonad.train.distributed import DistInfo, barrier, from_rank0, mean_across_ranks
@@ -247,6 +247,7 @@ class Trainer:
             with self.autocast():
                 loss, _ = self.model(self._prepare(images), masks.to(self.device), *self.step_inputs())
             loss.backward()
+            synchronize(self.device)
             times.append(time.perf_counter() - start)
         self.optimizer.zero_grad(set_to_none=True)
         self.step_module.load_state_dict(buffers)
@@ -259,6 +260,7 @@ class Trainer:
         with torch.no_grad(), self.autocast():
             images, _ = next(iter(eval_loader(self.val_set, self.tr.batch_size)))
             self.net(self._prepare(images))
+        synchronize(self.device)
         self.net.train()
         batches = math.ceil(len(self.val_set) / self.tr.batch_size)
         return step_s, (time.perf_counter() - start) * batches * self.val_passes

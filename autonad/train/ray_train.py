@@ -32,6 +32,7 @@ from autonad.train.distributed import DistInfo, barrier, pick_device
 RAY_TRAIN_DIR = "ray-train"  # Ray Train's storage for the run, inside the run folder
 RUN_FILES = ("checkpoint.pt", "best.pt", "history.jsonl", "run.yaml", "split.json")  # what a Ray checkpoint carries
 MAX_FAILURES = 2  # worker-group restarts Ray Train makes after a worker dies (each resumes from the checkpoint)
+ERROR_FILE = ".ray-train-error"  # a worker's AutoNADError: restarted workers fail at once, the driver shows it
 
 
 @dataclass(frozen=True)
@@ -90,35 +91,51 @@ def fit_on_ray(job: RayTrainJob, workers: int, address: str | None) -> None:
     training has finished and the run folder holds the final checkpoint."""
     import ray
 
-    from autonad.cluster import connect_ray, gpu_share
+    from autonad.cluster import available_cores, connect_ray
 
-    owns = connect_ray(address, workers)
+    # torch threads per worker: Ray gives each worker that many CPUs (and sets OMP_NUM_THREADS to them);
+    # a local Ray shares this machine's cores out, a cluster's workers take one unless --threads says more
+    threads = job.threads or (1 if address else max(1, available_cores() // workers))
+    owns = connect_ray(address, workers * threads)
     try:
-        use_gpu = gpu_share(ray.cluster_resources(), job.device, workers) > 0
-        check_resources(workers, use_gpu, ray.cluster_resources())
-        _run_with_progress(lambda: _fit(job, workers, use_gpu), job.run_dir)
+        resources = ray.cluster_resources()
+        use_gpu = uses_gpus(job.device, resources, workers)
+        check_resources(workers, use_gpu, resources, threads)
+        (job.run_dir / ERROR_FILE).unlink(missing_ok=True)
+        _run_with_progress(lambda: _fit(job, workers, use_gpu, threads), job.run_dir)
     finally:
         if owns:
             ray.shutdown()
 
 
-def check_resources(workers: int, use_gpu: bool, resources: dict[str, float]) -> None:
-    """One line before any work when the cluster cannot hold the workers (on GPUs: a whole one each, as
-    NCCL wants one rank per GPU)."""
-    kind, need = ("GPU", workers) if use_gpu else ("CPU", workers)
-    have = int(resources.get(kind, 0))
-    if have < need:
-        raise AutoNADError(f"{workers} Ray Train workers need {need} {kind}s, the Ray cluster has {have}")
+def uses_gpus(device: str, resources: dict[str, float], workers: int) -> bool:
+    """Whether the workers train on GPUs, one each (NCCL wants one rank per GPU): --device cuda always,
+    auto where the cluster has a GPU for every worker, cpu never."""
+    if device == "auto":
+        return resources.get("GPU", 0) >= workers
+    return device == "cuda"
 
 
-def _fit(job: RayTrainJob, workers: int, use_gpu: bool) -> None:
+def check_resources(workers: int, use_gpu: bool, resources: dict[str, float], threads: int = 1) -> None:
+    """One line before any work when the cluster cannot hold the workers."""
+    for kind, need in (("CPU", workers * threads), *((("GPU", workers),) if use_gpu else ())):
+        have = int(resources.get(kind, 0))
+        if have < need:
+            raise AutoNADError(f"{workers} Ray Train workers need {need} {kind}s, the Ray cluster has {have}")
+
+
+def _fit(job: RayTrainJob, workers: int, use_gpu: bool, threads: int) -> None:
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig, TrainingFailedError
     from ray.train.torch import TorchTrainer
 
     trainer = TorchTrainer(
         _worker,
-        train_loop_config={"job": job, "use_gpu": use_gpu},
-        scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu),
+        train_loop_config={"job": job, "use_gpu": use_gpu, "threads": threads},
+        scaling_config=ScalingConfig(
+            num_workers=workers,
+            use_gpu=use_gpu,
+            resources_per_worker={"CPU": threads, **({"GPU": 1} if use_gpu else {})},
+        ),  # fmt: skip
         run_config=RunConfig(
             name=RAY_TRAIN_DIR,
             storage_path=str(job.run_dir),
@@ -129,6 +146,11 @@ def _fit(job: RayTrainJob, workers: int, use_gpu: bool) -> None:
     try:
         result = trainer.fit()
     except TrainingFailedError as e:
+        error = job.run_dir / ERROR_FILE
+        if error.exists():
+            message = error.read_text()
+            error.unlink()
+            raise AutoNADError(message) from None
         raise AutoNADError(_worker_error(e)) from None
     if result.checkpoint is not None:  # on a cluster the last checkpoint may have been written on another node
         with result.checkpoint.as_directory() as saved:
@@ -146,14 +168,25 @@ def _worker_error(error: Exception) -> str:
 
 def _worker(config: dict[str, Any]) -> None:
     """One Ray Train worker: the run's trainer as one rank of the process group Ray has set up."""
+    job: RayTrainJob = config["job"]
+    torch.set_num_threads(config["threads"])
+    error = job.run_dir / ERROR_FILE
+    if error.exists():  # an earlier attempt met a problem a restart cannot fix: end without training again
+        raise AutoNADError(error.read_text())
+    try:
+        _train_rank(job, config["use_gpu"])
+    except AutoNADError as e:  # a user problem (a refused resume, a diverged run): Ray would retry it
+        error.write_text(str(e))
+        raise
+
+
+def _train_rank(job: RayTrainJob, use_gpu: bool) -> None:
+    """This worker's rank of the run: restore Ray Train's checkpoint where it is further on, then train."""
     import ray.train
     import ray.train.torch
 
-    job: RayTrainJob = config["job"]
-    if job.threads:
-        torch.set_num_threads(job.threads)
     context = ray.train.get_context()
-    device = ray.train.torch.get_device() if config["use_gpu"] else pick_device("cpu")
+    device = ray.train.torch.get_device() if use_gpu else pick_device("cpu")
     dist = DistInfo(rank=context.get_world_rank(), world=context.get_world_size(), device=device)
     restored = ray.train.get_checkpoint()
     if restored is not None and dist.is_main:
@@ -175,7 +208,8 @@ def _report(trainer) -> None:
     if not trainer.dist.is_main:
         ray.train.report(metrics, checkpoint=None)
         return
-    # hard links beside the run's files (no copy of a supernet per epoch); Ray Train copies them into storage
+    # hard links beside the run's files (no extra copy in /tmp); Ray Train copies them into its storage, so the
+    # disk holds the run's checkpoint twice (its own and Ray Train's last one)
     with tempfile.TemporaryDirectory(prefix=".ray-report-", dir=trainer.run_dir) as tmp:
         for name in RUN_FILES:
             if (trainer.run_dir / name).exists():

@@ -144,6 +144,7 @@ def test_a_small_search_on_the_supernet_in_process(context, tmp_path):
         ({"CPU": 2, "GPU": 1}, None, "auto", ActorPlan(2, 0.5, "cuda")),  # as many as there are CPUs
         ({"CPU": 16, "GPU": 2}, 2, "auto", ActorPlan(2, 1.0, "cuda")),  # whole GPUs, never more than one
         ({"CPU": 16, "GPU": 1}, 3, "cuda", ActorPlan(3, 1 / 3, "cuda")),
+        ({"CPU": 16, "GPU": 2}, 3, "auto", ActorPlan(3, 0.5, "cuda")),  # 2 + 1 on the two GPUs: all fit
         ({"CPU": 16, "GPU": 1}, None, "cpu", ActorPlan(16, 0.0, "cpu")),  # --device cpu asks for none
     ],
 )
@@ -156,6 +157,8 @@ def test_actor_plans_the_cluster_cannot_hold_are_one_line():
         plan_actors({"CPU": 4}, None, "cuda", 4)
     with pytest.raises(AutoNADError, match="5 Ray workers need 5 CPUs, the Ray cluster has 4"):
         plan_actors({"CPU": 4, "GPU": 1}, 5, "auto", 4)
+    with pytest.raises(AutoNADError, match="1 Ray workers need 1 CPUs, the Ray cluster has 0"):  # head of 0 CPUs
+        plan_actors({"CPU": 0}, None, "auto", 4)
 
 
 FAKE_GPU_POOL = """

@@ -19,7 +19,7 @@ import yaml
 
 from autonad.cli import main
 from autonad.errors import AutoNADError
-from autonad.train.ray_train import RAY_TRAIN_DIR, check_resources
+from autonad.train.ray_train import RAY_TRAIN_DIR, check_resources, uses_gpus
 
 from .conftest import TinyRun, assert_same_training, checkpoint, make_tiny_run, wait_for_step
 
@@ -107,9 +107,34 @@ def test_without_its_own_checkpoint_a_run_resumes_from_ray_trains_copy(runs, ray
     assert_same_training(two, lost)
 
 
+@pytest.mark.parametrize(("device", "gpus", "workers", "expected"),
+                         [("auto", 0, 2, False), ("auto", 1, 2, False), ("auto", 2, 2, True), ("cpu", 4, 2, False),
+                          ("cuda", 1, 2, True)])  # fmt: skip
+def test_ray_train_workers_take_a_whole_gpu_each_where_there_are_enough(device, gpus, workers, expected):
+    assert uses_gpus(device, {"CPU": 8, "GPU": gpus}, workers) is expected
+
+
 def test_ray_train_workers_the_cluster_cannot_hold_are_one_line():
     with pytest.raises(AutoNADError, match="2 Ray Train workers need 2 GPUs, the Ray cluster has 1"):
-        check_resources(2, True, {"CPU": 8, "GPU": 1})
-    with pytest.raises(AutoNADError, match="3 Ray Train workers need 3 CPUs, the Ray cluster has 2"):
-        check_resources(3, False, {"CPU": 2})
+        check_resources(2, True, {"CPU": 8, "GPU": 1})  # --device cuda: one GPU per rank
+    with pytest.raises(AutoNADError, match="3 Ray Train workers need 6 CPUs, the Ray cluster has 4"):
+        check_resources(3, False, {"CPU": 4}, threads=2)
     check_resources(2, False, {"CPU": 2})
+
+
+def test_a_run_its_workers_refuse_is_one_line(runs, ray_cluster):
+    """The workers refuse to resume with a changed recipe (a user problem, not a failure that Ray should retry):
+    the driver says why in one line and the run folder is left as it was."""
+    run, _, two, root = runs
+    recipe = yaml.safe_load(run.recipe.read_text())
+    recipe["train"]["lr"] = 1e-3
+    changed = root / "changed" / run.recipe.name
+    changed.parent.mkdir(exist_ok=True)
+    changed.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    before = (two / "checkpoint.pt").read_bytes()
+    args = [*run.args(two, "--resume"), "--recipe", str(changed)]
+    result = run_on_cluster(ray_cluster, args, root)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert "trained with recipe 'tiny-test' as it was then; it has changed (train.lr: 0.002 then, 0.001 now)" in last
+    assert (two / "checkpoint.pt").read_bytes() == before and not (two / ".ray-train-error").exists()
