@@ -849,6 +849,13 @@ def export_round_trip(page: Page) -> None:
 def gpu_check(page: Page) -> None:
     """Every `bench/gpu_check.sh` run committed (bench/results/gpu_<device>.json), one table per device."""
     page.add("## On a GPU (#21)", "")
+    side = _load("search_throughput_before_after_21")
+    if side is not None:
+        page.add(f"Search throughput on 2 CPU cores before and after the GPU/cluster work (#21), 3 interleaved runs "
+                 f"each: 2 workers x{side['head_over_base_workers_2']}, 1 worker x{side['head_over_base_workers_1']} "
+                 "(JSON: [`bench/results/search_throughput_before_after_21.json`]"
+                 "(../bench/results/search_throughput_before_after_21.json)).",
+                 f"Command: `{side['command']}`", "")  # fmt: skip
     runs = sorted(p for p in RESULTS.glob("gpu_*.json") if "rehearsal" not in p.stem)
     if not runs:
         page.add(
