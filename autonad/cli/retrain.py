@@ -150,7 +150,7 @@ def retrain(args: argparse.Namespace) -> int:
         dataset, root = absolute_reference(args.dataset, source)
         ray_job = RayTrainJob(absolute.trainer, dataset, root, job.recipe.retrain.seed, out.resolve(), args.resume,
                               args.skip_bad, args.max_epochs, args.tensorboard, args.device, args.threads)  # fmt: skip
-        ray_job.open_checked()
+        ray_job.open_checked(source)  # the source opened above, not a second one
         console.print(f"{what} ({on_ray(args)})")
         fit_on_ray(ray_job, args.workers or 1, args.ray_address)
         print_stopped(out / "checkpoint.pt", RETRAIN_FORMAT)

@@ -71,17 +71,18 @@ class RayTrainJob:
         trainer.tensorboard = self.tensorboard
         return trainer
 
-    def open_checked(self):
-        """The dataset, every file read once, in the driver: a bad file or a refused resume is one line
-        before any worker starts."""
+    def open_checked(self, source=None):
+        """The dataset (`source` where the caller has opened it already), every file read once, in the driver:
+        a bad file or a refused resume is one line before any worker starts."""
         from autonad.ui import console
 
         earlier = (self.run_dir / "checkpoint.pt").exists() or any(self.storage.glob("checkpoint_*"))
         if earlier and not self.resume:
             raise AutoNADError(f"{self.run_dir}: already holds a training run; pass --resume or choose another --out")
-        source = self.source()
+        opened = source is None
+        source = self.source() if opened else source
         source.verify()
-        for message in source.bad:
+        for message in source.bad if opened else ():  # a caller's own source: the caller lists them
             console.print(f"[yellow]skipped:[/] {message}")
         return source
 
