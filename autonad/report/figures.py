@@ -91,8 +91,9 @@ def arch_diagram(arch: Arch) -> bytes:
     head = f"MFAM width {dec.width}\nPPM pools {', '.join(map(str, dec.pool_sizes))}\n{edges}"
     if dec.detail:
         head += f"\ndetail path width {dec.detail}"
-    if arch.heads.cap:
-        head += "\n+ CaP head"
+    if arch.heads.cap_head:
+        stages = [name for name, on in (("presence", arch.heads.cap), ("classes", arch.heads.classes)) if on]
+        head += f"\n+ CaP head ({' + '.join(stages)})"
     ax.text(x, depth + 1.0, head, ha="left", va="top", fontsize=7, family="monospace",
             bbox={"boxstyle": "round", "fc": "#eeeeee", "ec": "#999999"})  # fmt: skip
     for op, colour in OP_COLOURS.items():

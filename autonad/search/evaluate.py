@@ -205,7 +205,7 @@ class _RayWorker:
         ctx = self.context
         info = {"error": self.error, "pid": os.getpid()}
         if ctx is not None:
-            info.update(cap=ctx.heads.cap, identity=ctx.identity)
+            info.update(heads=ctx.heads.to_dict(), identity=ctx.identity)
         return info
 
     def evaluate(self, arch: dict[str, Any]) -> dict[str, Any]:
@@ -259,7 +259,9 @@ class RayEvaluator(Evaluator):
         error = next((i["error"] for i in infos if i["error"]), None)
         if error:
             raise AutoNADError(error)
-        self.heads, self.identity = HeadsArch(cap=infos[0]["cap"]), infos[0]["identity"]
+        heads = infos[0]["heads"]
+        self.heads = HeadsArch(cap=heads["cap"], classes=heads.get("classes", False))
+        self.identity = infos[0]["identity"]
 
     def imap(self, archs: Sequence[Arch]) -> Iterator[tuple[int, dict[str, Any]]]:
         import ray

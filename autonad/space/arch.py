@@ -107,10 +107,21 @@ class DecoderArch:
 
 @dataclass(frozen=True)
 class HeadsArch:
-    cap: bool = False  # Classifier-as-Plugin defect-presence head (paper 000)
+    """The Classifier-as-Plugin outputs an arch turns on (paper 000's head, paper 004's two stages)."""
+
+    cap: bool = False  # stage 1: the defect-presence logit
+    classes: bool = False  # stage 2: one logit per defect class (a multi-label supernet's head)
+
+    @property
+    def cap_head(self) -> bool:
+        """Whether the network carries the CaP head at all (either output)."""
+        return self.cap or self.classes
 
     def to_dict(self) -> dict[str, Any]:
-        return {"cap": self.cap}
+        out: dict[str, Any] = {"cap": self.cap}
+        if self.classes:  # absent when off, so archs without the class stage keep their encoding (and hash)
+            out["classes"] = True
+        return out
 
 
 @dataclass(frozen=True)
@@ -235,12 +246,12 @@ def _arch_from_dict(data: Any, where: str) -> Arch:
     _keys(_expect(data, dict, where), {"stages", "decoder"}, {"heads"}, where)
     stages = _expect(data["stages"], list, f"{where}.stages")
     heads = _expect(data.get("heads") or {}, dict, f"{where}.heads")
-    _keys(heads, set(), {"cap"}, f"{where}.heads")
-    cap = heads.get("cap", False)
-    if not isinstance(cap, bool):
-        raise AutoNADError(f"{where}.heads.cap: expected true or false, got {cap!r}")
+    _keys(heads, set(), {"cap", "classes"}, f"{where}.heads")
+    for key in ("cap", "classes"):
+        if not isinstance(heads.get(key, False), bool):
+            raise AutoNADError(f"{where}.heads.{key}: expected true or false, got {heads[key]!r}")
     return Arch(
         stages=tuple(_stage_from_dict(s, f"{where}.stages[{i}]") for i, s in enumerate(stages)),
         decoder=_decoder_from_dict(data["decoder"], f"{where}.decoder"),
-        heads=HeadsArch(cap=cap),
+        heads=HeadsArch(cap=heads.get("cap", False), classes=heads.get("classes", False)),
     )

@@ -14,6 +14,7 @@ tensors ``(B, C, H, W)``.
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from autonad.space import HeadsArch
 from autonad.supernet.functional import (
     DropPath,
     acmix_gather,
@@ -378,7 +379,8 @@ class SegmentationNet(nn.Module):
     """Encoder + MFAM + segmentation head (+ optional CaP head).
 
     ``forward(x)`` returns a dict: ``seg`` (B, classes, H, W) logits at the input size; with the
-    CaP head ``cap`` (B,) defect-presence logits and, if multi-label, ``cls`` (B, classes - 1).
+    CaP head ``cap`` (B,) defect-presence logits (stage 1) and/or ``cls`` (B, classes - 1) per-class
+    logits (stage 2), as `heads` turns them on: an output whose stage was not trained is not given.
     ``metadata`` holds plain strings (arch JSON, space, supernet, ...) for export.
     """
 
@@ -389,21 +391,27 @@ class SegmentationNet(nn.Module):
         seg_head: nn.Module,
         cap_head: nn.Module | None,
         metadata: dict[str, str],
+        heads: HeadsArch | None = None,
     ):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
         self.seg_head = seg_head
         self.cap_head = cap_head
-        self.cap_enabled = cap_head is not None
+        heads = heads if heads is not None else HeadsArch(cap=cap_head is not None)
+        self.set_heads(heads)
         self.metadata = metadata
+
+    def set_heads(self, heads: HeadsArch) -> None:
+        self.presence_on, self.classes_on = heads.cap, heads.classes  # plain bools: TorchScript reads them
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         features = self.encoder(x)
         out: dict[str, Tensor] = {"seg": self.seg_head(self.decoder(features), x)}
-        if self.cap_head is not None and self.cap_enabled:
+        if self.cap_head is not None and (self.presence_on or self.classes_on):
             z = self.cap_head(features[3])
-            out["cap"] = z[:, 0]
-            if z.shape[1] > 1:
+            if self.presence_on:
+                out["cap"] = z[:, 0]
+            if self.classes_on and z.shape[1] > 1:
                 out["cls"] = z[:, 1:]
         return out

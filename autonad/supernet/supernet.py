@@ -554,23 +554,28 @@ class Supernet(SegmentationNet, Elastic):
         # the whole space as JSON, in every extracted model's metadata: a state-dict export rebuilds the
         # network from it on a machine that lacks the user's space file (or has another version of it)
         self.space_definition = json.dumps(to_mapping(space), sort_keys=True, separators=(",", ":"))
-        self.set_arch(space.largest(heads=HeadsArch(cap=config.heads.cap)))
+        self.set_arch(
+            space.largest(heads=HeadsArch(cap=config.heads.cap, classes=config.heads.cap and config.heads.multilabel))
+        )
 
     def set_arch(self, arch: Arch) -> None:
         self.space.validate(arch)
-        if arch.heads.cap and self.cap_head is None:
+        if arch.heads.cap_head and self.cap_head is None:
             raise AutoNADError(f"arch turns on the CaP head but supernet '{self.config.name}' has none (heads.cap)")
+        if arch.heads.classes and not self.config.heads.multilabel:
+            raise AutoNADError(f"arch turns on CaP class logits but supernet '{self.config.name}' has none "
+                               "(heads.multilabel)")  # fmt: skip
         widths = [st.width for st in arch.stages]
         self.encoder.set_active(self.space.in_channels, arch.stages)
         self.decoder.set_active(widths, arch.decoder)
         self.seg_head.set_active(arch.decoder.width, arch.decoder.detail)
         if self.cap_head is not None:
             self.cap_head.set_active(widths[3])
-        self.cap_enabled = arch.heads.cap
+        self.set_heads(arch.heads)
         self.arch = arch
 
     def active_children(self) -> Iterable[nn.Module]:
-        heads = [self.cap_head] if self.cap_enabled else []
+        heads = [self.cap_head] if self.arch.heads.cap_head else []
         return [self.encoder, self.decoder, self.seg_head, *heads]
 
     def extract(self, arch: Arch | None = None) -> SegmentationNet:
@@ -582,8 +587,9 @@ class Supernet(SegmentationNet, Elastic):
             self.encoder.extract(),
             self.decoder.extract(),
             self.seg_head.extract(),
-            self.cap_head.extract() if self.cap_enabled else None,
+            self.cap_head.extract() if self.arch.heads.cap_head else None,
             metadata=self.metadata_for(self.arch),
+            heads=self.arch.heads,
         )
         param = next(self.parameters())
         return model.to(device=param.device, dtype=param.dtype).train(self.training)
@@ -597,9 +603,7 @@ class Supernet(SegmentationNet, Elastic):
         return [k for k in self.state_dict() if k.startswith(tuple(prefixes))]
 
     def metadata_for(self, arch: Arch) -> dict[str, str]:
-        outputs = ["seg"] + (["cap"] if arch.heads.cap else [])
-        if arch.heads.cap and self.config.heads.multilabel:
-            outputs.append("cls")
+        outputs = ["seg"] + (["cap"] if arch.heads.cap else []) + (["cls"] if arch.heads.classes else [])
         return {
             "arch": arch.to_json(),
             "arch_hash": arch.hash,

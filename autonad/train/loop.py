@@ -36,7 +36,7 @@ from autonad.train.batches import EpochBatches, batches_per_epoch
 from autonad.train.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
 from autonad.train.distributed import DistInfo, barrier, from_rank0, mean_across_ranks
 from autonad.train.evaluate import bf16_autocast
-from autonad.train.losses import JointLoss, SegLoss, sqrt_inverse_frequency
+from autonad.train.losses import JointLoss, SegLoss, class_balanced_pos_weight, sqrt_inverse_frequency
 from autonad.train.optim import build_optimizer, decay_with_warmup
 from autonad.train.recipe import Recipe, TrainingSettings
 from autonad.ui import console, progress
@@ -178,7 +178,9 @@ class Trainer:
         self._prepare_data()
         self.net = self.build_model()
         seg_loss = SegLoss(self.tr.dice_weight, self._class_weights())
-        self.loss = JointLoss(seg_loss, self.tr.cap_weighting, self.tr.w_seg, self.tr.w_cls, self._pos_weight())
+        class_weight = self._class_pos_weight() if self.class_loss else None
+        self.loss = JointLoss(seg_loss, self.tr.cap_weighting, self.tr.w_seg, self.tr.w_cls, self._pos_weight(),
+                              class_weight, self.tr.w_classes)  # fmt: skip
         self.loss.to(self.device)
         self.step_module = self.build_step()
         self.model: nn.Module = self.step_module
@@ -285,7 +287,11 @@ class Trainer:
         # its loss only takes gradient from the segmentation (measured: it slows learning), so it is off
         self.cap_loss = self.tr.cap and not all(src.present(i) for i in src.splits["train"])
         if self.tr.cap and not self.cap_loss and self.dist.is_main:
-            console.print("CaP loss off: every training image is defective, so defect presence is trivial")
+            console.print("CaP presence stage off: every training image is defective, so defect presence is trivial")
+        # the class stage learns which defect classes a defective sample has: trivial with one defect class
+        self.class_loss = self.tr.cap and self.has_class_logits() and src.num_classes > 2
+        if self.tr.cap and self.has_class_logits() and not self.class_loss and self.dist.is_main:
+            console.print("CaP class stage off: the dataset has one defect class, so the class is the presence")
         self.train_set = SegmentationDataset(src, "train", Transform(transform, train=True), seed=self.tr.seed)
         val = SegmentationDataset(src, "val", Transform(transform, train=False))
         limit = self.tr.val_images
@@ -300,6 +306,15 @@ class Trainer:
             if info.id in train:
                 counts = [c + p for c, p in zip(counts, info.pixels)]  # last entry (ignore) dropped by zip
         return sqrt_inverse_frequency(counts)
+
+    def has_class_logits(self) -> bool:
+        """Whether the network being trained has CaP class logits (stage 2) to train (default: no)."""
+        return False
+
+    def _class_pos_weight(self) -> torch.Tensor:
+        train, k = set(self.source.splits["train"]), self.source.num_classes
+        defects = [info.pixels[1:k] for info in self.source.verify() if info.id in train]
+        return class_balanced_pos_weight([[n > 0 for n in d] for d in defects if any(d)] or [[True] * (k - 1)])
 
     def _pos_weight(self) -> float | None:
         if not self.tr.cap_balance:
@@ -530,6 +545,7 @@ class Trainer:
             "history": st.history,
             "latency_records": st.latency_records,
             "cap_loss": self.cap_loss,
+            "class_loss": self.class_loss,
             **self.checkpoint_extra(),
         }  # fmt: skip
         save_atomic(payload, self.checkpoint_path)
@@ -568,6 +584,7 @@ class Trainer:
             **self.run_info(),
             "budget": {"steps": self.total_steps, "epochs": self.epochs, "how": self.budget_note},
             "cap_loss": self.cap_loss,
+            "class_loss": self.class_loss,
             "recipe": self.recipe.to_dict(),
             "normalisation": self.normalisation,
             "device": device_name(self.device),
@@ -617,8 +634,8 @@ def training_part(recipe: dict[str, Any], stage: str = "train") -> dict[str, Any
     before a setting existed still matches one that states that setting's default."""
     full = from_mapping(Recipe, recipe, "recipe").to_dict()
     part = {k: v for k, v in full.items() if k in ("transform", "normalise", stage)}
-    if stage == "retrain":  # the decision threshold is calibrated after training
-        part["retrain"] = {k: v for k, v in part["retrain"].items() if k != "calibrate"}
+    if stage == "retrain":  # the decision rule and its thresholds are calibrated after training
+        part["retrain"] = {k: v for k, v in part["retrain"].items() if k not in ("calibrate", "rule")}
     return part
 
 

@@ -38,10 +38,11 @@ class TrainingSettings:
     min_lr_ratio: float = 0.01  # the schedule decays to this fraction of lr
     dice_weight: float = 0.0  # segmentation loss = CE + dice_weight * Dice
     class_weights: Literal["none", "sqrt_inv_freq"] = "none"  # CE class weights from train pixel shares
-    cap: bool = True  # train the CaP head jointly when the net has one
+    cap: bool = True  # train the CaP head jointly when the net has one (both stages where it has them)
     cap_weighting: Literal["fixed", "uncertainty"] = "fixed"
     w_seg: float = 0.5
-    w_cls: float = 0.5
+    w_cls: float = 0.5  # stage 1, defect presence
+    w_classes: float = 0.5  # stage 2, the defect classes (multi-label CaP heads)
     cap_balance: bool = False  # weight the CaP loss by the train split's negative/positive ratio
     amp: bool = True  # bf16 autocast on a GPU
     # bf16 autocast on a CPU with native bf16 (avx512_bf16/AMX): 1.2-1.7x faster steps measured, but the
@@ -96,6 +97,7 @@ class SubnetTraining(TrainingSettings):
     schedule: Literal["cosine", "poly"] = "poly"
     select: Literal["miou", "miou_fg", "mf1", "sample_miou", "seg_recall"] = "miou"  # best-checkpoint metric
     calibrate: str | None = None  # tau target on validation, e.g. "recall>=0.95" (None: keep the default tau)
+    rule: Literal["seg", "cap", "gated", "agree", "any"] = "seg"  # the decision rule calibrated (autonad.metrics.RULES)
 
 
 @dataclass(frozen=True)

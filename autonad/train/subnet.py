@@ -54,9 +54,10 @@ class RetrainJob:
     def for_arch(arch: Arch, config: SupernetConfig, recipe: Recipe, checkpoint: Path | None,
                  cap: bool | None = None, where: str = "arch") -> RetrainJob:  # fmt: skip
         """The job for `arch`, its CaP head on as `cap` says (None: where the arch has one and the
-        recipe's `retrain.cap` trains it), checked against the supernet's space and heads."""
-        cap = arch.heads.cap and recipe.retrain.cap if cap is None else cap
-        arch = dataclasses.replace(arch, heads=HeadsArch(cap=cap))
+        recipe's `retrain.cap` trains it), with both stages where the supernet has them (the trainer
+        leaves out a stage the data cannot train), checked against the supernet's space and heads."""
+        cap = arch.heads.cap_head and recipe.retrain.cap if cap is None else cap
+        arch = dataclasses.replace(arch, heads=HeadsArch(cap=cap, classes=cap and config.heads.multilabel))
         SearchSpace.load(config.search_space).validate(arch, f"{where}: in supernet '{config.name}'")
         if cap and not config.heads.cap:
             raise AutoNADError(f"--cap: supernet '{config.name}' has no CaP head (heads.cap: false)")
@@ -78,13 +79,13 @@ class RetrainJob:
 class SubnetStep(nn.Module):
     """One step's forward for a fixed network: output, joint loss, logged parts."""
 
-    def __init__(self, net: nn.Module, loss: JointLoss, cap_loss: bool = True):
+    def __init__(self, net: nn.Module, loss: JointLoss):
         super().__init__()
-        self.net, self.loss, self.cap_loss = net, loss, cap_loss
+        self.net, self.loss = net, loss
 
     def forward(self, images: torch.Tensor, masks: torch.Tensor):
-        out = self.net(images)
-        loss, logged = self.loss(out["seg"].float(), masks, out.get("cap") if self.cap_loss else None)
+        out = self.net(images)  # only the CaP outputs whose stage is trained (`build_model`)
+        loss, logged = self.loss(out["seg"].float(), masks, out.get("cap"), out.get("cls"))
         logged["loss"] = loss.item()
         return loss, logged
 
@@ -123,7 +124,7 @@ class StandaloneTrainer(Trainer):
         raise NotImplementedError
 
     def build_step(self) -> nn.Module:
-        return SubnetStep(self.net, self.loss, self.cap_loss)
+        return SubnetStep(self.net, self.loss)
 
     def metrics(self) -> SegMetrics:
         return SegMetrics(self.source.num_classes, class_names=self.source.classes)
@@ -168,12 +169,20 @@ class SubnetTrainer(StandaloneTrainer):
     def model_label(self) -> str:
         return f"subnet {self.arch.hash} of supernet '{self.config.name}'"
 
+    def has_class_logits(self) -> bool:
+        return self.arch.heads.classes
+
     def build_model(self) -> nn.Module:
-        if self.arch.heads.cap and not self.cap_loss:
-            # an untrained CaP head would gate the exported model's decisions at random: drop it
-            self.arch = dataclasses.replace(self.arch, heads=HeadsArch(cap=False))
+        heads = self.arch.heads
+        trained = HeadsArch(cap=heads.cap and self.cap_loss, classes=heads.classes and self.class_loss)
+        if trained != heads:
+            # an untrained CaP output would gate the exported model's decisions at random: drop it
+            self.arch = dataclasses.replace(self.arch, heads=trained)
+            left = [name for name, on in (("presence", heads.cap and not trained.cap),
+                                          ("class", heads.classes and not trained.classes)) if on]  # fmt: skip
             if self.dist.is_main:
-                console.print("CaP head left out of the retrained model: without its loss it would stay untrained")
+                console.print(f"CaP {' and '.join(left)} output left out of the retrained model: without its loss "
+                              "it would stay untrained")  # fmt: skip
         net, self.new_heads = initial_subnet(self.arch, self.config, list(self.source.classes), self.supernet)
         self.net_space = SearchSpace.from_dict(json.loads(net.metadata["search_space_def"]))
         self.supernet = None  # its weights are copied; free the memory

@@ -66,7 +66,7 @@ class TrainStep(nn.Module):
         for i, arch in enumerate(archs):
             self.net.set_arch(arch)
             out = self.net(images)
-            loss, parts = self.loss(out["seg"].float(), masks, out.get("cap"))
+            loss, parts = self.loss(out["seg"].float(), masks, out.get("cap"), out.get("cls"))
             if distill and i == 0:
                 teacher = out["seg"].detach().float()
             elif distill:
@@ -105,7 +105,7 @@ class SupernetTrainer(Trainer):
 
     def build_model(self) -> nn.Module:
         net = Supernet(self.config, num_classes=self.source.num_classes).to(self.device)
-        self.heads = HeadsArch(cap=self.config.heads.cap and self.cap_loss)
+        self.heads = HeadsArch(cap=self.config.heads.cap and self.cap_loss, classes=self.class_loss)
         self.sampler = ArchSampler(net.space, self.tr.sampler, self.tr.sandwich_random, self.tr.seed, self.heads)
         self.val_archs = {
             "largest": net.space.largest(heads=self.heads),
@@ -113,6 +113,9 @@ class SupernetTrainer(Trainer):
             "random": net.space.sample(random.Random(self.tr.seed + 7919), heads=self.heads),
         }
         return net
+
+    def has_class_logits(self) -> bool:
+        return self.config.heads.cap and self.config.heads.multilabel
 
     def build_step(self) -> nn.Module:
         return TrainStep(self.net, self.loss, self.tr.distill_weight)
@@ -174,12 +177,16 @@ class TrainedSupernet:
     classes: list[str]
     normalisation: dict[str, list[float]]
     step: int | None
-    cap_trained: bool = True  # whether its CaP head was trained (off where every training image is defective)
+    cap_trained: bool = True  # whether CaP's presence stage was trained (off where every training image is defective)
+    classes_trained: bool = False  # whether CaP's class stage was trained (checkpoints before it existed: never)
 
     @property
     def heads(self) -> HeadsArch:
-        """The heads its subnets are evaluated and exported with: CaP only where it was trained."""
-        return HeadsArch(cap=self.config.heads.cap and self.recipe.train.cap and self.cap_trained)
+        """The heads its subnets are evaluated and exported with: each CaP stage only where it was trained."""
+        cap = self.config.heads.cap and self.recipe.train.cap
+        return HeadsArch(
+            cap=cap and self.cap_trained, classes=cap and self.config.heads.multilabel and self.classes_trained
+        )
 
 
 def finished_supernet(
@@ -233,10 +240,11 @@ def load_trained_supernet(path: str | Path, device: torch.device | str = "cpu") 
         norm = {"mean": list(ckpt["normalisation"]["mean"]), "std": list(ckpt["normalisation"]["std"])}
         state, step = ckpt["model"], ckpt.get("state", {}).get("global_step")
         cap_trained = bool(ckpt.get("cap_loss", True))  # checkpoints before the switch trained it
+        classes_trained = bool(ckpt.get("class_loss", False))
     except KeyError as e:
         raise AutoNADError(f"{path}: incomplete supernet checkpoint (no {e})") from None
     space = SearchSpace.from_dict(ckpt["search_space"], f"{path}: search_space") if "search_space" in ckpt else None
     net = Supernet(config, len(classes), space)  # the space it was trained on, even if its file has changed since
     check_weights(state, net, f"{path}: its weights do not fit supernet '{config.name}'")
     net.load_state_dict(state)
-    return TrainedSupernet(net.to(device).eval(), config, recipe, classes, norm, step, cap_trained)
+    return TrainedSupernet(net.to(device).eval(), config, recipe, classes, norm, step, cap_trained, classes_trained)

@@ -117,7 +117,7 @@ def tune_retraining(
                                       reduction_factor=3)  # fmt: skip
             tuner = tune.Tuner(
                 trainable,
-                param_space=param_space(job.retrain.arch.heads.cap),
+                param_space=param_space(job.retrain.arch.heads.cap_head),
                 tune_config=tune.TuneConfig(
                     metric=job.metric,
                     mode="max",

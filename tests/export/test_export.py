@@ -15,7 +15,7 @@ from autonad.supernet import Supernet, SupernetConfig
 def exported(tmp_path_factory):
     torch.manual_seed(0)
     net = Supernet(SupernetConfig.load("tiny"), num_classes=3).eval()
-    arch = net.space.smallest(heads=HeadsArch(cap=True))
+    arch = net.space.smallest(heads=HeadsArch(cap=True, classes=True))
     out = tmp_path_factory.mktemp("export")
     paths = export_subnet(net, arch, out, (48, 64), {"dataset": "x", "latency_ms": 1.5}, FORMATS)
     return net, arch, paths

@@ -3,28 +3,49 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
 
+from autonad.errors import AutoNADError
 from autonad.space import HeadsArch
 from autonad.supernet import Supernet, SupernetConfig
 
 
-@pytest.mark.parametrize("cap", [False, True])
-def test_output_shapes(tiny_net, cap):
-    tiny_net.set_arch(tiny_net.space.smallest(heads=HeadsArch(cap=cap)))
+@pytest.mark.parametrize("heads", [HeadsArch(), HeadsArch(cap=True), HeadsArch(classes=True),
+                                   HeadsArch(cap=True, classes=True)])  # fmt: skip
+def test_output_shapes(tiny_net, heads):
+    """Each CaP stage's output is given only where the arch turns it on (tiny.yaml is multi-label)."""
+    tiny_net.set_arch(tiny_net.space.smallest(heads=heads))
     with torch.no_grad():
-        out = tiny_net(torch.randn(2, 3, 50, 70))
+        out, extracted = tiny_net(torch.randn(2, 3, 50, 70)), tiny_net.extract()(torch.randn(2, 3, 50, 70))
     assert out["seg"].shape == (2, 4, 50, 70)
-    if cap:  # tiny.yaml: multilabel -> one logit per defect class
-        assert out["cap"].shape == (2,) and out["cls"].shape == (2, 3)
-    else:
-        assert set(out) == {"seg"}
+    want = {"seg"} | ({"cap"} if heads.cap else set()) | ({"cls"} if heads.classes else set())
+    assert set(out) == set(extracted) == want
+    assert tiny_net.metadata_for(tiny_net.arch)["outputs"] == ",".join(["seg", *sorted(want - {"seg"})])
+    if heads.cap:
+        assert out["cap"].shape == (2,)
+    if heads.classes:
+        assert out["cls"].shape == (2, 3)
+
+
+def test_class_logits_need_a_multilabel_supernet():
+    net = Supernet(SupernetConfig.load("tiny-fine"), num_classes=4)
+    plain = Supernet(dataclasses.replace(net.config, heads=dataclasses.replace(net.config.heads, multilabel=False)), 4)
+    with pytest.raises(AutoNADError, match="multilabel"):
+        plain.set_arch(plain.space.smallest(heads=HeadsArch(cap=True, classes=True)))
+
+
+def test_the_class_stage_keeps_the_arch_hash_of_archs_without_it(tiny_net):
+    arch = tiny_net.space.smallest(heads=HeadsArch(cap=True))
+    both = dataclasses.replace(arch, heads=HeadsArch(cap=True, classes=True))
+    assert "classes" not in arch.to_json() and arch.hash != both.hash
+    assert type(arch).from_dict(json.loads(both.to_json())) == both
 
 
 def test_cap_gradients_reach_the_encoder_only(tiny_net):
-    tiny_net.set_arch(tiny_net.space.largest(heads=HeadsArch(cap=True)))
+    tiny_net.set_arch(tiny_net.space.largest(heads=HeadsArch(cap=True, classes=True)))
     tiny_net.zero_grad(set_to_none=True)
     out = tiny_net(torch.randn(2, 3, 64, 64))
     (out["cap"].sum() + out["cls"].sum()).backward()

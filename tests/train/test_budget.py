@@ -94,7 +94,8 @@ def test_a_steps_budget_ends_at_that_step(seven_steps):
     assert info["budget"]["steps"] == 7 and info["budget"]["epochs"] == 2
     assert info["recipe"]["train"]["steps"] == 7 and info["recipe"]["name"] == "tiny-test+train-s7"
     assert info["cap_loss"] is True  # tiny_data has defect-free training images
-    assert all("cls" in h for h in history)
+    assert all("presence" in h and "classes" in h for h in history)  # tiny: multi-label, 3 defect classes
+    assert info["class_loss"] is True
 
 
 def test_resuming_a_finished_steps_run_does_nothing(seven_steps, monkeypatch):
@@ -399,9 +400,9 @@ def test_cap_loss_is_off_when_every_training_image_is_defective(all_defective, t
     run = make_tiny_run(tmp_path, all_defective, **FAST)
     out = tmp_path / "run"
     assert main(run.args(out, "--steps", "2")) == 0
-    assert "CaP loss off" in capsys.readouterr().out
+    assert "CaP presence stage off" in capsys.readouterr().out
     info = yaml.safe_load((out / "run.yaml").read_text())
     assert info["cap_loss"] is False and info["recipe"]["train"]["cap"] is True
     ckpt = checkpoint(out)
-    assert ckpt["history"] and all("cls" not in h and "seg" in h for h in ckpt["history"])
+    assert ckpt["history"] and all("presence" not in h and "classes" in h and "seg" in h for h in ckpt["history"])
     assert ckpt["state"]["global_step"] == 2

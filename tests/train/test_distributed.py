@@ -42,7 +42,7 @@ from .conftest import (
 
 pytestmark = pytest.mark.slow
 STEPS_PER_EPOCH = 5
-LOSS_KEYS = ("loss", "seg", "cls", "distill", "lr")
+LOSS_KEYS = ("loss", "seg", "presence", "classes", "distill", "lr")
 
 
 @pytest.fixture(scope="module")

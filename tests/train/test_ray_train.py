@@ -26,7 +26,7 @@ from .conftest import TinyRun, assert_same_training, checkpoint, make_tiny_run, 
 pytestmark = pytest.mark.slow
 STEPS_PER_EPOCH = 5
 EPOCHS = 4  # room to kill the driver mid-run: its workers go on for a moment after it dies
-LOSS_KEYS = ("loss", "seg", "cls", "distill", "lr")
+LOSS_KEYS = ("loss", "seg", "presence", "classes", "distill", "lr")
 
 
 def on_cluster(cluster, args: list[str]) -> list[str]:
