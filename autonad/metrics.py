@@ -56,6 +56,7 @@ import numpy as np
 import torch
 
 from autonad.errors import AutoNADError
+from autonad.instances import InstanceCounts, QCRule
 
 __all__ = [
     "BinaryCounts",
@@ -65,13 +66,23 @@ __all__ = [
     "SampleMetrics",
     "SampleScores",
     "SegMetrics",
+    "RULES",
     "calibrate_tau",
+    "decide",
     "parse_target",
 ]
 
 PHIS = ("pixels", "max_prob")
+# How a sample is called defective (papers 000/004); `autonad.decision` stores and calibrates them.
+RULES = {
+    "seg": "segmentation only: phi >= tau",
+    "cap": "CaP only: p(defect) >= the CaP threshold",
+    "gated": "CaP-gated segmentation: a mask only where CaP says defective, then phi >= tau",
+    "agree": "segmentation and CaP agree: both say defective",
+    "any": "segmentation or CaP: either says defective",
+}
 DEFAULT_TAU = {"pixels": 1.0, "max_prob": 0.5}
-_ROW_FIELDS = ("phi", "label", "inter", "union", "gt", "cap")
+_ROW_FIELDS = ("phi", "label", "inter", "union", "gt", "cap", "qc")
 BOOTSTRAP_KEYS = ("miou", "mf1", "miou_fg", "sample_miou", "seg_recall", "seg_accuracy")
 
 
@@ -204,6 +215,13 @@ class MetricsReport:
     cap_threshold: float
     num_samples: int
     num_pixels: int
+    rule: str = "seg"
+    decided: BinaryCounts | None = None  # the sample decision under `rule` (None: as `sample`, rule "seg")
+    instances: dict[str, Any] | None = None  # instance recall/precision (InstanceCounts.to_dict), with a QC rule
+    # per defect class, the sample decision "has class c" (paper 004's per-class recall/precision/F1): from
+    # the segmentation (a predicted pixel of c) and, where given, from CaP's class logits (p_c >= 0.5)
+    per_class_sample: dict[str, dict[str, float | None]] | None = None
+    per_class_cap: dict[str, dict[str, float | None]] | None = None
 
     @property
     def sample_miou(self) -> float | None:
@@ -231,6 +249,14 @@ class MetricsReport:
             out["cap_threshold"] = self.cap_threshold
         if self.cap_gated is not None:
             out["cap_gated"] = self.cap_gated.to_dict()
+        decided = self.decided if self.decided is not None else self.sample.counts
+        rates = {k: getattr(decided, k) for k in ("accuracy", "recall", "precision", "f1")}
+        out["decision"] = {"rule": self.rule, **rates, "counts": decided.to_dict("d")["d_counts"]}
+        if self.instances is not None:
+            out["instances"] = self.instances
+        for key in ("per_class_sample", "per_class_cap"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
         out["per_class_iou"] = dict(self.per_class_iou)
         out["per_class_f1"] = dict(self.per_class_f1)
         out["per_class_sample_iou"] = dict(self.per_class_sample_iou)
@@ -277,13 +303,39 @@ def _sample_metrics(
     return SampleMetrics(sample_miou, int(relevant.sum()), BinaryCounts.from_decisions(phi >= tau, label))
 
 
+def _per_class_rates(names: Sequence[str], pred: np.ndarray, gt: np.ndarray) -> dict[str, dict[str, float | None]]:
+    """Recall, precision and F1 of each column's sample decision `pred[:, c]` against `gt[:, c]`."""
+    out = {}
+    for c, name in enumerate(names):
+        counts = BinaryCounts.from_decisions(pred[:, c], gt[:, c])
+        out[name] = {"recall": counts.recall, "precision": counts.precision, "f1": counts.f1,
+                     "samples": int(gt[:, c].sum())}  # fmt: skip
+    return out
+
+
+def _seg_phi(rows: dict[str, np.ndarray]) -> np.ndarray:
+    """phi where a QC rule lets the segmentation call the sample defective, -1 (never, as tau >= 0) elsewhere."""
+    return np.where(rows["qc"], rows["phi"], -1.0)
+
+
 def _gated_metrics(rows: dict[str, np.ndarray], tau: float, cap_threshold: float) -> SampleMetrics:
     """Sample metrics of the output after CaP gating: samples CaP calls clean get an empty mask."""
     yes = rows["cap"] >= cap_threshold
     inter = np.where(yes, rows["inter"], 0)
     union = np.where(yes, rows["union"], rows["gt"])
-    phi = np.where(yes, rows["phi"], 0.0)
+    phi = np.where(yes, _seg_phi(rows), 0.0)
     return _sample_metrics(phi, rows["label"], inter, union, tau)
+
+
+def decide(rule: str, seg_yes: np.ndarray, cap_yes: np.ndarray | None) -> np.ndarray:
+    """The sample decisions of `rule` (see RULES) from the segmentation's and CaP's own decisions."""
+    if rule not in RULES:
+        raise AutoNADError(f"unknown decision rule '{rule}' (choose from: {', '.join(RULES)})")
+    if rule == "seg":
+        return seg_yes
+    if cap_yes is None:
+        raise AutoNADError(f"decision rule '{rule}' needs a CaP head, and the model has none")
+    return {"cap": cap_yes, "gated": seg_yes & cap_yes, "agree": seg_yes & cap_yes, "any": seg_yes | cap_yes}[rule]
 
 
 # ----------------------------------------------------------------------------- accumulator
@@ -300,7 +352,10 @@ class SegMetrics:
         tau: float | None = None,
         cap_threshold: float = 0.5,
         class_names: Sequence[str] | None = None,
+        qc: QCRule | None = None,
     ) -> None:
+        """`qc`: count defect instances (instance recall/precision in the report) and let the
+        segmentation call a sample defective only where an instance fails the part by this rule."""
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2 (background + defect classes), got {num_classes}")
         if ignore_index is not None and 0 <= ignore_index < num_classes:
@@ -316,6 +371,7 @@ class SegMetrics:
         self.tau = _check_tau(DEFAULT_TAU[phi] if tau is None else tau)
         self.cap_threshold = _check_tau(cap_threshold, "cap_threshold")
         self.class_names = names
+        self.qc = qc
         self.reset()
 
     @staticmethod
@@ -332,6 +388,8 @@ class SegMetrics:
         self._sample_cms: list[np.ndarray] = []  # [B, C, C] per kept sample (bootstrap resampling)
         self._seen = 0
         self._has_cap: bool | None = None
+        self._instances = InstanceCounts.zeros(self.num_classes) if self.qc is not None else None
+        self._class_probs: list[np.ndarray] = []  # CaP class-stage probabilities [B, C-1] per batch, where given
 
     @property
     def num_samples(self) -> int:
@@ -340,8 +398,17 @@ class SegMetrics:
     # ------------------------------------------------------------------------- update
 
     @torch.no_grad()
-    def update(self, preds: torch.Tensor, target: torch.Tensor, cap_logits: torch.Tensor | None = None) -> None:
-        """Add one batch: logits `[B,C,H,W]` or labels `[B,H,W]`, target `[B,H,W]`, CaP logits `[B]`."""
+    def update(
+        self,
+        preds: torch.Tensor,
+        target: torch.Tensor,
+        cap_logits: torch.Tensor | None = None,
+        area_scale: Sequence[float] | None = None,
+        class_logits: torch.Tensor | None = None,
+    ) -> None:
+        """Add one batch: logits `[B,C,H,W]` or labels `[B,H,W]`, target `[B,H,W]`, CaP logits `[B]`;
+        `area_scale`: per sample, the user's image pixels per map pixel (for QC areas; default 1);
+        `class_logits`: CaP's per-class logits `[B, C-1]` (the class stage), for its per-class scores."""
         target = self._check_target(target, preds)
         labels, defect_prob = self._split_preds(preds, target)
         cap = self._cap_probs(cap_logits, target.shape[0])  # validates before any state changes
@@ -352,7 +419,23 @@ class SegMetrics:
             phi = defect_prob.masked_fill(~valid, 0.0).flatten(1).amax(1).double().cpu()
         else:
             phi = per_sample[:, :, 1:].sum((1, 2)).double()
-        self._add_samples(per_sample, phi, cap)
+        self._add_samples(per_sample, phi, cap, self._instance_fails(labels, target, valid, area_scale))
+        if class_logits is not None:
+            keep = (per_sample.sum((1, 2)) > 0).numpy()
+            self._class_probs.append(torch.sigmoid(class_logits.detach().float()).cpu().numpy()[keep])
+
+    def _instance_fails(
+        self, labels: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, area_scale: Sequence[float] | None
+    ) -> np.ndarray:
+        """Per sample, whether a predicted instance fails the part by the QC rule (all True without one)."""
+        b = target.shape[0]
+        if self._instances is None:
+            return np.ones(b, dtype=bool)
+        scale = np.ones(b) if area_scale is None else np.asarray(area_scale, dtype=np.float64)
+        pred = labels.masked_fill(~valid, 0).cpu().numpy()
+        gt = target.masked_fill(~valid, 0).cpu().numpy()
+        names = list(self.class_names)
+        return np.array([self._instances.add(pred[i], gt[i], names, self.qc, scale[i]) for i in range(b)], dtype=bool)
 
     def _check_target(self, target: torch.Tensor, preds: torch.Tensor) -> torch.Tensor:
         if target.dim() != 3 or target.dtype.is_floating_point or target.dtype == torch.bool:
@@ -409,11 +492,11 @@ class SegMetrics:
             return np.full(batch, np.nan)
         return torch.sigmoid(cap_logits.detach().float().reshape(batch)).double().cpu().numpy()
 
-    def _add_samples(self, cm: torch.Tensor, phi: torch.Tensor, cap: np.ndarray) -> None:
+    def _add_samples(self, cm: torch.Tensor, phi: torch.Tensor, cap: np.ndarray, qc: np.ndarray) -> None:
         keep = cm.sum((1, 2)) > 0  # a sample with every pixel ignored is not a sample
         self._positions.append(self._seen + np.flatnonzero(keep.numpy()))
         self._seen += len(keep)
-        cm, phi, cap = cm[keep], phi[keep], cap[keep.numpy()]
+        cm, phi, cap, qc = cm[keep], phi[keep], cap[keep.numpy()], qc[keep.numpy()]
         self._sample_cms.append(cm.numpy())
         gt = cm[:, 1:, :].sum((1, 2))
         pred = cm[:, :, 1:].sum((1, 2))
@@ -422,6 +505,7 @@ class SegMetrics:
         for key, value in rows.items():
             self._rows[key].append(value.numpy())
         self._rows["cap"].append(cap)
+        self._rows["qc"].append(qc)
         self._add_class_sample_iou(cm)
 
     def _add_class_sample_iou(self, cm: torch.Tensor) -> None:
@@ -448,12 +532,15 @@ class SegMetrics:
             self._rows[key].extend(other._rows[key])
         self._positions.extend(p + self._seen for p in other._positions)
         self._sample_cms.extend(other._sample_cms)
+        self._class_probs.extend(other._class_probs)
         self._seen += other._seen
         self._has_cap = other._has_cap if self._has_cap is None else self._has_cap
+        if self._instances is not None and other._instances is not None:
+            self._instances.merge(other._instances)
         return self
 
     def _concat_rows(self) -> dict[str, np.ndarray]:
-        dtypes = {"phi": np.float64, "label": bool, "cap": np.float64}
+        dtypes = {"phi": np.float64, "label": bool, "cap": np.float64, "qc": bool}
         return {
             k: np.concatenate(v) if v else np.zeros(0, dtype=dtypes.get(k, np.int64)) for k, v in self._rows.items()
         }
@@ -473,9 +560,7 @@ class SegMetrics:
         """The standard error of each metric in `keys` (MetricsReport.to_dict names) over `resamples`
         draws of the samples with replacement: how far a score on this many images could move on
         another draw of them (None where a metric is undefined or there are fewer than 2 samples)."""
-        cms = (
-            np.concatenate(self._sample_cms) if self._sample_cms else np.zeros((0, self.num_classes, self.num_classes))
-        )
+        cms = self._stacked_cms()
         n = len(cms)
         if n < 2:
             return dict.fromkeys(keys)
@@ -502,15 +587,39 @@ class SegMetrics:
     def sample_scores(self) -> SampleScores:
         """Per-sample phi, GT label and CaP probability, e.g. for `calibrate_tau` on validation."""
         rows = self._concat_rows()
-        return SampleScores(rows["phi"], rows["label"], rows["cap"] if self._has_cap else None)
+        return SampleScores(_seg_phi(rows), rows["label"], rows["cap"] if self._has_cap else None)
 
     def calibrate(self, target: str | CalibrationTarget = "f1") -> float:
         """tau for this accumulator's phi scores (collected on validation) meeting `target`."""
         scores = self.sample_scores()
         return calibrate_tau(scores.phi, scores.label, target)
 
-    def compute(self, tau: float | None = None, cap_threshold: float | None = None) -> MetricsReport:
-        """The report; `tau` / `cap_threshold` override the configured ones (no new pass needed)."""
+    def _stacked_cms(self) -> np.ndarray:
+        """The kept samples' confusion matrices `[N, C, C]`."""
+        c = self.num_classes
+        return np.concatenate(self._sample_cms) if self._sample_cms else np.zeros((0, c, c), dtype=np.int64)
+
+    def _class_presence(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per kept sample and defect class `[N, C-1]`: a GT pixel of the class, a predicted one."""
+        cms = self._stacked_cms()
+        return cms[:, 1:, :].sum(2) > 0, cms[:, :, 1:].sum(1) > 0
+
+    def _per_class_sample(self) -> dict[str, dict[str, float | None]]:
+        gt, pred = self._class_presence()
+        return _per_class_rates(self.class_names[1:], pred, gt)
+
+    def _per_class_cap(self) -> dict[str, dict[str, float | None]] | None:
+        if not self._class_probs:
+            return None
+        gt, _ = self._class_presence()
+        probs = np.concatenate(self._class_probs)
+        if probs.shape != gt.shape:
+            raise ValueError(f"class logits must be [B, {self.num_classes - 1}] for every batch, got {probs.shape[1:]}")
+        return _per_class_rates(self.class_names[1:], probs >= 0.5, gt)
+
+    def compute(self, tau: float | None = None, cap_threshold: float | None = None, rule: str = "seg") -> MetricsReport:
+        """The report; `tau` / `cap_threshold` override the configured ones (no new pass needed) and
+        `decided` is the sample decision of `rule` (RULES)."""
         tau = self.tau if tau is None else _check_tau(tau)
         cap_threshold = self.cap_threshold if cap_threshold is None else _check_tau(cap_threshold, "cap_threshold")
         cm = self._confusion.numpy()
@@ -530,7 +639,9 @@ class SegMetrics:
             mf1_fg=_mean(f1[1:]),
             pooled_iou=_pooled_iou(cm),
             per_class_sample_iou=dict(zip(names[1:], class_sample_iou[1:])),
-            sample=_sample_metrics(rows["phi"], rows["label"], rows["inter"], rows["union"], tau),
+            per_class_sample=self._per_class_sample(),
+            per_class_cap=self._per_class_cap(),
+            sample=_sample_metrics(_seg_phi(rows), rows["label"], rows["inter"], rows["union"], tau),
             cap=BinaryCounts.from_decisions(rows["cap"] >= cap_threshold, rows["label"]) if has_cap else None,
             cap_gated=_gated_metrics(rows, tau, cap_threshold) if has_cap else None,
             phi=self.phi,
@@ -538,6 +649,11 @@ class SegMetrics:
             cap_threshold=cap_threshold,
             num_samples=int(rows["label"].size),
             num_pixels=int(cm.sum()),
+            rule=rule,
+            instances=self._instances.to_dict(list(names)) if self._instances is not None else None,
+            decided=BinaryCounts.from_decisions(
+                decide(rule, _seg_phi(rows) >= tau, rows["cap"] >= cap_threshold if has_cap else None), rows["label"]
+            ),
         )
 
 

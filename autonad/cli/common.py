@@ -76,6 +76,13 @@ def threshold(text: str) -> float:
     return value
 
 
+def positive_float(text: str) -> float:
+    value = threshold(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got '{text}'")
+    return value
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -102,6 +109,10 @@ def metrics_table(report, title: str):
         table.add_row(name, pct(value))
     for name, value in report.per_class_iou.items():
         table.add_row(f"IoU {name}", pct(value))
+    for name, rates in (report.per_class_sample or {}).items():
+        table.add_row(f"sample recall {name}", pct(rates["recall"]))
+    for name, rates in (report.per_class_cap or {}).items():
+        table.add_row(f"CaP class recall {name}", pct(rates["recall"]))
     return table
 
 

@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 from rich.table import Table
 
-from autonad.cli.common import add_device_option, check_output, metrics_table, positive_int, threshold
+from autonad.cli.common import (
+    add_device_option,
+    check_output,
+    metrics_table,
+    positive_float,
+    positive_int,
+    threshold,
+)
 from autonad.cli.train import add_data_options
 from autonad.config import write_text_atomic
 from autonad.data import open_dataset
 from autonad.data.io import read_image, write_image
 from autonad.data.preview import class_colour, overlay
+from autonad.decision import Decision
 from autonad.errors import AutoNADError
 from autonad.export.inference import ExportedModel, evaluate_model, predict_image
-from autonad.metrics import DEFAULT_TAU, PHIS
+from autonad.metrics import PHIS, RULES
 from autonad.train.distributed import pick_device
 from autonad.ui import console, fit_table, progress
 
@@ -47,18 +56,49 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def add_decision_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rule", choices=tuple(RULES),
+                   help="how a sample is called defective: " + "; ".join(f"{k}: {v}" for k, v in RULES.items())
+                   + " (default: the model's decision)")  # fmt: skip
     p.add_argument("--phi", choices=PHIS, help="sample score: defect pixel count or max defect probability "
                    "(default: the model's decision, calibrated when retrained with --calibrate)")  # fmt: skip
-    p.add_argument("--tau", type=threshold, help="a sample is defective when phi >= tau (default: the model's)")
+    p.add_argument(
+        "--tau", type=threshold, help="the segmentation says defective when phi >= tau (default: the model's)"
+    )
+    p.add_argument("--cap-threshold", type=threshold,
+                   help="CaP says defective when p(defect) >= this (default: the model's, else 0.5)")  # fmt: skip
+    p.add_argument("--min-area", type=threshold, metavar="PX",
+                   help="QC: predicted defects smaller than this many pixels do not fail a part")  # fmt: skip
+    p.add_argument("--fail-area", nargs="+", type=class_area, metavar="CLASS=PX", default=[],
+                   help="QC: a defect of CLASS fails the part only when over PX pixels, e.g. scratch=40")  # fmt: skip
+    p.add_argument("--pixel-size", type=positive_float, metavar="MM",
+                   help="millimetres per image pixel: defect areas are also given in mm^2")  # fmt: skip
 
 
-def decision_of(model: ExportedModel, args: argparse.Namespace) -> dict:
-    """The model's own decision, with --phi / --tau overriding it (a new phi starts from its default tau)."""
-    decision = model.decision
-    if args.phi and args.phi != decision["phi"]:
-        decision = {"phi": args.phi, "tau": DEFAULT_TAU[args.phi]}
-    if args.tau is not None:
-        decision = {"phi": decision["phi"], "tau": args.tau}
+def class_area(text: str) -> tuple[str, float]:
+    name, sep, area = text.partition("=")
+    try:
+        value = float(area)
+    except ValueError:
+        value = -1.0
+    if not sep or not name or value < 0:
+        raise argparse.ArgumentTypeError(f"expected CLASS=PIXELS with PIXELS >= 0, got '{text}'")
+    return name, value
+
+
+def decision_of(model: ExportedModel, args: argparse.Namespace) -> Decision:
+    """The model's own decision with --rule / --phi / --tau / --cap-threshold overriding it (a new phi
+    starts from its default tau), checked against the model's outputs."""
+    decision = model.decision.with_phi(args.phi or model.decision.phi)
+    changes = {"rule": args.rule, "tau": args.tau, "cap_threshold": args.cap_threshold}
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if changes:
+        decision = dataclasses.replace(decision, **changes, target=None, calibrated_on=None)
+    if args.min_area is not None or args.fail_area:
+        fail_area = {**decision.fail_area, **dict(args.fail_area)}
+        decision = dataclasses.replace(decision, min_area=args.min_area or decision.min_area, fail_area=fail_area)
+    decision.check(model.has_cap, str(args.model))
+    if decision.qc is not None:
+        decision.qc.check(model.classes, "--fail-area")
     return decision
 
 
@@ -80,9 +120,10 @@ def evaluate(args: argparse.Namespace) -> int:
 
         report = evaluate_for_report(model, source, args.report, args.split, decision, batch=args.batch)
     else:
-        report = evaluate_model(model, source, args.split, args.batch, decision["tau"], decision["phi"])
+        report = evaluate_model(model, source, args.split, args.batch, decision)
     title = f"{args.model.name} on {source.name} {args.split} ({report.num_samples} images)"
     console.print(metrics_table(report, title))
+    console.print(decision.describe())
     if args.out:
         record = {**report.to_dict(), **({"unreadable": bad} if bad else {})}
         write_text_atomic(args.out, json.dumps(record, indent=1) + "\n")
@@ -103,8 +144,9 @@ def predict(args: argparse.Namespace) -> int:
     decision = decision_of(model, args)
     check_output(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
-    rule = f"defective when {decision['phi']} >= {decision['tau']:g}"
-    table = Table("image", "verdict", "score", "CaP", "defect pixels", title=f"{args.model.name}: {rule}")
+    table = Table(
+        "image", "verdict", "score", "CaP", "defect pixels", title=f"{args.model.name}: {decision.describe()}"
+    )
     results, bad = [], []
     with progress() as bar:
         for path, name in bar.track(list(zip(args.images, output_names(args.images))), description="predicting"):
@@ -113,14 +155,17 @@ def predict(args: argparse.Namespace) -> int:
             except AutoNADError as e:
                 bad.append({"image": str(path), "error": str(e)})
                 continue
-            pred = predict_image(model, path, image, decision)
+            pred = predict_image(model, path, image, decision, args.pixel_size)
             write_image(args.out / f"{name}_mask.png", _colour_mask(pred.mask))
             write_image(args.out / f"{name}_overlay.png", overlay(image, pred.mask))
-            table.add_row(path.name, "DEFECT" if pred.defective else "ok", f"{pred.score:.3f}",
-                          "-" if pred.cap is None else f"{pred.cap:.3f}", str(pred.defect_pixels))  # fmt: skip
+            cap = "-" if pred.cap is None else f"{pred.cap:.3f}"
+            table.add_row(path.name, "DEFECT" if pred.defective else "ok", f"{pred.score:.3f}", cap, _defects(pred),
+                          str(pred.defect_pixels))  # fmt: skip
             results.append({"image": str(path), "output": name, "defective": pred.defective, "score": pred.score,
-                            "cap": pred.cap, "defect_pixels": pred.defect_pixels, "decision": decision})  # fmt: skip
-    console.print(fit_table(table, ("CaP", "defect pixels", "score")))
+                            "cap": pred.cap, "defect_pixels": pred.defect_pixels,
+                            "instances": [i.to_dict() for i in pred.instances],
+                            "decision": decision.to_dict()})  # fmt: skip
+    console.print(fit_table(table, ("CaP", "defect pixels", "score", "defects")))
     record = results if not bad else {"predictions": results, "unreadable": bad}
     write_text_atomic(args.out / "predictions.json", json.dumps(record, indent=1) + "\n")
     console.print(f"masks and overlays in {args.out}")
@@ -128,6 +173,14 @@ def predict(args: argparse.Namespace) -> int:
         raise AutoNADError(f"{len(bad)} of {len(args.images)} images unreadable (listed in "
                            f"{args.out / 'predictions.json'}), first: {bad[0]['error']}")  # fmt: skip
     return 0
+
+
+def _defects(pred) -> str:
+    """'2 scratch, 1 spot': the image's defect instances by class."""
+    counts: dict[str, int] = {}
+    for instance in pred.instances:
+        counts[instance.class_name] = counts.get(instance.class_name, 0) + 1
+    return ", ".join(f"{n} {name}" for name, n in counts.items()) or "-"
 
 
 def output_names(paths: list[Path]) -> list[str]:

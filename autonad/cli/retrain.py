@@ -24,16 +24,17 @@ from autonad.cli.latency import add_runtime_option, predictor_for
 from autonad.cli.train import add_data_options, add_ray_train_options, dataset_slug, on_ray, print_stopped
 from autonad.config import write_text_atomic
 from autonad.data import SegSource, absolute_reference, open_dataset
+from autonad.decision import CURVE_FILE, Decision
 from autonad.errors import AutoNADError
 from autonad.export import FORMATS, export_model
 from autonad.export.inference import ExportedModel, calibrate_decision
-from autonad.metrics import parse_target
+from autonad.metrics import RULES, parse_target
 from autonad.space import Arch
 from autonad.supernet import SupernetConfig
 from autonad.supernet.config import saved_config
 from autonad.train.checkpoint import load_checkpoint
 from autonad.train.ray_train import RayTrainJob, fit_on_ray
-from autonad.train.recipe import Recipe, default_recipe
+from autonad.train.recipe import Recipe, SubnetTraining, default_recipe
 from autonad.train.subnet import RETRAIN_FORMAT, RetrainJob
 from autonad.train.trainer import CHECKPOINT_FORMAT
 from autonad.ui import console, fit_table
@@ -47,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibrate", metavar="TARGET",
                    help="choose the sample decision threshold on validation: 'recall>=0.95', 'precision>=0.9', "
                         "'f1', 'accuracy' or 'precision+recall' (stored with the model)")  # fmt: skip
+    p.add_argument("--rule", choices=tuple(RULES),
+                   help="the decision rule --calibrate tunes (default: the recipe's retrain.rule, seg); "
+                        "the CaP rules need a trained CaP presence output")  # fmt: skip
     p.add_argument("--hw", help="also store the predicted latency on this device with the model")
     add_runtime_option(p)
     p.add_argument("--format", nargs="+", choices=FORMATS, default=["torchscript", "onnx"], dest="formats")
@@ -108,6 +112,10 @@ def _with_overrides(recipe: Recipe, args: argparse.Namespace) -> Recipe:
         settings = dataclasses.replace(settings, epochs=args.epochs, steps=None, minutes=None)
     if getattr(args, "calibrate", None):
         settings = dataclasses.replace(settings, calibrate=str(parse_target(args.calibrate)))
+    if getattr(args, "rule", None):
+        if not settings.calibrate:
+            raise AutoNADError("--rule: give the target to calibrate it for with --calibrate (e.g. 'recall>=0.95')")
+        settings = dataclasses.replace(settings, rule=args.rule)
     return dataclasses.replace(recipe, retrain=settings)
 
 
@@ -141,7 +149,7 @@ def retrain(args: argparse.Namespace) -> int:
     if args.hw:  # a wrong device or a missing profile is refused before training, not after it
         predictor = predictor_for(args.hw, job.config.search_space, job.recipe.input_size, 1, source.num_classes,
                                   args.runtime)  # fmt: skip
-    heads = "with CaP" if job.arch.heads.cap else "without CaP"
+    heads = "with CaP" if job.arch.heads.cap_head else "without CaP"
     start = f"supernet weights ({job.checkpoint})" if job.checkpoint else "scratch"
     what = (f"retraining arch [bold]{job.arch.hash}[/] ({heads}) on [bold]{source.name}[/] from {start}, recipe "
             f"[bold]{job.recipe.name}[/] -> {out}")  # fmt: skip
@@ -156,7 +164,7 @@ def retrain(args: argparse.Namespace) -> int:
         print_stopped(out / "checkpoint.pt", RETRAIN_FORMAT)
     elif not train_here(job, source, out, args, what):
         return 0  # a torchrun rank other than 0: rank 0 reports
-    result = finish(out, source, job.recipe.retrain.calibrate, args.formats, predictor)
+    result = finish(out, source, job.recipe.retrain, args.formats, predictor)
     print_result(result, out)
     return 0
 
@@ -181,17 +189,18 @@ def train_here(job: RetrainJob, source: SegSource, out: Path, args: argparse.Nam
     return dist.is_main
 
 
-def finish(run_dir: Path, source: SegSource, calibrate: str | None, formats: list[str], predictor=None) -> dict:
-    """Best checkpoint -> calibrated decision, test metrics, exported model files, metrics.json (with the
-    predicted latency when a `LatencyPredictor` is given)."""
+def finish(run_dir: Path, source: SegSource, settings: SubnetTraining, formats: list[str], predictor=None) -> dict:
+    """Best checkpoint -> calibrated decision (with its validation curve, calibration.png), test metrics,
+    exported model files, metrics.json (with the predicted latency when a `LatencyPredictor` is given)."""
     from autonad.report import evaluate_for_report, write_report
     from autonad.train.subnet import load_trained_subnet
 
     trained = load_trained_subnet(run_dir / "best.pt")
-    meta: dict[str, Any] = {**trained.export_info(), "retrained_on": source.name}
+    meta: dict[str, Any] = {**trained.net.metadata, **trained.export_info(), "retrained_on": source.name}
     model = ExportedModel(trained.net, meta, run_dir / "best.pt")
-    if calibrate:
-        meta["decision"] = calibrate_decision(model, source, calibrate)
+    if settings.calibrate:
+        decision = calibrate_decision(model, source, settings.calibrate, settings.rule, curve=run_dir / CURVE_FILE)
+        meta["decision"] = decision.to_dict()
     split = "test"  # every split is non-empty (check_splits)
     report = evaluate_for_report(model, source, run_dir, split)  # with each image's outcome, for the report
     meta["metrics"] = {"split": split, **report.to_dict()}
@@ -212,10 +221,10 @@ def print_result(result: dict, out: Path) -> None:
     meta, report = result["meta"], result["report"]
     title = f"best epoch {meta['best_epoch']} on {meta['retrained_on']} {result['split']} ({report.num_samples} images)"
     console.print(metrics_table(report, title))
-    decision = meta.get("decision")
-    if decision:
-        console.print(f"decision: defective when {decision['phi']} >= {decision['tau']:.4g} "
-                      f"(calibrated for {decision['target']} on {decision['calibrated_on']})")  # fmt: skip
+    decision = Decision.from_dict(meta.get("decision") or {}, "decision")
+    console.print(f"decision: {decision.describe()}")
+    if decision.target:
+        console.print(f"calibration curve: {out / CURVE_FILE}")
     for fmt, path in result["files"].items():
         console.print(f"{fmt}: {path}")
     console.print(f"report: {result['page']}")
@@ -265,7 +274,7 @@ def tune(args: argparse.Namespace) -> int:
         concurrent = args.concurrent or max(1, cpus // args.threads)
         gpus = gpu_share(ray.cluster_resources(), args.device, concurrent)
         tune_job = TuneJob(absolute, dataset, root, args.skip_bad, out / "trials", args.threads, args.tensorboard, gpus)
-        tuned = ", ".join(param_space(job.arch.heads.cap))
+        tuned = ", ".join(param_space(job.arch.heads.cap_head))
         console.print(f"tuning {tuned} for arch [bold]{job.arch.hash}[/] on [bold]{source.name}[/]: {args.samples} "
                       f"trials, {job.recipe.retrain.epochs} epochs, ASHA, {concurrent} at once -> {out}")  # fmt: skip
         result = tune_retraining(tune_job, out, args.samples, args.grace_period, concurrent, args.resume)

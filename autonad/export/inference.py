@@ -8,6 +8,8 @@ the supernet saw.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -19,9 +21,11 @@ import torch
 import torch.nn.functional as F
 
 from autonad.data import SegmentationDataset, SegSource, Transform, TransformConfig, eval_loader
+from autonad.decision import Decision, calibrate, calibration_curve
 from autonad.errors import AutoNADError
 from autonad.export import load_exported
-from autonad.metrics import DEFAULT_TAU, MetricsReport, SegMetrics, parse_target
+from autonad.instances import Instance, QCRule, find_instances
+from autonad.metrics import MetricsReport, SegMetrics
 from autonad.ui import progress
 
 
@@ -45,10 +49,15 @@ class ExportedModel:
         return list(self.meta["classes"])
 
     @property
-    def decision(self) -> dict[str, Any]:
-        """How a sample is called defective: phi >= tau (calibrated on validation when the model
-        was retrained with --calibrate; else any predicted defect pixel)."""
-        return dict(self.meta.get("decision") or {"phi": "pixels", "tau": DEFAULT_TAU["pixels"]})
+    def decision(self) -> Decision:
+        """How a sample is called defective: the stored rule and thresholds (calibrated on validation
+        when the model was retrained with --calibrate; else any predicted defect pixel)."""
+        return Decision.from_dict(self.meta.get("decision") or {}, f"{self.path}: decision")
+
+    @property
+    def has_cap(self) -> bool:
+        """Whether the model gives CaP's presence output (stage 1)."""
+        return "cap" in str(self.meta.get("outputs", "")).split(",")
 
     @cached_property
     def transform(self) -> Transform:
@@ -71,43 +80,56 @@ class ExportedModel:
 
 
 def evaluate_model(
-    model: ExportedModel,
-    source: SegSource,
-    split: str,
-    batch: int = 8,
-    tau: float | None = None,
-    phi: str | None = None,
+    model: ExportedModel, source: SegSource, split: str, batch: int = 8, decision: Decision | None = None
 ) -> MetricsReport:
     """Every SPEC section 8 metric of the model on a split, at the model's input size; the sample
-    decision is the model's own (calibrated) one unless `phi`/`tau` say otherwise."""
-    decision = model.decision
-    phi = phi or decision["phi"]
-    if tau is None and phi == decision["phi"]:
-        tau = decision["tau"]
-    return accumulate_model(model, source, split, batch, phi).compute(tau)
+    decision is the model's own (calibrated) one unless `decision` is given."""
+    decision = decision or model.decision
+    decision.check(model.has_cap, str(model.path))
+    metrics = accumulate_model(model, source, split, batch, decision.phi, decision.qc)
+    return compute_report(metrics, decision)
 
 
-def accumulate_model(model: ExportedModel, source: SegSource, split: str, batch: int, phi: str) -> SegMetrics:
-    """The metrics accumulator of the model over a split (for a report, or to calibrate tau)."""
+def compute_report(metrics: SegMetrics, decision: Decision) -> MetricsReport:
+    return metrics.compute(decision.tau, decision.cap_threshold, decision.rule)
+
+
+def accumulate_model(
+    model: ExportedModel, source: SegSource, split: str, batch: int, phi: str, qc: QCRule | None = None
+) -> SegMetrics:
+    """The metrics accumulator of the model over a split (for a report, or to calibrate tau); with a
+    QC rule it counts defect instances too, their areas in each image's own pixels."""
     model.check_classes(source)
     if not source.splits.get(split):
         raise AutoNADError(f"{source.name}: split '{split}' is empty or does not exist")
+    if qc is not None:
+        qc.check(model.classes, str(model.path))
     data = SegmentationDataset(source, split, model.transform)
-    metrics = SegMetrics(len(model.classes), phi=phi, class_names=model.classes)
-    loader = eval_loader(data, batch)
+    metrics = SegMetrics(len(model.classes), phi=phi, class_names=model.classes, qc=qc)
+    ids = iter(source.splits[split])  # the evaluation loader keeps the split's order
     with progress() as bar:
-        for images, masks in bar.track(loader, description=f"evaluating on {source.name} {split}"):
+        for images, masks in bar.track(eval_loader(data, batch), description=f"evaluating on {source.name} {split}"):
             out = model(images)
-            metrics.update(out["seg"].float(), masks, out.get("cap"))
+            scale = None
+            if qc is not None:
+                scale = [math.prod(source.image_size(next(ids))) / math.prod(masks.shape[1:]) for _ in masks]
+            metrics.update(out["seg"].float(), masks, out.get("cap"), scale, out.get("cls"))
     return metrics
 
 
-def calibrate_decision(model: ExportedModel, source: SegSource, target: str, split: str = "val") -> dict[str, Any]:
-    """The sample-level decision (phi = max defect probability, tau) meeting `target` on `split`;
-    stored in the model's metadata, it is what `evaluate` and `predict` then use."""
-    target = str(parse_target(target))
-    tau = accumulate_model(model, source, split, 8, "max_prob").calibrate(target)
-    return {"phi": "max_prob", "tau": tau, "target": target, "calibrated_on": f"{source.name} {split}"}
+def calibrate_decision(
+    model: ExportedModel, source: SegSource, target: str, rule: str = "seg", split: str = "val",
+    curve: Path | None = None,
+) -> Decision:  # fmt: skip
+    """The sample-level decision of `rule` (phi = max defect probability) meeting `target` on `split`
+    (with its validation curve drawn to `curve`); stored in the model's metadata, it is what
+    `evaluate` and `predict` then use."""
+    Decision(rule).check(model.has_cap, str(model.path))
+    scores = accumulate_model(model, source, split, 8, "max_prob").sample_scores()
+    decision = calibrate(scores, rule, "max_prob", target, f"{source.name} {split}")
+    if curve is not None:
+        calibration_curve(scores, decision, curve)
+    return decision
 
 
 @dataclass
@@ -118,12 +140,16 @@ class Prediction:
     defect_pixels: int  # predicted defect pixels at the image's own size
     defective: bool  # the sample decision: phi >= tau
     cap: float | None  # CaP defect-presence probability, when the model has the head
+    instances: list[Instance] = dataclasses.field(default_factory=list)  # at least the QC min_area, largest first
 
 
-def predict_image(model: ExportedModel, path: Path, image: np.ndarray, decision: dict[str, Any]) -> Prediction:
+def predict_image(
+    model: ExportedModel, path: Path, image: np.ndarray, decision: Decision, pixel_size: float | None = None
+) -> Prediction:
     """Segment one image of any size (resized to the model's input, or run whole at its training
-    scale; logits, less any padding, upsampled back) and decide whether it is defective:
-    phi ("max_prob" or "pixels") >= tau."""
+    scale; logits, less any padding, upsampled back), list its defect instances (areas in mm^2 too
+    with `pixel_size`, mm per pixel) and decide whether it is defective by the decision's rule and QC
+    (the gated rule also empties the mask where CaP calls the image clean)."""
     h, w = image.shape[:2]
     x, _ = model.transform(image, np.zeros((h, w), dtype=np.int64))
     out = model(x[None])
@@ -132,10 +158,17 @@ def predict_image(model: ExportedModel, path: Path, image: np.ndarray, decision:
     logits = F.interpolate(seg, size=(h, w), mode="bilinear", align_corners=False)[0]
     probs = logits.softmax(0)
     mask = probs.argmax(0).numpy().astype(np.uint8)
-    score, pixels = float((1 - probs[0]).max()), int((mask > 0).sum())
-    phi = score if decision["phi"] == "max_prob" else pixels
     cap = float(torch.sigmoid(out["cap"][0])) if "cap" in out else None
-    return Prediction(path, mask, score, pixels, bool(phi >= decision["tau"]), cap)
+    if not decision.keeps_mask(cap):
+        mask, probs = np.zeros_like(mask), torch.zeros_like(probs)
+        probs[0] = 1.0
+    score, pixels = float((1 - probs[0]).max()), int((mask > 0).sum())
+    phi = score if decision.phi == "max_prob" else pixels
+    qc = decision.qc
+    found = find_instances(mask, model.classes, probs.numpy(), pixel_size, qc.min_area if qc else 0)
+    fails = None if qc is None else np.array([any(qc.counts(i.class_name, i.area) for i in found)])
+    defective = bool(decision.decide(np.array([phi]), None if cap is None else np.array([cap]), fails)[0])
+    return Prediction(path, mask, score, pixels, defective, cap, found)
 
 
 def report_rows(report: MetricsReport) -> list[tuple[str, float | None]]:
@@ -146,4 +179,10 @@ def report_rows(report: MetricsReport) -> list[tuple[str, float | None]]:
     if report.cap is not None:
         cap = report.cap.to_dict("cap")
         rows += [("CaP accuracy", cap.get("cap_accuracy")), ("CaP recall", cap.get("cap_recall"))]
+    if report.rule != "seg" and report.decided is not None:
+        rule, decided = report.rule, report.decided
+        rows += [(f"{rule} recall", decided.recall), (f"{rule} precision", decided.precision)]
+    if report.instances is not None:
+        found = report.instances
+        rows += [("instance recall", found["recall"]), ("instance precision", found["precision"])]
     return rows

@@ -15,6 +15,7 @@ from typing import Any
 from autonad import __version__
 from autonad.config import load_yaml_mapping, write_text_atomic
 from autonad.data import SegSource
+from autonad.decision import CURVE_FILE, Decision
 from autonad.errors import AutoNADError
 from autonad.export.inference import ExportedModel
 from autonad.report import figures
@@ -257,11 +258,13 @@ def _evaluation_sections(run_dir: Path, split: str | None) -> dict[str, Any]:
     failures = [_failures(run_dir, kind, items) for kind, items in record["failures"].items()]
     return {"evaluation": {
         "split": record["split"], "dataset": record["dataset"], "decision": record["decision"],
+        "decision_text": Decision.from_dict(record["decision"], "evaluation decision").describe(),
         "headline": [*record["rows"][:3], ("pooled defect IoU", m.get("pooled_iou")), *record["rows"][3:]],
         "per_class": per_class,
         "counts": failure_rates(record["images"]), "num_samples": m.get("num_samples"),
         "confusion": _b64(figures.confusion_matrix(m["confusion"], classes)) if m.get("confusion") else None,
         "failures": failures,
+        "calibration": _inline_png(run_dir / CURVE_FILE),
     }}  # fmt: skip
 
 

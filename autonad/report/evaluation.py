@@ -18,8 +18,9 @@ from autonad.config import write_text_atomic
 from autonad.data import SegSource
 from autonad.data.preview import overlay
 from autonad.data.split import SPLITS
+from autonad.decision import Decision
 from autonad.errors import AutoNADError
-from autonad.export.inference import ExportedModel, accumulate_model, predict_image, report_rows
+from autonad.export.inference import ExportedModel, accumulate_model, compute_report, predict_image, report_rows
 from autonad.figures import new_figure, save_figure
 from autonad.metrics import MetricsReport
 
@@ -53,18 +54,19 @@ def evaluate_for_report(
     source: SegSource,
     run_dir: str | Path,
     split: str = "test",
-    decision: dict[str, Any] | None = None,
+    decision: Decision | None = None,
     per_kind: int = 3,
     batch: int = 8,
 ) -> MetricsReport:
-    """Evaluate `model` on `split` with its decision (or `decision`: phi and tau, as `evaluate --phi/--tau`
+    """Evaluate `model` on `split` with its decision (or `decision`, as `evaluate --rule/--phi/--tau`
     give it) and write `<run_dir>/evaluation/<split>.json`: every metric, each image's outcome (from
-    the same pass, so the counts agree with Seg_Recall and Seg_Precision) and pictures of the worst.
-    Returns the metrics."""
-    decision = dict(decision or model.decision)
-    metrics = accumulate_model(model, source, split, batch, decision["phi"])
-    report = metrics.compute(decision["tau"])
-    results = image_results(metrics.sample_rows(), source.splits[split], decision["tau"])
+    the same pass, so the counts agree with the decision's recall and precision) and pictures of the
+    worst. Returns the metrics."""
+    decision = decision or model.decision
+    decision.check(model.has_cap, str(model.path))
+    metrics = accumulate_model(model, source, split, batch, decision.phi, decision.qc)
+    report = compute_report(metrics, decision)
+    results = image_results(metrics.sample_rows(), source.splits[split], decision)
     failures = pick_failures(results, per_kind)
     out = Path(run_dir) / EVALUATION_DIR
     out.mkdir(parents=True, exist_ok=True)
@@ -74,7 +76,7 @@ def evaluate_for_report(
         "split": split,
         "dataset": source.name,
         "model": str(model.path),
-        "decision": decision,
+        "decision": decision.to_dict(),
         "rows": report_rows(report),
         "metrics": report.to_dict(),
         "images": [r.to_dict() for r in results],
@@ -86,13 +88,17 @@ def evaluate_for_report(
     return report
 
 
-def image_results(rows: dict[str, np.ndarray], ids: list[str], tau: float) -> list[ImageResult]:
-    """Each evaluated image's outcome from the accumulator's per-sample rows (at the model's scale)."""
-    return [ImageResult(ids[int(pos)], float(inter) / union if union else None, int(gt), int(pred), bool(label),
-                        bool(phi >= tau))
-            for pos, inter, union, gt, pred, label, phi in zip(rows["position"], rows["inter"], rows["union"],
-                                                                 rows["gt"], rows["pred"], rows["label"],
-                                                                 rows["phi"])]  # fmt: skip
+def image_results(rows: dict[str, np.ndarray], ids: list[str], decision: Decision) -> list[ImageResult]:
+    """Each evaluated image's outcome from the accumulator's per-sample rows (at the model's scale);
+    the gated rule empties the prediction of an image CaP calls clean."""
+    cap = rows["cap"] if decision.uses_cap else None
+    called = decision.decide(rows["phi"], cap, rows["qc"])
+    kept = np.ones_like(called) if cap is None else np.array([decision.keeps_mask(c) for c in cap], dtype=bool)
+    inter, pred = np.where(kept, rows["inter"], 0), np.where(kept, rows["pred"], 0)
+    union = rows["gt"] + pred - inter
+    return [ImageResult(ids[int(pos)], float(i) / u if u else None, int(g), int(p), bool(label), bool(c))
+            for pos, i, u, g, p, label, c in zip(rows["position"], inter, union, rows["gt"], pred, rows["label"],
+                                                  called)]  # fmt: skip
 
 
 def pick_failures(results: list[ImageResult], per_kind: int) -> dict[str, list[ImageResult]]:
@@ -107,7 +113,7 @@ def pick_failures(results: list[ImageResult], per_kind: int) -> dict[str, list[I
     }
 
 
-def _draw_failure(model: ExportedModel, source: SegSource, result: ImageResult, decision: dict, path: Path) -> Path:
+def _draw_failure(model: ExportedModel, source: SegSource, result: ImageResult, decision: Decision, path: Path) -> Path:
     image, mask = source.load(result.id)
     pred = predict_image(model, Path(result.id), image, decision)
     grow = max(0, min(image.shape[:2]) // 160)  # thin defects stay visible in a small picture

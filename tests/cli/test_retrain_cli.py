@@ -92,7 +92,8 @@ def test_retrain_on_a_new_product_line_with_other_classes(setup, retrained, caps
     scores = [h["val"]["miou"] for h in history]
     assert best["best"]["epoch"] == 1 + scores.index(max(scores))  # the first of the best, kept
     meta = json.loads((out / "model.json").read_text())
-    assert meta["classes"] == ["background", "defect"] and meta["outputs"] == "seg,cap,cls"  # tiny: multi-label CaP
+    # tiny has a multi-label CaP head, but with one defect class its class stage is trivial: not trained, not exported
+    assert meta["classes"] == ["background", "defect"] and meta["outputs"] == "seg,cap"
     assert meta["decision"]["phi"] == "max_prob" and meta["decision"]["target"] == "recall>=0.5"
     assert meta["metrics"]["split"] == "test" and meta["metrics"]["cap_accuracy"] is not None
     assert json.loads((out / "metrics.json").read_text()) == meta["metrics"]
@@ -127,6 +128,30 @@ def test_predict_uses_the_calibrated_decision(setup, retrained, tmp_path, capsys
     assert [r["defective"] for r in results] == [r["score"] >= tau for r in results]
     assert all(r["cap"] is not None for r in results)
     assert (tmp_path / f"{images[0].stem}_overlay.png").is_file()
+
+
+def test_evaluate_and_predict_take_a_decision_rule_and_qc_rules(setup, retrained, tmp_path, capsys):
+    model = str(retrained / "model.ts")
+    out = tmp_path / "gated.json"
+    argv = ["evaluate", "--model", model, "--dataset", setup["two"], "--rule", "gated", "--cap-threshold", "0.5",
+            "--min-area", "2", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out.replace("\n", " ")
+    assert "rule gated" in printed and "instance recall" in printed
+    record = json.loads(out.read_text())
+    assert record["decision"]["rule"] == "gated" and record["instances"]["gt"] > 0
+    assert record["decision"]["recall"] <= record["cap_recall"]  # gated: CaP must say defective too
+    images = sorted((Path(setup["two"][7:]) / "images").iterdir())[:4]
+    argv = ["predict", "--model", model, *map(str, images), "--out", str(tmp_path / "p"), "--rule", "cap",
+            "--fail-area", "defect=3", "--pixel-size", "0.1"]  # fmt: skip
+    assert main(argv) == 0
+    results = json.loads((tmp_path / "p" / "predictions.json").read_text())
+    assert [r["defective"] for r in results] == [r["cap"] >= 0.5 for r in results]
+    assert all(r["decision"]["rule"] == "cap" and r["decision"]["fail_area"] == {"defect": 3.0} for r in results)
+    found = [i for r in results for i in r["instances"]]
+    assert all(i["class"] == "defect" and i["area_mm2"] == pytest.approx(i["area"] * 0.01) for i in found)
+    line = one_line_error(capsys, main([*argv[:-4], "--fail-area", "crack=3"]))
+    assert "'crack', which is not a defect class" in line
 
 
 def test_stop_and_resume_equals_an_uninterrupted_retrain(setup, retrained, tmp_path):
@@ -210,16 +235,29 @@ def test_tune_writes_the_best_recipe(setup, ray_session, tmp_path, capsys):
     assert Recipe.load(out / "best_recipe.yaml").retrain == best.retrain
 
 
-def test_a_retrain_on_all_defective_images_leaves_the_untrained_cap_head_out(setup, tmp_path, capsys):
+def test_a_retrain_on_all_defective_images_leaves_the_untrained_presence_stage_out(setup, tmp_path, capsys):
+    """Every image defective: presence is trivial and left out; the class stage (3 defect classes) is
+    trained and exported alone."""
     data = write_folder(SyntheticSource(n=24, size=40, seed=4, defect_free=0.0), tmp_path / "all-defective")
     out = tmp_path / "run"
     argv = ["retrain", "--arch", setup["arch"], "--dataset", f"folder:{data}", "--recipe", setup["recipe"],
             "--out", str(out), "--threads", "1", "--cap", "--init", "scratch", "--epochs", "1"]  # fmt: skip
     assert main(argv) == 0
-    assert "CaP head left out" in capsys.readouterr().out.replace("\n", " ")
+    assert "CaP presence output left out" in capsys.readouterr().out.replace("\n", " ")
     best = load_checkpoint(out / "best.pt", SUBNET_FORMAT)
-    assert best["arch"]["heads"]["cap"] is False
-    assert not any(k.startswith("cap_head.") for k in best["model"])
+    assert best["arch"]["heads"] == {"cap": False, "classes": True}
+    assert any(k.startswith("cap_head.") for k in best["model"])
+    steps = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert steps and all("classes" in h and "presence" not in h for h in steps if "seg" in h)
+    model = json.loads((out / "model.json").read_text())
+    assert model["outputs"] == "seg,cls"
+
+
+def test_a_retrain_with_one_defect_class_trains_presence_only(setup, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(retrain_args(setup, out, "--cap", "--init", "scratch", "--epochs", "1")) == 0
+    assert "CaP class stage off" in capsys.readouterr().out.replace("\n", " ")
+    assert json.loads((out / "model.json").read_text())["outputs"] == "seg,cap"
 
 
 @pytest.mark.slow
