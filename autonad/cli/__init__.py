@@ -15,7 +15,19 @@ from rich_argparse import RichHelpFormatter
 from autonad import __version__
 from autonad.errors import AutoNADError, os_error_message, user_message
 
-COMMAND_MODULES = ("datasets", "space", "arch", "train", "latency", "search", "export", "retrain", "deploy", "report")
+COMMAND_MODULES = (
+    "datasets",
+    "space",
+    "arch",
+    "train",
+    "latency",
+    "search",
+    "export",
+    "retrain",
+    "ensemble",
+    "deploy",
+    "report",
+)
 
 
 class RichParser(argparse.ArgumentParser):

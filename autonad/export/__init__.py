@@ -134,7 +134,7 @@ def load_exported(
     return run, meta
 
 
-def _on_device(model: torch.nn.Module, device: torch.device) -> Callable[[torch.Tensor], Outputs]:
+def on_device(model: torch.nn.Module, device: torch.device) -> Callable[[torch.Tensor], Outputs]:
     """The model on `device`, taking and giving tensors on the caller's (CPU) side."""
     if device.type == "cpu":
         return model
@@ -163,7 +163,7 @@ def _load_torchscript(path: Path, device: torch.device):
     except (RuntimeError, ValueError, OSError) as e:
         raise AutoNADError(f"{path}: not a readable TorchScript model ({reason(e, 120)})") from None
     model.eval()
-    return _on_device(model, device), json.loads(files["autonad.json"] or "{}")
+    return on_device(model, device), json.loads(files["autonad.json"] or "{}")
 
 
 def _load_onnx(path: Path, device: torch.device):
@@ -206,7 +206,7 @@ def _load_state_dict(path: Path, device: torch.device):
         model.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise AutoNADError(f"{path}: damaged or incompatible exported state dict ({reason(e, 120)})") from None
-    return _on_device(model, device), meta
+    return on_device(model, device), meta
 
 
 # -- checks ---------------------------------------------------------------------------------------

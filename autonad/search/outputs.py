@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from autonad.config import load_yaml_mapping, write_text_atomic
+from autonad.errors import AutoNADError, reason
 from autonad.figures import new_figure, save_figure
 from autonad.search.evolution import Candidate, SearchResult
 
@@ -87,3 +88,44 @@ def search_supernet(run_dir: str | os.PathLike) -> Path | None:
         return None
     bases = [Path.cwd(), *summary.resolve().parent.parents]
     return next((base / path for base in bases if (base / path).is_file()), None)
+
+
+def load_history(run_dir: str | os.PathLike) -> list[Candidate]:
+    """Every candidate a search run evaluated (its history.jsonl), in order; one line if it has none."""
+    path = Path(run_dir) / "history.jsonl"
+    if not path.is_file():
+        raise AutoNADError(f"{run_dir}: not a search run folder (no history.jsonl)")
+    try:
+        return [Candidate.from_dict(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+    except (ValueError, TypeError, KeyError) as e:
+        raise AutoNADError(f"{path}: damaged search history ({reason(e, 120)})") from None
+
+
+def arch_family(arch) -> tuple:
+    """What makes two archs different experts: their block operators and stage widths."""
+    return tuple((st.width, tuple(b.op for b in st.blocks)) for st in arch.stages)
+
+
+def pick_members(
+    history: Sequence[Candidate], k: int, max_latency_ms: float | None = None, parallel: bool = False
+) -> list[Candidate]:
+    """K diverse archs for an ensemble (paper 004's experts): the Pareto front by fitness first, then
+    the other candidates by fitness, each of another operator/width family than those picked, within
+    `max_latency_ms` for the members' sum (run one after another) or, `parallel`, their max."""
+    from autonad.search.evolution import pareto_front
+
+    front = sorted(pareto_front(history), key=lambda c: -c.fitness)
+    rest = sorted((c for c in history if c not in front), key=lambda c: -c.fitness)
+    picked: list[Candidate] = []
+    for c in [*front, *rest]:
+        if any(arch_family(c.arch) == arch_family(p.arch) for p in picked):
+            continue
+        latencies = [p.latency_ms or 0.0 for p in [*picked, c]]
+        if max_latency_ms is not None and (max(latencies) if parallel else sum(latencies)) > max_latency_ms:
+            continue
+        picked.append(c)
+        if len(picked) == k:
+            return picked
+    budget = f" within {max_latency_ms:g} ms" if max_latency_ms is not None else ""
+    raise AutoNADError(f"the search evaluated only {len(picked)} archs of different operator/width families"
+                       f"{budget}, {k} asked for (lower --k or raise --max-latency-ms)")  # fmt: skip

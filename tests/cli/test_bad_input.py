@@ -215,6 +215,38 @@ CASES = {
         lambda c: ["predict", "--model", c["model"], str(c["bad"] / "notes.png"), "--out", str(c["file"] / "pred")],
         "a_file",
     ),  # fmt: skip
+    # ensemble
+    "ensemble-not-a-search-run": (
+        lambda c: ["ensemble", "--run", str(c["bad"]), "--dataset", c["dataset"], "--out", str(c["bad"] / "ens")],
+        "no history.jsonl",
+    ),  # fmt: skip
+    "ensemble-too-many-members": (
+        lambda c: [
+            "ensemble",
+            "--run",
+            str(c["run"]),
+            "--k",
+            "99",
+            "--dataset",
+            c["dataset"],
+            "--out",
+            str(c["bad"] / "ens"),
+        ],
+        "99 asked for",
+    ),  # fmt: skip
+    "ensemble-member-not-retrained": (
+        lambda c: [
+            "ensemble",
+            "--members",
+            str(c["run"]),
+            str(c["bad"]),
+            "--dataset",
+            c["dataset"],
+            "--out",
+            str(c["bad"] / "ens"),
+        ],
+        "not a finished retrain run (no best.pt)",
+    ),  # fmt: skip
     # export and report
     "export-missing-run": (lambda c: ["export", "--run", "no_such_run"], "no_such_run"),
     "export-summary-is-a-list": (lambda c: ["export", "--run", str(c["bad"] / "list_run")], "expected a mapping"),

@@ -21,12 +21,13 @@ def test_help_lists_every_command(capsys):
         "export",
         "retrain",
         "tune",
+        "ensemble",
         "evaluate",
         "predict",
         "report",
     ):
         assert command in out
-    assert len(COMMAND_MODULES) == 10
+    assert len(COMMAND_MODULES) == 11
 
 
 def test_version_and_unknown_command(capsys):
@@ -44,6 +45,7 @@ DEVICE_COMMANDS = {  # every command that computes, with the least arguments it 
     "search": ["search", "--hw", "cpu"],
     "retrain": ["retrain", "--arch", "arch.yaml"],
     "tune": ["tune", "--arch", "arch.yaml"],
+    "ensemble": ["ensemble", "--members", "a", "b", "--out", "e"],
     "evaluate": ["evaluate", "--model", "model.ts"],
     "predict": ["predict", "--model", "model.ts", "image.png"],
     "profile": ["profile", "--hw", "cpu"],

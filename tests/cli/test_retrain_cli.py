@@ -282,3 +282,37 @@ def test_retrain_on_two_ray_train_workers_trains_the_same_schedule_and_finishes_
     ref, ray = (load_checkpoint(run / "checkpoint.pt", RETRAIN_FORMAT)["history"] for run in (one, two))
     assert [h["step"] for h in ray] == [h["step"] for h in ref]
     assert max(abs(h["loss"] - g["loss"]) / h["loss"] for h, g in zip(ref, ray)) <= 0.2
+
+
+def test_an_ensemble_of_retrained_runs_is_the_weighted_mixture_of_its_members(setup, retrained, tmp_path, capsys):
+    from autonad.export import load_exported
+
+    other = tmp_path / "other"
+    assert (
+        main(retrain_args(setup, other, "--cap", "--init", "scratch", "--epochs", "1", "--format", "torchscript")) == 0
+    )
+    out = tmp_path / "ensemble"
+    argv = ["ensemble", "--members", str(retrained), str(other), "--dataset", setup["two"], "--out", str(out),
+            "--calibrate", "recall>=0.5", "--rule", "agree"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out.replace("\n", " ")
+    assert "ensemble members" in printed and "rule agree" in printed
+    meta = json.loads((out / "model.json").read_text())
+    weights = [m["weight"] for m in meta["ensemble"]["members"]]
+    assert len(weights) == 2 and sum(weights) == pytest.approx(1.0) and meta["outputs"] == "seg,cap"
+    assert (
+        meta["decision"]["rule"] == "agree" and (out / "calibration.png").is_file() and (out / "report.html").is_file()
+    )
+    x = torch.randn(2, 3, *meta["input_size"], generator=torch.Generator().manual_seed(3))
+    members = [load_exported(run / "model.ts")[0] for run in (retrained, other)]
+    outs = [m(x) for m in members]
+    want_seg = sum(w * o["seg"].softmax(1) for w, o in zip(weights, outs))
+    want_cap = sum(w * torch.sigmoid(o["cap"]) for w, o in zip(weights, outs))
+    for name in ("model.ts", "model.onnx"):  # the ONNX file runs in onnxruntime
+        got = load_exported(out / name)[0](x)
+        assert (got["seg"].softmax(1) - want_seg).abs().max() <= 1e-5, name
+        assert (torch.sigmoid(got["cap"]) - want_cap).abs().max() <= 1e-5, name
+    assert main(["evaluate", "--model", str(out / "model.onnx"), "--dataset", setup["two"]]) == 0
+    line = one_line_error(capsys, main(["ensemble", "--members", str(retrained), str(retrained), "--dataset",
+                                        setup["two"], "--out", str(tmp_path / "e2")]))  # fmt: skip
+    assert "at least 2 different retrain runs" in line

@@ -53,3 +53,25 @@ def test_outputs_replace_earlier_ones(result, tmp_path):
     (tmp_path / "pareto.csv").write_text("old\n")
     write_outputs(tmp_path, result)
     assert (tmp_path / "pareto.csv").read_text().startswith("hash,fitness,")
+
+
+def test_ensemble_members_are_diverse_front_archs_within_the_latency_budget(result, tmp_path):
+    from autonad.errors import AutoNADError
+    from autonad.search.outputs import arch_family, load_history, pick_members
+
+    write_outputs(tmp_path / "run", result, "mIoU")
+    history = load_history(tmp_path / "run")
+    assert [c.hash for c in history] == [c.hash for c in result.history]
+    picked = pick_members(history, 3)
+    assert len({arch_family(c.arch) for c in picked}) == 3
+    assert picked[0].fitness == max(c.fitness for c in history)  # the fittest front arch leads
+    front = {c.hash for c in result.pareto}
+    assert [c.hash in front for c in picked] == sorted((c.hash in front for c in picked), reverse=True)
+    budget = sum(sorted(c.latency_ms for c in history)[:2]) * 1.5
+    within = pick_members(history, 2, max_latency_ms=budget)
+    assert sum(c.latency_ms for c in within) <= budget
+    assert max(c.latency_ms for c in pick_members(history, 2, budget, parallel=True)) <= budget
+    with pytest.raises(AutoNADError, match="different operator/width families within 0.001 ms"):
+        pick_members(history, 2, max_latency_ms=0.001)
+    with pytest.raises(AutoNADError, match="no history.jsonl"):
+        load_history(tmp_path)

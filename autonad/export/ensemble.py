@@ -1,0 +1,154 @@
+"""Ensembles of retrained subnets (paper 004's experts): one model that averages its members.
+
+    members = [load_trained_subnet(run / "best.pt") for run in runs]
+    weights, table = tune_weights(members, source)           # on the validation split
+    net = EnsembleNet([m.net for m in members], weights)     # exported like any model
+
+The ensemble's `seg` output is the log of the weighted mean of its members' class probabilities
+(so softmax(seg) is that mean, and every metric and decision reads it as it reads one model's
+logits); `cap`, where every member has the presence output, is the logit of the weighted mean of
+their CaP probabilities. Members must share classes, normalisation and input size.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from autonad.data import SegmentationDataset, SegSource, Transform, TransformConfig, eval_loader
+from autonad.errors import AutoNADError
+from autonad.metrics import SegMetrics
+from autonad.ui import progress
+
+WEIGHT_STEP = 0.1  # the grid over the weight simplex that tune_weights searches
+EPS = 1e-7  # probabilities are clamped here before log/logit
+
+
+class EnsembleNet(nn.Module):
+    def __init__(self, members: Sequence[nn.Module], weights: Sequence[float], metadata: dict[str, str]):
+        super().__init__()
+        if len(members) != len(weights) or len(members) < 2:
+            raise AutoNADError(f"an ensemble needs at least 2 members with one weight each, got {len(members)} "
+                               f"members and {len(weights)} weights")  # fmt: skip
+        total = float(sum(weights))
+        if total <= 0 or min(weights) < 0:
+            raise AutoNADError(f"ensemble weights must be >= 0 with a positive sum, got {list(weights)}")
+        self.members = nn.ModuleList(members)
+        self.register_buffer("weights", torch.tensor([w / total for w in weights], dtype=torch.float32))
+        self.with_cap = all("cap" in str(getattr(m, "metadata", {}).get("outputs", "")).split(",") for m in members)
+        self.metadata = metadata
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        probs = torch.zeros(1)
+        cap = torch.zeros(1)
+        for i, member in enumerate(self.members):
+            out = member(x)
+            w = self.weights[i]
+            probs = probs + w * out["seg"].float().softmax(dim=1)
+            if self.with_cap:
+                cap = cap + w * torch.sigmoid(out["cap"].float())
+        result = {"seg": probs.clamp_min(1e-7).log()}  # EPS (TorchScript reads no module globals)
+        if self.with_cap:
+            cap = cap.clamp(1e-7, 1 - 1e-7)
+            result["cap"] = torch.log(cap) - torch.log1p(-cap)
+        return result
+
+
+def check_members(infos: Sequence[dict[str, Any]], names: Sequence[str]) -> None:
+    """One line naming the first member whose classes, normalisation or input size differ from the first's."""
+    for key in ("classes", "normalisation", "input_size", "scale"):
+        for info, name in zip(infos[1:], names[1:]):
+            if info.get(key) != infos[0].get(key):
+                raise AutoNADError(f"ensemble member {name} has {key} {info.get(key)}, member {names[0]} has "
+                                   f"{infos[0].get(key)}: members must be retrained alike")  # fmt: skip
+
+
+def weight_grid(k: int, step: float = WEIGHT_STEP) -> list[tuple[float, ...]]:
+    """Every weight vector on the simplex with entries in multiples of `step` (each member >= one step)."""
+    n = round(1 / step)
+    return [tuple(c / n for c in combo) for combo in itertools.product(range(1, n), repeat=k) if sum(combo) == n]
+
+
+def tune_weights(
+    members: Sequence[nn.Module], source: SegSource, transform: TransformConfig, split: str = "val",
+    metric: str = "miou", batch: int = 4,
+) -> tuple[tuple[float, ...], list[dict[str, Any]]]:  # fmt: skip
+    """The grid weights (`weight_grid`) whose weighted ensemble scores best by `metric` on `split`
+    (one pass: each member runs once per batch, every weight vector is scored from those outputs);
+    and each vector's score, best first. Ties keep the most even weights."""
+    grid = weight_grid(len(members))
+    names = list(source.classes)
+    scores = [SegMetrics(len(names), class_names=names) for _ in grid]
+    loader = eval_loader(SegmentationDataset(source, split, Transform(transform, train=False)), batch)
+    with torch.inference_mode(), progress() as bar:
+        for images, masks in bar.track(loader, description=f"ensemble weights on {source.name} {split}"):
+            probs = [m(images)["seg"].float().softmax(dim=1) for m in members]
+            for weights, metrics in zip(grid, scores):
+                mixed = sum(w * p for w, p in zip(weights, probs))
+                metrics.update(mixed.clamp_min(EPS).log(), masks)
+    table = [{"weights": list(w), metric: getattr(m.compute(), metric)} for w, m in zip(grid, scores)]
+    even = [max(w) - min(w) for w in grid]
+    order = sorted(range(len(grid)), key=lambda i: (-(table[i][metric] or 0.0), even[i]))
+    return grid[order[0]], [table[i] for i in order]
+
+
+def build_ensemble(
+    runs: Sequence[Path],
+    source: SegSource,
+    out_dir: Path,
+    formats: Sequence[str] = ("torchscript", "onnx"),
+    calibrate: str | None = None,
+    rule: str = "seg",
+    predictor=None,
+    device: torch.device | str = "cpu",
+) -> dict[str, Any]:
+    """Retrained runs -> one exported ensemble in `out_dir`: weights tuned on validation, the decision
+    calibrated there (when `calibrate` names a target), every metric on test, model files checked
+    against the eager ensemble, model.json with the members, their weights and (with a
+    `LatencyPredictor`) the summed predicted latency of the members on the target table. It
+    computes on `device`; the exported files are the CPU float32 model."""
+    from autonad.decision import CURVE_FILE
+    from autonad.export import export_model, on_device
+    from autonad.export.inference import ExportedModel, calibrate_decision
+    from autonad.report import evaluate_for_report, write_report
+    from autonad.train.subnet import load_trained_subnet
+
+    members = [load_trained_subnet(Path(run) / "best.pt") for run in runs]
+    infos = [{**m.net.metadata, **m.export_info()} for m in members]
+    names = [str(run) for run in runs]
+    check_members(infos, names)
+    first = ExportedModel(members[0].net, infos[0], Path(runs[0]) / "best.pt")
+    first.check_classes(source)
+    device = torch.device(device)
+    weights, table = tune_weights([on_device(m.net, device) for m in members], source, first.transform.config)
+    member_rows = [{"run": str(Path(run).resolve()), "arch_hash": m.arch.hash, "weight": w,
+                    **({"latency_ms": predictor.predict(m.arch)} if predictor else {})}
+                   for run, m, w in zip(runs, members, weights)]  # fmt: skip
+    meta = {k: v for k, v in infos[0].items() if k in ENSEMBLE_KEYS}
+    meta.update(ensemble={"members": member_rows, "tuned_on": f"{source.name} val", "weight_table": table[:10]})
+    net = EnsembleNet([m.net for m in members], weights, {})
+    meta["outputs"] = "seg,cap" if net.with_cap else "seg"
+    net.metadata = {"in_channels": infos[0]["in_channels"], "outputs": meta["outputs"]}
+    if predictor is not None:  # members run one after the other
+        meta.update(hw=predictor.device, latency_ms=sum(r["latency_ms"] for r in member_rows),
+                    latency_provenance=predictor.provenance, latency_runtime=predictor.runtime)  # fmt: skip
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = ExportedModel(on_device(net, device), meta, out_dir / "ensemble")
+    if calibrate:
+        meta["decision"] = calibrate_decision(model, source, calibrate, rule, curve=out_dir / CURVE_FILE).to_dict()
+    report = evaluate_for_report(model, source, out_dir, "test")
+    meta["metrics"] = {"split": "test", **report.to_dict()}
+    files = export_model(net, out_dir, tuple(meta["input_size"]), meta, formats)
+    return {"meta": meta, "report": report, "files": files, "page": write_report(out_dir, "test")}
+
+
+# what of a member's metadata the ensemble's model.json carries (the rest is per member)
+ENSEMBLE_KEYS = ("classes", "normalisation", "input_size", "scale", "pad_to", "in_channels", "num_classes")
+
+
+__all__ = ["EnsembleNet", "build_ensemble", "check_members", "tune_weights", "weight_grid"]
