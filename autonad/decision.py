@@ -27,6 +27,7 @@ from autonad.metrics import (
     DEFAULT_TAU,
     PHIS,
     RULES,
+    BinaryCounts,
     CalibrationTarget,
     SampleScores,
     calibrate_tau,
@@ -50,6 +51,8 @@ class Decision:
     fail_area: dict[str, float] = field(default_factory=dict)  # QC: class -> fails the part only above this area
 
     def __post_init__(self):
+        if not isinstance(self.rule, str) or not isinstance(self.phi, str):
+            raise AutoNADError(f"decision rule and phi: expected names, got {self.rule!r} and {self.phi!r}")
         if self.rule not in RULES:
             raise AutoNADError(f"unknown decision rule '{self.rule}' (choose from: {', '.join(RULES)})")
         if self.phi not in PHIS:
@@ -143,7 +146,20 @@ def calibrate(scores: SampleScores, rule: str, phi: str, target: str, calibrated
         if (new_tau, new_cap) == (tau, cap_threshold):
             break
         tau, cap_threshold = new_tau, new_cap
-    return dataclasses.replace(base, tau=tau, cap_threshold=cap_threshold)
+    decision = dataclasses.replace(base, tau=tau, cap_threshold=cap_threshold)
+    _check_reached(decision, scores, goal)
+    return decision
+
+
+def _check_reached(decision: Decision, scores: SampleScores, goal: CalibrationTarget) -> None:
+    """One line when the alternating fits end below a `recall>=X` / `precision>=X` target."""
+    if goal.minimum is None:
+        return
+    counts = BinaryCounts.from_decisions(decision.decide(scores.phi, scores.cap_prob), scores.label)
+    value = getattr(counts, goal.metric) or 0.0
+    if value < goal.minimum:
+        raise AutoNADError(f"no thresholds of rule '{decision.rule}' reach {goal} on {scores.label.size} validation "
+                           f"samples (best found {goal.metric} {value:.3f})")  # fmt: skip
 
 
 def _fit_one(score: np.ndarray, other_yes: np.ndarray, rule: str, label: np.ndarray, goal: CalibrationTarget,

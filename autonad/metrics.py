@@ -39,6 +39,10 @@ Definitions (None = undefined, e.g. a mean over an empty set; never NaN):
   segmentation output only): the same sample metrics recomputed on the *gated output*, where the
   segmentation of every sample CaP calls defect-free is zeroed, i.e. its predicted mask is empty
   and its phi is 0.
+- Decisions (`RULES`, stored and calibrated by `autonad.decision`): `decided` is the confusion of the
+  rule's decision, where a QC rule on defect instances (`qc`) also gates the segmentation's part;
+  `instances` holds instance-level recall/precision, `per_class_sample` / `per_class_cap` each defect
+  class's sample recall/precision/F1 from the segmentation and from CaP's class stage.
 - `calibrate_tau` picks tau on validation scores for a target such as "recall>=0.95" (best
   precision under it), "precision>=0.9", "f1", "accuracy" or "precision+recall" (paper 004's
   validation metric); `SegMetrics.compute(tau=...)` re-evaluates with another tau, no new pass.
@@ -216,7 +220,9 @@ class MetricsReport:
     num_samples: int
     num_pixels: int
     rule: str = "seg"
-    decided: BinaryCounts | None = None  # the sample decision under `rule` (None: as `sample`, rule "seg")
+    # the decision a line acts on: `rule`, with the segmentation's part counting only samples a QC rule fails
+    # (`SegMetrics(qc=...)`); `sample` stays the paper's plain phi >= tau (None: as `sample`)
+    decided: BinaryCounts | None = None
     instances: dict[str, Any] | None = None  # instance recall/precision (InstanceCounts.to_dict), with a QC rule
     # per defect class, the sample decision "has class c" (paper 004's per-class recall/precision/F1): from
     # the segmentation (a predicted pixel of c) and, where given, from CaP's class logits (p_c >= 0.5)
@@ -323,7 +329,7 @@ def _gated_metrics(rows: dict[str, np.ndarray], tau: float, cap_threshold: float
     yes = rows["cap"] >= cap_threshold
     inter = np.where(yes, rows["inter"], 0)
     union = np.where(yes, rows["union"], rows["gt"])
-    phi = np.where(yes, _seg_phi(rows), 0.0)
+    phi = np.where(yes, rows["phi"], -1.0)  # never defective (tau >= 0)
     return _sample_metrics(phi, rows["label"], inter, union, tau)
 
 
@@ -390,6 +396,7 @@ class SegMetrics:
         self._has_cap: bool | None = None
         self._instances = InstanceCounts.zeros(self.num_classes) if self.qc is not None else None
         self._class_probs: list[np.ndarray] = []  # CaP class-stage probabilities [B, C-1] per batch, where given
+        self.sample_ids: list[str] = []  # every updated sample's name, in update order (`position` indexes it)
 
     @property
     def num_samples(self) -> int:
@@ -405,10 +412,12 @@ class SegMetrics:
         cap_logits: torch.Tensor | None = None,
         area_scale: Sequence[float] | None = None,
         class_logits: torch.Tensor | None = None,
+        ids: Sequence[str] | None = None,
     ) -> None:
         """Add one batch: logits `[B,C,H,W]` or labels `[B,H,W]`, target `[B,H,W]`, CaP logits `[B]`;
         `area_scale`: per sample, the user's image pixels per map pixel (for QC areas; default 1);
-        `class_logits`: CaP's per-class logits `[B, C-1]` (the class stage), for its per-class scores."""
+        `class_logits`: CaP's per-class logits `[B, C-1]` (the class stage), for its per-class scores;
+        `ids`: the samples' names (`sample_ids`, in update order)."""
         target = self._check_target(target, preds)
         labels, defect_prob = self._split_preds(preds, target)
         cap = self._cap_probs(cap_logits, target.shape[0])  # validates before any state changes
@@ -420,6 +429,8 @@ class SegMetrics:
         else:
             phi = per_sample[:, :, 1:].sum((1, 2)).double()
         self._add_samples(per_sample, phi, cap, self._instance_fails(labels, target, valid, area_scale))
+        first = self._seen - target.shape[0]
+        self.sample_ids.extend(list(ids) if ids is not None else [f"#{i}" for i in range(first, self._seen)])
         if class_logits is not None:
             keep = (per_sample.sum((1, 2)) > 0).numpy()
             self._class_probs.append(torch.sigmoid(class_logits.detach().float()).cpu().numpy()[keep])
@@ -533,6 +544,7 @@ class SegMetrics:
         self._positions.extend(p + self._seen for p in other._positions)
         self._sample_cms.extend(other._sample_cms)
         self._class_probs.extend(other._class_probs)
+        self.sample_ids.extend(other.sample_ids)
         self._seen += other._seen
         self._has_cap = other._has_cap if self._has_cap is None else self._has_cap
         if self._instances is not None and other._instances is not None:
@@ -641,7 +653,7 @@ class SegMetrics:
             per_class_sample_iou=dict(zip(names[1:], class_sample_iou[1:])),
             per_class_sample=self._per_class_sample(),
             per_class_cap=self._per_class_cap(),
-            sample=_sample_metrics(_seg_phi(rows), rows["label"], rows["inter"], rows["union"], tau),
+            sample=_sample_metrics(rows["phi"], rows["label"], rows["inter"], rows["union"], tau),
             cap=BinaryCounts.from_decisions(rows["cap"] >= cap_threshold, rows["label"]) if has_cap else None,
             cap_gated=_gated_metrics(rows, tau, cap_threshold) if has_cap else None,
             phi=self.phi,

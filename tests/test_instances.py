@@ -65,9 +65,10 @@ def test_a_qc_rule_changes_the_segmentation_decision_in_the_metrics():
     qc = SegMetrics(3, class_names=CLASSES, qc=QCRule(min_area=3))
     qc.update(labels, target, area_scale=[1.0, 1.0])
     report = qc.compute()
-    assert report.sample.counts.fp == 0 and report.sample.counts.tp == 1  # the 1 px blob is ignored
+    assert report.decided.fp == 0 and report.decided.tp == 1  # the 1 px blob does not fail the part
+    assert report.sample.counts.fp == 1  # the paper's Seg_* stay phi >= tau
     assert report.to_dict()["instances"]["recall"] == 1.0
     # the same maps at half the user's resolution: every map pixel is 4 image pixels, so the blob counts
     scaled = SegMetrics(3, class_names=CLASSES, qc=QCRule(min_area=3))
     scaled.update(labels, target, area_scale=[4.0, 4.0])
-    assert scaled.compute().sample.counts.fp == 1
+    assert scaled.compute().decided.fp == 1

@@ -95,7 +95,9 @@ def decision_of(model: ExportedModel, args: argparse.Namespace) -> Decision:
         decision = dataclasses.replace(decision, **changes, target=None, calibrated_on=None)
     if args.min_area is not None or args.fail_area:
         fail_area = {**decision.fail_area, **dict(args.fail_area)}
-        decision = dataclasses.replace(decision, min_area=args.min_area or decision.min_area, fail_area=fail_area)
+        decision = dataclasses.replace(
+            decision, min_area=decision.min_area if args.min_area is None else args.min_area, fail_area=fail_area
+        )
     decision.check(model.has_cap, str(args.model))
     if decision.qc is not None:
         decision.qc.check(model.classes, "--fail-area")
@@ -144,9 +146,8 @@ def predict(args: argparse.Namespace) -> int:
     decision = decision_of(model, args)
     check_output(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
-    table = Table(
-        "image", "verdict", "score", "CaP", "defect pixels", title=f"{args.model.name}: {decision.describe()}"
-    )
+    title = f"{args.model.name}: {decision.describe()}"
+    table = Table("image", "verdict", "score", "CaP", "defects", "defect pixels", title=title)
     results, bad = [], []
     with progress() as bar:
         for path, name in bar.track(list(zip(args.images, output_names(args.images))), description="predicting"):

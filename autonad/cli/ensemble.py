@@ -21,6 +21,8 @@ from autonad.cli.train import add_data_options
 from autonad.data import open_dataset
 from autonad.decision import Decision
 from autonad.errors import AutoNADError
+from autonad.export.ensemble import build_ensemble, weight_grid
+from autonad.latency import load_tables
 from autonad.metrics import RULES, parse_target
 from autonad.train.distributed import pick_device
 from autonad.ui import console, fit_table
@@ -56,8 +58,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def ensemble(args: argparse.Namespace) -> int:
-    from autonad.export.ensemble import build_ensemble
-
     check_output(args.out)
     if args.threads:
         import torch
@@ -65,6 +65,11 @@ def ensemble(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.calibrate:
         parse_target(args.calibrate)
+    elif args.rule != "seg":
+        raise AutoNADError("--rule: give the target to calibrate it for with --calibrate (e.g. 'recall>=0.95')")
+    weight_grid(args.k if args.run is not None else len(args.members))  # a member count the weight grid takes
+    if args.hw:
+        load_tables(args.hw)  # an unknown device is refused before any retraining
     if args.run is not None:
         args.members = retrain_members(args)
     if len(set(m.resolve() for m in args.members)) < 2:
@@ -106,6 +111,7 @@ def retrain_members(args: argparse.Namespace) -> list[Path]:
                 "--format", "torchscript"]  # fmt: skip
         argv += ["--supernet", str(supernet)] if supernet else ["--init", "scratch"]
         size = "x".join(map(str, args.input_size)) if args.input_size else None
+        argv += ["--device", args.device] + (["--skip-bad"] if args.skip_bad else [])
         for flag, value in (("--data-root", args.data_root), ("--recipe", args.recipe), ("--steps", args.steps),
                             ("--budget", args.budget), ("--threads", args.threads), ("--input-size", size),
                             ("--scale", args.scale)):  # fmt: skip

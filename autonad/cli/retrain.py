@@ -99,7 +99,12 @@ def resolve_job(args: argparse.Namespace) -> RetrainJob:
         raise AutoNADError(f"--init supernet: no supernet known for {args.arch}; pass --supernet CHECKPOINT")
     recipe = _with_overrides(Recipe.load(args.recipe or default_recipe(args.dataset)), args)
     config = _supernet_config(known) if known is not None else SupernetConfig.load(recipe.supernet)
-    return RetrainJob.for_arch(arch, config, recipe, known if init == "supernet" else None, args.cap, str(args.arch))
+    job = RetrainJob.for_arch(arch, config, recipe, known if init == "supernet" else None, args.cap, str(args.arch))
+    rule = job.recipe.retrain.rule
+    if rule != "seg" and not job.arch.heads.cap:
+        raise AutoNADError(f"--rule {rule}: needs the CaP presence output, and the arch retrains without it "
+                           "(add --cap, on a supernet with a CaP head)")  # fmt: skip
+    return job
 
 
 def _with_overrides(recipe: Recipe, args: argparse.Namespace) -> Recipe:

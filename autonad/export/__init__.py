@@ -116,6 +116,11 @@ WRITERS: dict[str, Callable[[torch.nn.Module, torch.Tensor, dict, Path], None]] 
 }
 
 
+def output_names(meta: Mapping[str, Any]) -> list[str]:
+    """The outputs a model's metadata says it gives ("seg", "cap", "cls")."""
+    return [n for n in str(meta.get("outputs", "")).split(",") if n]
+
+
 # -- loading --------------------------------------------------------------------------------------
 def load_exported(
     path: str | Path, device: torch.device | str = "cpu"

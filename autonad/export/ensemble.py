@@ -22,10 +22,12 @@ from torch import Tensor, nn
 
 from autonad.data import SegmentationDataset, SegSource, Transform, TransformConfig, eval_loader
 from autonad.errors import AutoNADError
+from autonad.export import output_names
 from autonad.metrics import SegMetrics
 from autonad.ui import progress
 
 WEIGHT_STEP = 0.1  # the grid over the weight simplex that tune_weights searches
+MAX_MEMBERS = 6  # the grid has C(9, k-1) points: 126 at 5 members, 126 at 6
 EPS = 1e-7  # probabilities are clamped here before log/logit
 
 
@@ -40,18 +42,20 @@ class EnsembleNet(nn.Module):
             raise AutoNADError(f"ensemble weights must be >= 0 with a positive sum, got {list(weights)}")
         self.members = nn.ModuleList(members)
         self.register_buffer("weights", torch.tensor([w / total for w in weights], dtype=torch.float32))
-        self.with_cap = all("cap" in str(getattr(m, "metadata", {}).get("outputs", "")).split(",") for m in members)
+        self.with_cap = all("cap" in output_names(getattr(m, "metadata", {})) for m in members)
         self.metadata = metadata
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
-        probs = torch.zeros(1)
-        cap = torch.zeros(1)
+        probs = torch.zeros(0, device=x.device)  # replaced by the first member's (sums start on x's device)
+        cap = torch.zeros(0, device=x.device)
         for i, member in enumerate(self.members):
             out = member(x)
             w = self.weights[i]
-            probs = probs + w * out["seg"].float().softmax(dim=1)
+            p = w * out["seg"].float().softmax(dim=1)
+            probs = p if i == 0 else probs + p
             if self.with_cap:
-                cap = cap + w * torch.sigmoid(out["cap"].float())
+                c = w * torch.sigmoid(out["cap"].float())
+                cap = c if i == 0 else cap + c
         result = {"seg": probs.clamp_min(1e-7).log()}  # EPS (TorchScript reads no module globals)
         if self.with_cap:
             cap = cap.clamp(1e-7, 1 - 1e-7)
@@ -71,6 +75,8 @@ def check_members(infos: Sequence[dict[str, Any]], names: Sequence[str]) -> None
 def weight_grid(k: int, step: float = WEIGHT_STEP) -> list[tuple[float, ...]]:
     """Every weight vector on the simplex with entries in multiples of `step` (each member >= one step)."""
     n = round(1 / step)
+    if not 2 <= k <= min(MAX_MEMBERS, n):
+        raise AutoNADError(f"an ensemble takes 2 to {min(MAX_MEMBERS, n)} members, got {k}")
     return [tuple(c / n for c in combo) for combo in itertools.product(range(1, n), repeat=k) if sum(combo) == n]
 
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from autonad.data import SegmentationDataset, SegSource, Transform, TransformConfig, eval_loader
 from autonad.decision import Decision, calibrate, calibration_curve
 from autonad.errors import AutoNADError
-from autonad.export import load_exported
+from autonad.export import load_exported, output_names
 from autonad.instances import Instance, QCRule, find_instances
 from autonad.metrics import MetricsReport, SegMetrics
 from autonad.ui import progress
@@ -57,7 +57,7 @@ class ExportedModel:
     @property
     def has_cap(self) -> bool:
         """Whether the model gives CaP's presence output (stage 1)."""
-        return "cap" in str(self.meta.get("outputs", "")).split(",")
+        return "cap" in output_names(self.meta)
 
     @cached_property
     def transform(self) -> Transform:
@@ -106,15 +106,23 @@ def accumulate_model(
         qc.check(model.classes, str(model.path))
     data = SegmentationDataset(source, split, model.transform)
     metrics = SegMetrics(len(model.classes), phi=phi, class_names=model.classes, qc=qc)
-    ids = iter(source.splits[split])  # the evaluation loader keeps the split's order
-    with progress() as bar:
-        for images, masks in bar.track(eval_loader(data, batch), description=f"evaluating on {source.name} {split}"):
+    loader = eval_loader(data, batch)
+    split_ids = source.splits[split]
+    with progress() as bar:  # the loader batches images of one size together: each batch's ids from its sampler
+        batches = zip(loader, loader.batch_sampler)
+        for (images, masks), positions in bar.track(batches, total=len(loader), description=f"evaluating on "
+                                                    f"{source.name} {split}"):  # fmt: skip
             out = model(images)
-            scale = None
-            if qc is not None:
-                scale = [math.prod(source.image_size(next(ids))) / math.prod(masks.shape[1:]) for _ in masks]
-            metrics.update(out["seg"].float(), masks, out.get("cap"), scale, out.get("cls"))
+            ids = [split_ids[p] for p in positions]
+            scale = [_area_scale(model, source, i) for i in ids] if qc is not None else None
+            metrics.update(out["seg"].float(), masks, out.get("cap"), scale, out.get("cls"), ids)
     return metrics
+
+
+def _area_scale(model: ExportedModel, source: SegSource, sample_id: str) -> float:
+    """The image's own pixels per pixel of the map the model gives it (before padding)."""
+    h, w = source.image_size(sample_id)
+    return (h * w) / math.prod(model.transform.config.eval_size(h, w))
 
 
 def calibrate_decision(
@@ -179,7 +187,7 @@ def report_rows(report: MetricsReport) -> list[tuple[str, float | None]]:
     if report.cap is not None:
         cap = report.cap.to_dict("cap")
         rows += [("CaP accuracy", cap.get("cap_accuracy")), ("CaP recall", cap.get("cap_recall"))]
-    if report.rule != "seg" and report.decided is not None:
+    if (report.rule != "seg" or report.instances is not None) and report.decided is not None:  # rule or QC
         rule, decided = report.rule, report.decided
         rows += [(f"{rule} recall", decided.recall), (f"{rule} precision", decided.precision)]
     if report.instances is not None:

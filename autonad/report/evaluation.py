@@ -66,7 +66,7 @@ def evaluate_for_report(
     decision.check(model.has_cap, str(model.path))
     metrics = accumulate_model(model, source, split, batch, decision.phi, decision.qc)
     report = compute_report(metrics, decision)
-    results = image_results(metrics.sample_rows(), source.splits[split], decision)
+    results = image_results(metrics.sample_rows(), metrics.sample_ids, decision)
     failures = pick_failures(results, per_kind)
     out = Path(run_dir) / EVALUATION_DIR
     out.mkdir(parents=True, exist_ok=True)
@@ -89,8 +89,9 @@ def evaluate_for_report(
 
 
 def image_results(rows: dict[str, np.ndarray], ids: list[str], decision: Decision) -> list[ImageResult]:
-    """Each evaluated image's outcome from the accumulator's per-sample rows (at the model's scale);
-    the gated rule empties the prediction of an image CaP calls clean."""
+    """Each evaluated image's outcome from the accumulator's per-sample rows (at the model's scale) and
+    names (`SegMetrics.sample_ids`, in update order); the gated rule empties the prediction of an image
+    CaP calls clean."""
     cap = rows["cap"] if decision.uses_cap else None
     called = decision.decide(rows["phi"], cap, rows["qc"])
     kept = np.ones_like(called) if cap is None else np.array([decision.keeps_mask(c) for c in cap], dtype=bool)

@@ -175,6 +175,8 @@ class Trainer:
         self.source.verify()  # every file read once now: a corrupt one is refused before any training
         torch.manual_seed(self.tr.seed)
         random.seed(self.tr.seed)
+        # a run checkpointed before CaP had its class stage resumes without it, as it was trained
+        self._resumed_class_loss = bool(ckpt.get("class_loss", False)) if ckpt is not None else None
         self._prepare_data()
         self.net = self.build_model()
         seg_loss = SegLoss(self.tr.dice_weight, self._class_weights())
@@ -289,9 +291,12 @@ class Trainer:
         if self.tr.cap and not self.cap_loss and self.dist.is_main:
             console.print("CaP presence stage off: every training image is defective, so defect presence is trivial")
         # the class stage learns which defect classes a defective sample has: trivial with one defect class
-        self.class_loss = self.tr.cap and self.has_class_logits() and src.num_classes > 2
-        if self.tr.cap and self.has_class_logits() and not self.class_loss and self.dist.is_main:
-            console.print("CaP class stage off: the dataset has one defect class, so the class is the presence")
+        wanted = self.tr.cap and self.has_class_logits()
+        self.class_loss = wanted and src.num_classes > 2 and self._resumed_class_loss is not False
+        if wanted and not self.class_loss and self.dist.is_main:
+            why = ("the dataset has one defect class, so the class is the presence" if src.num_classes <= 2 else
+                   "the run being resumed was started without it")  # fmt: skip
+            console.print(f"CaP class stage off: {why}")
         self.train_set = SegmentationDataset(src, "train", Transform(transform, train=True), seed=self.tr.seed)
         val = SegmentationDataset(src, "val", Transform(transform, train=False))
         limit = self.tr.val_images
@@ -458,7 +463,8 @@ class Trainer:
             # planned total after the first epoch stops there rather than growing a tail of a step or two
             self._replan()
         losses = st.epoch_losses
-        mean = {k: sum(d[k] for d in losses) / len(losses) for k in losses[0]} if losses else {}
+        keys = dict.fromkeys(k for d in losses for k in d)  # every step's keys (a resumed epoch may have older ones)
+        mean = {k: sum(d[k] for d in losses if k in d) / sum(k in d for d in losses) for k in keys}
         record: dict[str, Any] = {
             "epoch": st.epoch + 1,
             "step": st.global_step,
@@ -565,8 +571,8 @@ class Trainer:
             self.restore_extra(ckpt)
             s = ckpt["state"]
             self.state = TrainState(
-                s["epoch"], s["step_in_epoch"], s["global_step"], list(ckpt["history"]),
-                list(ckpt["latency_records"]), s["elapsed_s"], list(s.get("epoch_losses", [])), s.get("epoch_s", 0.0),
+                s["epoch"], s["step_in_epoch"], s["global_step"], list(ckpt["history"]), list(ckpt["latency_records"]),
+                s["elapsed_s"], _renamed_losses(s.get("epoch_losses", [])), s.get("epoch_s", 0.0),
                 dict(s.get("best", {})), float(s.get("val_s", 0.0)), int(s.get("validations", 0)),
                 int(s.get("skipped_steps", 0)), s.get("fp32_since"),
             )  # fmt: skip
@@ -601,6 +607,11 @@ def finished(state: dict[str, Any], settings: TrainingSettings) -> bool:
     if state.get("total_steps"):
         return state["global_step"] >= state["total_steps"]
     return state["epoch"] >= settings.epochs
+
+
+def _renamed_losses(losses: list[dict[str, float]]) -> list[dict[str, float]]:
+    """Per-step losses of a checkpoint, CaP's presence loss under its name (logged as `cls` before)."""
+    return [{("presence" if k == "cls" else k): v for k, v in d.items()} for d in losses]
 
 
 def check_same_run(ckpt: dict[str, Any], classes: list[str], recipe: Recipe, stage: str, path: Path) -> None:

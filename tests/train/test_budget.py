@@ -120,6 +120,30 @@ def test_steps_run_stopped_by_max_epochs_then_resumed_equals_an_uninterrupted_on
     assert_same_training(expected, out)
 
 
+def test_a_run_checkpointed_before_the_cap_class_stage_resumes_without_it(seven_steps, tmp_path, capsys):
+    """Its per-step losses named CaP's presence loss `cls` and it had no class stage: it resumes as trained."""
+    from autonad.train.checkpoint import save_atomic
+
+    run, _, snapshot = seven_steps
+    old = Path(shutil.copytree(snapshot, tmp_path / "old"))
+    ckpt = checkpoint(old)
+    assert ckpt["state"]["global_step"] == 6 and ckpt["state"]["epoch_losses"]  # mid-epoch
+    del ckpt["class_loss"]
+    ckpt["state"]["epoch_losses"] = [{("cls" if k == "presence" else k): v for k, v in d.items() if k != "classes"}
+                                     for d in ckpt["state"]["epoch_losses"]]  # fmt: skip
+    # uncertainty weighting had a log-variance per stage: 2 then, not 3 (in the loss and its Adam moments)
+    ckpt["loss"]["log_vars"] = ckpt["loss"]["log_vars"][:2]
+    moments = [v for v in ckpt["optimizer"]["state"].values() if v["exp_avg"].shape == (3,)]
+    assert len(moments) == 1
+    moments[0].update({k: moments[0][k][:2] for k in ("exp_avg", "exp_avg_sq")})
+    save_atomic(ckpt, old / "checkpoint.pt")
+    assert main(run.args(old, "--steps", "7", "--resume")) == 0
+    assert "the run being resumed was started without it" in capsys.readouterr().out.replace("\n", " ")
+    done = checkpoint(old)
+    assert done["class_loss"] is False and done["state"]["global_step"] == 7
+    assert "presence" in done["history"][-1] and "cls" not in done["history"][-1]
+
+
 def test_resume_inside_the_cut_short_last_epoch(seven_steps):
     run, expected, snapshot = seven_steps
     state = checkpoint(snapshot)["state"]
