@@ -112,6 +112,7 @@ class Trainer:
         self.stop_after = max_epochs  # stop early (a budget), the schedule stays the recipe's
         self.device = self.dist.device
         self.state = TrainState()
+        self._resumed_class_loss: bool | None = None  # a resumed run's class stage (None: not resuming)
         self.val_estimate_s = 0.0  # a time budget: the first plan's estimate of one validation
         # called on every rank after each epoch's checkpoint is written (to report to Ray Tune or Ray Train)
         self.on_epoch_end: Callable[[Trainer], None] | None = None

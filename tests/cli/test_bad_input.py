@@ -76,6 +76,10 @@ def retrain(c, *extra):
             "--out", str(c["bad"] / "new-retrain"), *extra]  # fmt: skip
 
 
+def ensemble(c, *extra):
+    return ["ensemble", "--run", str(c["run"]), "--dataset", c["dataset"], "--out", str(c["bad"] / "ens"), *extra]
+
+
 CASES = {
     # search
     "search-unknown-device": (lambda c: [*search(c), "--hw", "nosuchdevice"], "unknown device 'nosuchdevice'"),
@@ -232,8 +236,12 @@ CASES = {
             "--out",
             str(c["bad"] / "ens"),
         ],
-        "99 asked for",
+        "an ensemble takes 2 to 6 members, got 99",
     ),  # fmt: skip
+    "ensemble-more-than-the-search-has": (
+        lambda c: ensemble(c, "--k", "2", "--max-latency-ms", "1e-6"),
+        "different operator/width families within 1e-06 ms",
+    ),
     "ensemble-member-not-retrained": (
         lambda c: [
             "ensemble",
