@@ -35,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "results.md")
     args = p.parse_args(argv)
     page = Page(args.out)
-    for section in (headline, learning, neu_pipeline, mt_pipeline, ablations, cap_on_off, ranking, latency, search,
-                    overhead, export_round_trip, gpu_check):  # fmt: skip
+    for section in (headline, learning, neu_pipeline, mt_pipeline, ablations, cap_on_off, decisions, ranking, latency,
+                    search, overhead, export_round_trip, gpu_check):  # fmt: skip
         section(page)
     page.write()
     default = args.out.resolve() == (ROOT / "docs" / "results.md").resolve()
@@ -657,6 +657,52 @@ def cap_on_off(page: Page) -> None:
         "unlike paper 000's KSDD2 result.",
         "",
     )
+
+
+def decisions(page: Page) -> None:
+    page.add("## Pass/fail decisions: CaP-gated vs segmentation only (issue 20)", "")
+    data = page.source("decisions")
+    if data is None:
+        return
+    seeds, summary = data["seeds"], data["summary"]
+    partial = f" **Partial: {len(seeds)} of {len(data['seeds_planned'])} seeds.**" if data.get("partial") else ""
+    run = next(iter(seeds.values()), {})
+    budget = f"{data['steps']} retraining steps per seed from scratch ({data['recipe']} retrain settings, 1 thread)"
+    page.add(f"{data['dataset']}, {data['protocol']}: one arch (the middle of `{data['supernet']}`'s space) with a "
+             f"two-stage CaP head retrained per seed; both rules calibrated on validation for `{data['target']}` "
+             f"({run.get('val_images')} images), figures on test ({run.get('test_images')} images), mean ± sd over "
+             f"seeds. Budget: {budget}.{partial}", "")  # fmt: skip
+
+    def ms(stat):
+        return "—" if not stat else f"{100 * stat['mean']:.1f} ± {100 * stat['sd']:.1f}"
+
+    rows = []
+    for rule, label in (("seg", "segmentation only (phi >= tau)"), ("gated", "CaP-gated segmentation")):
+        rows.append([label, ms(summary[f"{rule}_recall"]), ms(summary[f"{rule}_precision"]),
+                     ms(summary[f"{rule}_accuracy"])])  # fmt: skip
+    page.table(["decision", "Seg_Recall", "Seg_Precision", "Seg_Accuracy"], rows)
+    classes = list(summary["class_recall_segmentation"])
+    by_seg, by_cap = summary["class_recall_segmentation"], summary["class_recall_cap"]
+    page.table(["per-class sample recall", *classes], [
+        ["segmentation (a predicted pixel of the class)", *(ms(by_seg[c]) for c in classes)],
+        ["CaP class stage (p >= 0.5)", *(ms(by_cap.get(c)) for c in classes)],
+    ])  # fmt: skip
+    page.table(["seed", "outputs", "mIoU", "train min", "seg: tau", "gated: tau, CaP threshold"], [
+        [seed, r["outputs"], pct(r["miou"]), f"{r['train_s'] / 60:.0f}" if r.get("train_s") else "—",
+         f"{r['seg']['tau']:.3f}", f"{r['gated']['tau']:.3f}, {r['gated']['cap_threshold']:.3f}"]
+        for seed, r in seeds.items()])  # fmt: skip
+    gated, seg = summary["gated_precision"], summary["seg_precision"]
+    if gated and seg:
+        verdict = "buys" if gated["mean"] > seg["mean"] + gated["sd"] + seg["sd"] else "does not buy"
+        page.add(f"At this budget CaP gating {verdict} precision at the calibrated recall ({100 * gated['mean']:.1f} "
+                 f"vs {100 * seg['mean']:.1f}). A per-class recall of 100 with the other classes at 0 is a stage "
+                 "that calls every defective sample that class, not one that tells classes apart.", "")  # fmt: skip
+    command = data["command"]
+    for key, rule in (("decisions.gated_precision", "gated"), ("decisions.segonly_precision", "seg")):
+        stat = summary[f"{rule}_precision"]
+        if stat:
+            page.record(key, round(stat["mean"], 4), f"{data['dataset']} all images, test, {data['target']} on val, "
+                        f"{stat['n']} seeds (sd {stat['sd']:.3f})", budget, command)  # fmt: skip
 
 
 def ranking(page: Page) -> None:

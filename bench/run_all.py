@@ -58,6 +58,8 @@ SUITE = (
               "mt-cpu", "--hw", "cpu", "jetson", "--candidates", "--threads", "2"), "~40 min: supernet + 2 searches"),
     Benchmark("retrain_cap", "retrain_cap.py", ("--arch", MT_ARCH, "--dataset", "mt", "--data-root",
               "{data}/magnetic_tile", "--threads", "2"), "~1.6 h: 2 x 30 epochs"),
+    Benchmark("decisions", "decisions.py", ("--data-root", "{data}/magnetic_tile", "--seeds", "0", "1", "2", "--steps",
+              "800", "--threads", "1"), "~45 min: 3 seeds x 800 retraining steps on MT, 2 decision rules each"),
     Benchmark("export_round_trip", "export_round_trip.py", ("runs/retrain/mt__7d2f0521__supernet__cap", "--dataset",
               "mt", "--data-root", "{data}/magnetic_tile"), "~1 min"),
     Benchmark("pipeline_neu-seg", "pipeline.py", ("--dataset", "neu-seg", "--data-root", "{data}/neu_seg", "--recipe",

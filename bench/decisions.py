@@ -1,0 +1,173 @@
+"""Pass/fail decisions on MT, all-images protocol (issue 20): CaP-gated vs segmentation-only decisions at
+the same validation recall, and tail-class sample recall with the two-stage CaP head, over seeds.
+
+For each seed one arch is retrained from scratch with a two-stage CaP head (presence + multi-label
+classes, the supernet definition with `multilabel: true`) on MT with every image (952 defect-free);
+then, on the recorded split, both decision rules are calibrated on validation for `recall>=0.95` and
+evaluated on test: Seg_Precision and Seg_Accuracy of the decision, and per defect class the sample
+recall of the segmentation (a predicted pixel of the class) and of the class stage (p_c >= 0.5).
+Runs resume (`autonad retrain --resume`); the JSON is written after every seed.
+
+    python bench/decisions.py --data-root ../shared/datasets/magnetic_tile --seeds 0 1 2 --steps 800
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import yaml
+from common import RESULTS, report
+
+RULES = ("seg", "gated")
+TARGET = "recall>=0.95"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="mt")
+    p.add_argument("--data-root", default="../shared/datasets/magnetic_tile")
+    p.add_argument("--recipe", default="mt-cpu", help="base recipe; its retrain section with --steps")
+    p.add_argument("--supernet", default="autonad-fine", help="supernet definition (its CaP head made two-stage)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--steps", type=int, default=800, help="retraining optimiser steps per seed")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", type=Path, default=Path("runs/bench/decisions"))
+    p.add_argument("--name", default="decisions")
+    argv = sys.argv[1:] if argv is None else argv
+    args = p.parse_args(argv)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    arch = _arch(args)
+    done = _load(args.name)
+    seeds = done.get("seeds", {}) if done.get("steps") == args.steps else {}
+    for seed in args.seeds:
+        if str(seed) in seeds:
+            continue
+        run = _retrain(args, arch, seed)
+        seeds[str(seed)] = _evaluate(args, run)
+        _write(args, arch, seeds, argv)
+    _write(args, arch, seeds, argv)
+    return 0
+
+
+def _arch(args) -> Path:
+    """The middle arch of the supernet's space (every gene at its middle choice), with both CaP stages."""
+    from autonad.space import HeadsArch, SearchSpace
+    from autonad.supernet import SupernetConfig
+
+    space = SearchSpace.load(SupernetConfig.load(args.supernet).search_space)
+    arch = space.decode([len(g.choices) // 2 for g in space.genes], HeadsArch(cap=True, classes=True))
+    path = args.out / "arch.yaml"
+    arch.save(path)
+    return path
+
+
+def _recipe(args, seed: int) -> Path:
+    """The base recipe with a two-stage CaP supernet definition and this seed."""
+    from autonad import resources
+
+    supernet = yaml.safe_load(resources.resolve("supernets", args.supernet).read_text())
+    supernet["heads"] = {**supernet.get("heads", {}), "cap": True, "multilabel": True}
+    supernet["name"] = f"{supernet['name']}-two-stage"
+    (args.out / "supernet.yaml").write_text(yaml.safe_dump(supernet, sort_keys=False))
+    recipe = yaml.safe_load(resources.resolve("recipes", args.recipe).read_text())
+    recipe["name"] = f"{recipe['name']}-decisions-s{seed}"
+    recipe["supernet"] = str((args.out / "supernet.yaml").resolve())
+    recipe["retrain"] = {**recipe["retrain"], "seed": seed, "cap": True}
+    recipe["train"] = {**recipe["train"], "seed": seed}  # the split's seed too
+    path = args.out / f"recipe-s{seed}.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return path
+
+
+def _retrain(args, arch: Path, seed: int) -> Path:
+    from autonad.cli import main as autonad
+
+    run = args.out / f"seed{seed}"
+    argv = ["retrain", "--arch", str(arch), "--init", "scratch", "--dataset", args.dataset, "--data-root",
+            args.data_root, "--recipe", str(_recipe(args, seed)), "--cap", "--steps", str(args.steps), "--out",
+            str(run), "--threads", str(args.threads), "--format", "torchscript", "--no-tensorboard"]  # fmt: skip
+    argv += ["--resume"] if (run / "checkpoint.pt").exists() else []
+    if autonad(argv) != 0:
+        raise SystemExit(f"retrain of seed {seed} failed")
+    return run
+
+
+def _evaluate(args, run: Path) -> dict:
+    """Both rules calibrated on validation for TARGET, evaluated on test (one pass over each split)."""
+    from autonad.data import open_dataset
+    from autonad.decision import calibrate
+    from autonad.export.inference import ExportedModel, accumulate_model, compute_report
+
+    model = ExportedModel.load(run / "model.ts")
+    meta = json.loads((run / "model.json").read_text())
+    source = open_dataset(args.dataset, args.data_root, split_file=run / "split.json")
+    started = time.monotonic()
+    val = accumulate_model(model, source, "val", 8, "max_prob")
+    test = accumulate_model(model, source, "test", 8, "max_prob")
+    out = {"outputs": meta["outputs"], "train_s": _train_s(run), "val_images": val.num_samples,
+           "test_images": test.num_samples}  # fmt: skip
+    for rule in RULES:
+        decision = calibrate(val.sample_scores(), rule, "max_prob", TARGET, f"{source.name} val")
+        on_val = compute_report(val, decision).decided
+        m = compute_report(test, decision).to_dict()
+        out[rule] = {"tau": decision.tau, "cap_threshold": decision.cap_threshold if rule != "seg" else None,
+                     "val_recall": on_val.recall, "val_precision": on_val.precision,
+                     **{f"test_{k}": m["decision"][k] for k in ("recall", "precision", "accuracy", "f1")}}  # fmt: skip
+        if rule == "seg":
+            out["miou"], out["per_class_iou"] = m["miou"], m["per_class_iou"]
+            out["class_recall_segmentation"] = {c: r["recall"] for c, r in m["per_class_sample"].items()}
+            out["class_recall_cap"] = {c: r["recall"] for c, r in (m.get("per_class_cap") or {}).items()}
+            out["class_precision_segmentation"] = {c: r["precision"] for c, r in m["per_class_sample"].items()}
+            out["class_precision_cap"] = {c: r["precision"] for c, r in (m.get("per_class_cap") or {}).items()}
+    out["eval_s"] = round(time.monotonic() - started, 1)
+    print(json.dumps(out, indent=1))
+    return out
+
+
+def _train_s(run: Path) -> float | None:
+    """Training wall time of the run (its checkpoint's clock, validation included)."""
+    from autonad.train.checkpoint import load_checkpoint
+    from autonad.train.subnet import RETRAIN_FORMAT
+
+    return round(float(load_checkpoint(run / "checkpoint.pt", RETRAIN_FORMAT)["state"]["elapsed_s"]), 1)
+
+
+def _summary(seeds: dict) -> dict:
+    def stat(values):
+        values = [v for v in values if v is not None]
+        if not values:
+            return None
+        return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+                "n": len(values)}  # fmt: skip
+
+    runs = list(seeds.values())
+    out = {f"{rule}_{k}": stat([r[rule][f"test_{k}"] for r in runs]) for rule in RULES
+           for k in ("precision", "accuracy", "recall")}  # fmt: skip
+    classes = runs[0]["class_recall_segmentation"] if runs else {}
+    out["class_recall_segmentation"] = {c: stat([r["class_recall_segmentation"][c] for r in runs]) for c in classes}
+    out["class_recall_cap"] = {c: stat([r["class_recall_cap"].get(c) for r in runs]) for c in classes}
+    out["miou"] = stat([r["miou"] for r in runs])
+    return out
+
+
+def _load(name: str) -> dict:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _write(args, arch: Path, seeds: dict, argv) -> None:
+    report(args.name, {"dataset": args.dataset, "protocol": "all images (defect-free included)", "target": TARGET,
+                       "recipe": args.recipe, "supernet": args.supernet, "arch": yaml.safe_load(arch.read_text()),
+                       "steps": args.steps, "seeds_planned": args.seeds, "seeds": seeds, "summary": _summary(seeds),
+                       "partial": len(seeds) < len(args.seeds),
+                       "command": "python bench/decisions.py " + " ".join(argv)})  # fmt: skip
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
