@@ -667,7 +667,7 @@ def decisions(page: Page) -> None:
     seeds, summary = data["seeds"], data["summary"]
     partial = f" **Partial: {len(seeds)} of {len(data['seeds_planned'])} seeds.**" if data.get("partial") else ""
     run = next(iter(seeds.values()), {})
-    budget = f"{data['steps']} retraining steps per seed from scratch ({data['recipe']} retrain settings, 1 thread)"
+    budget = f"{data['steps']} retraining steps per seed from scratch ({data['recipe']} retrain settings)"
     page.add(f"{data['dataset']}, {data['protocol']}: one arch (the middle of `{data['supernet']}`'s space) with a "
              f"two-stage CaP head retrained per seed; both rules calibrated on validation for `{data['target']}` "
              f"({run.get('val_images')} images), figures on test ({run.get('test_images')} images), mean ± sd over "
