@@ -5,7 +5,9 @@ Inputs of `SegMetrics.update` (decided once, here):
 - `preds`: either a float tensor `[B, C, H, W]` of raw segmentation *logits* (softmax is applied
   here; to pass probabilities `p`, pass `p.log()`, since `softmax(log p) = p`), or an integer
   tensor `[B, H, W]` of predicted class ids (the labels-only path; needs `phi="pixels"`).
-  Predicted class = argmax over C (ties go to the lower index, i.e. to background).
+  Predicted class = argmax over C (ties go to the lower index, i.e. to background); with
+  per-class pixel thresholds (`decode_labels`) a pixel is its most probable defect class c where
+  p_c >= t_c (classes without a threshold: where p_c beats background, i.e. the argmax).
 - `target`: integer tensor `[B, H, W]` of class ids; class 0 is background, every other class is
   a defect class. Pixels equal to `ignore_index` count nowhere: not in the confusion matrix, not
   in any per-sample count, not in phi. A sample whose pixels are all ignored is not a sample.
@@ -34,6 +36,8 @@ Definitions (None = undefined, e.g. a mean over an empty set; never NaN):
   1 - p(background), default tau 0.5). GT defective = any GT defect pixel. `seg_accuracy`,
   `seg_recall`, `seg_precision` (and `seg_f1`) come from that sample-level confusion (eqs. 6-7).
   `per_class_sample_iou` applies eq. 4 per defect class (paper: M_eff "inside the current category").
+  Per-class sample scores `phi_class` (max p_c over pixels, or the class's predicted pixels) with
+  per-class taus make the sample decision "any class c with phi_c >= tau_c" (`seg_decisions`).
 - CaP head: `cap` holds accuracy/recall/precision/F1 of sigmoid(cap_logit) >= cap_threshold
   against GT defective. `cap_gated` is our extension (the paper derives its Seg_* from the
   segmentation output only): the same sample metrics recomputed on the *gated output*, where the
@@ -73,6 +77,8 @@ __all__ = [
     "RULES",
     "calibrate_tau",
     "decide",
+    "decode_labels",
+    "seg_decisions",
     "parse_target",
 ]
 
@@ -86,7 +92,8 @@ RULES = {
     "any": "segmentation or CaP: either says defective",
 }
 DEFAULT_TAU = {"pixels": 1.0, "max_prob": 0.5}
-_ROW_FIELDS = ("phi", "label", "inter", "union", "gt", "cap", "qc")
+_ROW_FIELDS = ("phi", "phi_class", "label", "inter", "union", "gt", "cap", "qc")
+PIXEL_BINS = 200  # probability bins of the pixel histogram the per-class pixel thresholds are fitted on
 BOOTSTRAP_KEYS = ("miou", "mf1", "miou_fg", "sample_miou", "seg_recall", "seg_accuracy")
 
 
@@ -275,11 +282,16 @@ class MetricsReport:
 
 @dataclass(frozen=True)
 class SampleScores:
-    """Per-sample scalars kept for calibration: phi, GT defective, CaP probability (if any)."""
+    """Per-sample scores kept for calibration: phi, GT defective and CaP p(defect) (if any); per defect
+    class (columns in `classes` order) phi_c, GT has the class and CaP's class-stage p_c (if any)."""
 
     phi: np.ndarray
     label: np.ndarray
     cap_prob: np.ndarray | None
+    phi_class: np.ndarray | None = None  # [N, C-1]
+    class_label: np.ndarray | None = None  # [N, C-1]
+    class_prob: np.ndarray | None = None  # [N, C-1]
+    classes: tuple[str, ...] = ()
 
 
 # ----------------------------------------------------------------------------- pure helpers
@@ -319,9 +331,54 @@ def _per_class_rates(names: Sequence[str], pred: np.ndarray, gt: np.ndarray) -> 
     return out
 
 
-def _seg_phi(rows: dict[str, np.ndarray]) -> np.ndarray:
-    """phi where a QC rule lets the segmentation call the sample defective, -1 (never, as tau >= 0) elsewhere."""
-    return np.where(rows["qc"], rows["phi"], -1.0)
+def _seg_phi(rows: dict[str, np.ndarray], key: str = "phi") -> np.ndarray:
+    """phi (or phi_class) where a QC rule lets the segmentation call the sample defective, -1 (never, as
+    tau >= 0) elsewhere."""
+    qc = rows["qc"] if key == "phi" else rows["qc"][:, None]
+    return np.where(qc, rows[key], -1.0)
+
+
+def seg_decisions(
+    phi: np.ndarray, tau: float, phi_class: np.ndarray | None = None, class_tau: np.ndarray | None = None
+) -> np.ndarray:
+    """The segmentation's sample decisions: phi >= tau, or with per-class taus `[C-1]` any class c
+    with phi_c >= tau_c."""
+    if class_tau is None:
+        return np.asarray(phi) >= tau
+    if phi_class is None:
+        raise ValueError("per-class taus need per-class sample scores")
+    return (np.asarray(phi_class) >= np.asarray(class_tau)[None, :]).any(1)
+
+
+def decode_labels(probs: torch.Tensor, thresholds: torch.Tensor | None = None) -> torch.Tensor:
+    """Class ids `[B, H, W]` from probabilities `[B, C, H, W]`: the argmax, or with per-defect-class pixel
+    thresholds `[C-1]` (NaN: none) the most probable defect class c where p_c >= t_c (p_c > p(bg)
+    where c has none), else background."""
+    if thresholds is None:
+        return probs.argmax(1)
+    top, index = probs[:, 1:].max(1)
+    t = thresholds.to(probs.device, probs.dtype)[index]
+    keep = torch.where(torch.isnan(t), top > probs[:, 0], top >= t)
+    return torch.where(keep, index + 1, torch.zeros_like(index))
+
+
+def _pixel_threshold_fit(hist: np.ndarray) -> list[float | None]:
+    """Per defect class c, the pixel threshold maximising IoU_c from `hist[c-1, bin, gt]` (pixels whose
+    most probable defect class is c, by the bin of p_c, by GT class). A pixel of top class c is labelled
+    c exactly when p_c >= t, whatever the other classes' thresholds, so each class is fitted alone.
+    None where validation has no pixel of the class or no threshold finds any of it."""
+    out: list[float | None] = []
+    for c in range(hist.shape[0]):
+        gt_c = hist[:, :, c + 1].sum()
+        above = hist[c, ::-1].cumsum(0)[::-1]  # [bin, gt]: pixels of top class c with p_c >= bin's edge
+        tp = above[:, c + 1]
+        fp = above.sum(1) - tp
+        iou = tp / np.maximum(tp + fp + (gt_c - tp), 1)
+        top = np.flatnonzero(iou >= iou.max() - 1e-12)
+        run = top[: 1 + int(np.argmax(np.diff(top) > 1)) if (np.diff(top) > 1).any() else len(top)]
+        best = int(run[len(run) // 2])  # the middle of the first plateau of the best IoU: away from both edges
+        out.append(best / hist.shape[1] if gt_c > 0 and iou[best] > 0 else None)
+    return out
 
 
 def _gated_metrics(rows: dict[str, np.ndarray], tau: float, cap_threshold: float) -> SampleMetrics:
@@ -359,9 +416,11 @@ class SegMetrics:
         cap_threshold: float = 0.5,
         class_names: Sequence[str] | None = None,
         qc: QCRule | None = None,
+        pixel_thresholds: Sequence[float | None] | None = None,
     ) -> None:
         """`qc`: count defect instances (instance recall/precision in the report) and let the
-        segmentation call a sample defective only where an instance fails the part by this rule."""
+        segmentation call a sample defective only where an instance fails the part by this rule;
+        `pixel_thresholds`: per defect class (None: argmax), how logits are decoded (`decode_labels`)."""
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2 (background + defect classes), got {num_classes}")
         if ignore_index is not None and 0 <= ignore_index < num_classes:
@@ -378,7 +437,13 @@ class SegMetrics:
         self.cap_threshold = _check_tau(cap_threshold, "cap_threshold")
         self.class_names = names
         self.qc = qc
+        self.pixel_thresholds = None if pixel_thresholds is None else self._thresholds(pixel_thresholds)
         self.reset()
+
+    def _thresholds(self, values: Sequence[float | None]) -> torch.Tensor:
+        if len(values) != self.num_classes - 1:
+            raise ValueError(f"{len(values)} pixel thresholds for {self.num_classes - 1} defect classes")
+        return torch.tensor([math.nan if v is None else _check_tau(v, "pixel threshold") for v in values])
 
     @staticmethod
     def _default_names(num_classes: int) -> tuple[str, ...]:
@@ -396,6 +461,8 @@ class SegMetrics:
         self._has_cap: bool | None = None
         self._instances = InstanceCounts.zeros(self.num_classes) if self.qc is not None else None
         self._class_probs: list[np.ndarray] = []  # CaP class-stage probabilities [B, C-1] per batch, where given
+        # pixels from logits by (most probable defect class, bin of its probability, GT class)
+        self._pixel_hist = torch.zeros(c - 1, PIXEL_BINS, c, dtype=torch.int64)
         self.sample_ids: list[str] = []  # every updated sample's name, in update order (`position` indexes it)
 
     @property
@@ -419,16 +486,21 @@ class SegMetrics:
         `class_logits`: CaP's per-class logits `[B, C-1]` (the class stage), for its per-class scores;
         `ids`: the samples' names (`sample_ids`, in update order)."""
         target = self._check_target(target, preds)
-        labels, defect_prob = self._split_preds(preds, target)
+        labels, probs = self._split_preds(preds, target)
         cap = self._cap_probs(cap_logits, target.shape[0])  # validates before any state changes
         valid = self._valid(target)
         per_sample = self._per_sample_confusion(labels, target, valid)
         self._confusion += per_sample.sum(0)
         if self.phi == "max_prob":
-            phi = defect_prob.masked_fill(~valid, 0.0).flatten(1).amax(1).double().cpu()
+            defect = probs[:, 1:].masked_fill(~valid[:, None], 0.0).flatten(2)
+            phi = defect.sum(1).amax(1).double().cpu()  # sum of defect probs: exact where p(bg) ~ 1
+            phi_class = defect.amax(2).double().cpu()
         else:
             phi = per_sample[:, :, 1:].sum((1, 2)).double()
-        self._add_samples(per_sample, phi, cap, self._instance_fails(labels, target, valid, area_scale))
+            phi_class = per_sample[:, :, 1:].sum(1).double()
+        if probs is not None:
+            self._add_pixel_hist(probs, target, valid)
+        self._add_samples(per_sample, phi, phi_class, cap, self._instance_fails(labels, target, valid, area_scale))
         first = self._seen - target.shape[0]
         self.sample_ids.extend(list(ids) if ids is not None else [f"#{i}" for i in range(first, self._seen)])
         if class_logits is not None:
@@ -464,17 +536,19 @@ class SegMetrics:
         return target
 
     def _split_preds(self, preds: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Predicted labels `[B,H,W]` and, from logits, the defect probability 1 - p(bg) `[B,H,W]`."""
+        """Predicted labels `[B,H,W]` and, from logits, the class probabilities `[B,C,H,W]`."""
         b, h, w = target.shape
         if preds.dtype.is_floating_point:
             if tuple(preds.shape) != (b, self.num_classes, h, w):
                 raise ValueError(f"logits must be [{b}, {self.num_classes}, {h}, {w}], got {list(preds.shape)}")
             probs = torch.softmax(preds.float(), dim=1)
-            return probs.argmax(1), probs[:, 1:].sum(1)  # sum of defect probs: exact where p(bg) ~ 1
+            return decode_labels(probs, self.pixel_thresholds), probs
         if tuple(preds.shape) != (b, h, w):
             raise ValueError(f"predicted labels must be [{b}, {h}, {w}], got {list(preds.shape)}")
         if self.phi == "max_prob":
             raise ValueError("phi='max_prob' needs logits [B, C, H, W], not predicted labels")
+        if self.pixel_thresholds is not None:
+            raise ValueError("pixel thresholds need logits [B, C, H, W], not predicted labels")
         labels = preds.long()
         if ((labels < 0) | (labels >= self.num_classes)).any():
             raise ValueError(f"predicted labels outside 0..{self.num_classes - 1}")
@@ -503,16 +577,26 @@ class SegMetrics:
             return np.full(batch, np.nan)
         return torch.sigmoid(cap_logits.detach().float().reshape(batch)).double().cpu().numpy()
 
-    def _add_samples(self, cm: torch.Tensor, phi: torch.Tensor, cap: np.ndarray, qc: np.ndarray) -> None:
+    def _add_pixel_hist(self, probs: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> None:
+        c = self.num_classes
+        top, index = probs[:, 1:].max(1)
+        bins = (top * PIXEL_BINS).long().clamp_(0, PIXEL_BINS - 1)
+        flat = ((index * PIXEL_BINS + bins) * c + target)[valid]
+        self._pixel_hist += torch.bincount(flat, minlength=(c - 1) * PIXEL_BINS * c).view(c - 1, PIXEL_BINS, c).cpu()
+
+    def _add_samples(
+        self, cm: torch.Tensor, phi: torch.Tensor, phi_class: torch.Tensor, cap: np.ndarray, qc: np.ndarray
+    ) -> None:
         keep = cm.sum((1, 2)) > 0  # a sample with every pixel ignored is not a sample
         self._positions.append(self._seen + np.flatnonzero(keep.numpy()))
         self._seen += len(keep)
-        cm, phi, cap, qc = cm[keep], phi[keep], cap[keep.numpy()], qc[keep.numpy()]
+        cm, phi, phi_class, cap, qc = cm[keep], phi[keep], phi_class[keep], cap[keep.numpy()], qc[keep.numpy()]
         self._sample_cms.append(cm.numpy())
         gt = cm[:, 1:, :].sum((1, 2))
         pred = cm[:, :, 1:].sum((1, 2))
         inter = cm[:, 1:, 1:].sum((1, 2))
-        rows = {"phi": phi, "label": gt > 0, "inter": inter, "union": gt + pred - inter, "gt": gt}
+        rows = {"phi": phi, "phi_class": phi_class, "label": gt > 0, "inter": inter, "union": gt + pred - inter,
+                "gt": gt}  # fmt: skip
         for key, value in rows.items():
             self._rows[key].append(value.numpy())
         self._rows["cap"].append(cap)
@@ -544,6 +628,7 @@ class SegMetrics:
         self._positions.extend(p + self._seen for p in other._positions)
         self._sample_cms.extend(other._sample_cms)
         self._class_probs.extend(other._class_probs)
+        self._pixel_hist += other._pixel_hist
         self.sample_ids.extend(other.sample_ids)
         self._seen += other._seen
         self._has_cap = other._has_cap if self._has_cap is None else self._has_cap
@@ -552,10 +637,10 @@ class SegMetrics:
         return self
 
     def _concat_rows(self) -> dict[str, np.ndarray]:
-        dtypes = {"phi": np.float64, "label": bool, "cap": np.float64, "qc": bool}
-        return {
-            k: np.concatenate(v) if v else np.zeros(0, dtype=dtypes.get(k, np.int64)) for k, v in self._rows.items()
-        }
+        dtypes = {"phi": np.float64, "phi_class": np.float64, "label": bool, "cap": np.float64, "qc": bool}
+        empty = {k: (0, self.num_classes - 1) if k == "phi_class" else (0,) for k in self._rows}
+        return {k: np.concatenate(v) if v else np.zeros(empty[k], dtype=dtypes.get(k, np.int64))
+                for k, v in self._rows.items()}  # fmt: skip
 
     def sample_rows(self) -> dict[str, np.ndarray]:
         """Per sample, in update order: `position` (its index among every sample updated; those with
@@ -597,9 +682,18 @@ class SegMetrics:
         return other
 
     def sample_scores(self) -> SampleScores:
-        """Per-sample phi, GT label and CaP probability, e.g. for `calibrate_tau` on validation."""
+        """Per-sample (and per defect class) scores and GT, e.g. for `calibrate_tau` on validation."""
         rows = self._concat_rows()
-        return SampleScores(_seg_phi(rows), rows["label"], rows["cap"] if self._has_cap else None)
+        class_label, _ = self._class_presence()
+        return SampleScores(_seg_phi(rows), rows["label"], rows["cap"] if self._has_cap else None,
+                            _seg_phi(rows, "phi_class"), class_label, self._class_prob_rows(),
+                            tuple(self.class_names[1:]))  # fmt: skip
+
+    def pixel_thresholds_fit(self) -> list[float | None]:
+        """Per defect class, the pixel-probability threshold that maximises its IoU on the pixels seen
+        (from logits; `_pixel_threshold_fit`), to be stored in the decision and passed back as
+        `pixel_thresholds`."""
+        return _pixel_threshold_fit(self._pixel_hist.numpy())
 
     def calibrate(self, target: str | CalibrationTarget = "f1") -> float:
         """tau for this accumulator's phi scores (collected on validation) meeting `target`."""
@@ -616,23 +710,43 @@ class SegMetrics:
         cms = self._stacked_cms()
         return cms[:, 1:, :].sum(2) > 0, cms[:, :, 1:].sum(1) > 0
 
-    def _per_class_sample(self) -> dict[str, dict[str, float | None]]:
+    def _per_class_sample(self, rows: dict[str, np.ndarray], class_tau: np.ndarray | None):
+        """Per defect class: "has class c" from a predicted pixel of c, or with per-class taus phi_c >= tau_c."""
         gt, pred = self._class_presence()
+        if class_tau is not None:
+            pred = _seg_phi(rows, "phi_class") >= class_tau[None, :]
         return _per_class_rates(self.class_names[1:], pred, gt)
 
-    def _per_class_cap(self) -> dict[str, dict[str, float | None]] | None:
+    def _class_prob_rows(self) -> np.ndarray | None:
         if not self._class_probs:
             return None
-        gt, _ = self._class_presence()
         probs = np.concatenate(self._class_probs)
-        if probs.shape != gt.shape:
+        if probs.shape != (self.num_samples, self.num_classes - 1):
             raise ValueError(f"class logits must be [B, {self.num_classes - 1}] for every batch, got {probs.shape[1:]}")
-        return _per_class_rates(self.class_names[1:], probs >= 0.5, gt)
+        return probs
 
-    def compute(self, tau: float | None = None, cap_threshold: float | None = None, rule: str = "seg") -> MetricsReport:
+    def _per_class_cap(self, thresholds: np.ndarray | None) -> dict[str, dict[str, float | None]] | None:
+        probs = self._class_prob_rows()
+        if probs is None:
+            return None
+        gt, _ = self._class_presence()
+        cut = np.full(self.num_classes - 1, 0.5) if thresholds is None else thresholds
+        return _per_class_rates(self.class_names[1:], probs >= cut[None, :], gt)
+
+    def compute(
+        self,
+        tau: float | None = None,
+        cap_threshold: float | None = None,
+        rule: str = "seg",
+        class_tau: Sequence[float] | None = None,
+        class_thresholds: Sequence[float] | None = None,
+    ) -> MetricsReport:
         """The report; `tau` / `cap_threshold` override the configured ones (no new pass needed) and
-        `decided` is the sample decision of `rule` (RULES)."""
+        `decided` is the sample decision of `rule` (RULES); `class_tau` (per defect class) makes the
+        segmentation's part per class (`seg_decisions`), `class_thresholds` are the class stage's."""
         tau = self.tau if tau is None else _check_tau(tau)
+        class_tau = None if class_tau is None else self._per_class_values(class_tau, "class_tau")
+        class_cut = None if class_thresholds is None else self._per_class_values(class_thresholds, "class threshold")
         cap_threshold = self.cap_threshold if cap_threshold is None else _check_tau(cap_threshold, "cap_threshold")
         cm = self._confusion.numpy()
         iou, f1 = _class_scores(cm)
@@ -640,6 +754,8 @@ class SegMetrics:
         has_cap = bool(self._has_cap)
         names = self.class_names
         class_sample_iou = [_ratio(s, n) for s, n in zip(self._class_iou_sum, self._class_iou_count)]
+        seg_yes = seg_decisions(_seg_phi(rows), tau, _seg_phi(rows, "phi_class"), class_tau)
+        cap_yes = rows["cap"] >= cap_threshold if has_cap else None
         return MetricsReport(
             class_names=names,
             confusion=tuple(tuple(int(v) for v in row) for row in cm),
@@ -651,8 +767,8 @@ class SegMetrics:
             mf1_fg=_mean(f1[1:]),
             pooled_iou=_pooled_iou(cm),
             per_class_sample_iou=dict(zip(names[1:], class_sample_iou[1:])),
-            per_class_sample=self._per_class_sample(),
-            per_class_cap=self._per_class_cap(),
+            per_class_sample=self._per_class_sample(rows, class_tau),
+            per_class_cap=self._per_class_cap(class_cut),
             sample=_sample_metrics(rows["phi"], rows["label"], rows["inter"], rows["union"], tau),
             cap=BinaryCounts.from_decisions(rows["cap"] >= cap_threshold, rows["label"]) if has_cap else None,
             cap_gated=_gated_metrics(rows, tau, cap_threshold) if has_cap else None,
@@ -663,10 +779,13 @@ class SegMetrics:
             num_pixels=int(cm.sum()),
             rule=rule,
             instances=self._instances.to_dict(list(names)) if self._instances is not None else None,
-            decided=BinaryCounts.from_decisions(
-                decide(rule, _seg_phi(rows) >= tau, rows["cap"] >= cap_threshold if has_cap else None), rows["label"]
-            ),
+            decided=BinaryCounts.from_decisions(decide(rule, seg_yes, cap_yes), rows["label"]),
         )
+
+    def _per_class_values(self, values: Sequence[float], what: str) -> np.ndarray:
+        if len(values) != self.num_classes - 1:
+            raise ValueError(f"{len(values)} values of {what} for {self.num_classes - 1} defect classes")
+        return np.array([_check_tau(v, what) for v in values], dtype=np.float64)
 
 
 # ----------------------------------------------------------------------------- calibration

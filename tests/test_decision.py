@@ -87,3 +87,54 @@ def test_the_calibration_curve_is_drawn(tmp_path):
     path = calibration_curve(scores, decision, tmp_path / "calibration.png")
     with Image.open(path) as image:
         assert image.size[0] > image.size[1] > 200  # two panels side by side: tau and the CaP threshold
+
+
+def _two_classes(n: int = 300, seed: int = 0) -> SampleScores:
+    """A common class scored high and a tail class scored low by the segmentation (its probabilities
+    never reach the common class's), over clean samples scored in between for the tail's score: one tau
+    for both classes must drop to the tail's level and calls the clean samples defective."""
+    rng = np.random.default_rng(seed)
+    kind = rng.choice(3, n, p=[0.5, 0.4, 0.1])  # clean, common, tail
+    common = np.where(kind == 1, rng.uniform(0.7, 1.0, n), rng.uniform(0.0, 0.3, n))
+    tail = np.where(kind == 2, rng.uniform(0.2, 0.35, n), rng.uniform(0.0, 0.15, n))
+    phi_class = np.stack([common, tail], 1)
+    class_label = np.stack([kind == 1, kind == 2], 1)
+    class_prob = np.stack([np.where(kind == 1, 0.9, 0.3), np.where(kind == 2, 0.3, 0.1)], 1)  # tail under 0.5
+    return SampleScores(phi_class.max(1), kind > 0, None, phi_class, class_label, class_prob, ("common", "tail"))
+
+
+def test_per_class_calibration_holds_each_class_to_the_target_and_buys_precision():
+    scores = _two_classes()
+    one = calibrate(scores, "seg", "max_prob", "recall>=0.95")
+    each = calibrate(scores, "seg", "max_prob", "recall>=0.95", per_class=True)
+    assert set(each.class_tau) == {"common", "tail"} and each.class_tau["tail"] < each.class_tau["common"]
+    for c in range(2):  # every class reaches the target on its own samples
+        found = scores.phi_class[:, c] >= each.class_tau[scores.classes[c]]
+        assert found[scores.class_label[:, c]].mean() >= 0.95
+    r_one, p_one = _rates(one, scores)
+    yes = each.decide_scores(scores)
+    r_each, p_each = (yes & scores.label).sum() / scores.label.sum(), (yes & scores.label).sum() / yes.sum()
+    assert r_each >= 0.95 and r_one >= 0.95 and p_each > p_one + 0.1
+    assert each.class_thresholds["tail"] == pytest.approx(0.3)  # the class stage's tail class, under 0.5
+    assert Decision.from_dict(each.to_dict()) == each and "tail" in each.describe()
+
+
+def test_per_class_tables_name_the_models_defect_classes():
+    classes = ["background", "common", "tail"]
+    Decision(class_tau={"common": 0.5, "tail": 0.2}).check_classes(classes, "m")
+    with pytest.raises(AutoNADError, match="class_tau lacks defect class 'tail'"):
+        Decision(class_tau={"common": 0.5}).check_classes(classes, "m")
+    with pytest.raises(AutoNADError, match="pixel_thresholds names 'scratch'"):
+        Decision(pixel_thresholds={"scratch": 0.5}).check_classes(classes, "m")
+    with pytest.raises(AutoNADError, match="class_thresholds: expected a mapping"):
+        Decision.from_dict({"class_thresholds": [0.5]})
+    with pytest.raises(AutoNADError, match="class_tau of tail: expected a number >= 0"):
+        Decision(class_tau={"common": 0.5, "tail": -1})
+    assert Decision(pixel_thresholds={"tail": 0.2}).pixel_cuts(classes) == [None, 0.2]
+
+
+def test_a_per_class_curve_has_a_panel_per_class(tmp_path):
+    scores = _two_classes()
+    decision = calibrate(scores, "seg", "max_prob", "recall>=0.95", per_class=True)
+    with Image.open(calibration_curve(scores, decision, tmp_path / "calibration.png")) as image:
+        assert image.size[0] > image.size[1] > 200

@@ -481,3 +481,49 @@ def test_bootstrap_se_of_a_mean_matches_its_analytic_error():
     se = metrics.bootstrap_se(("sample_miou", "miou"), resamples=3000)
     assert se["sample_miou"] == pytest.approx(ious.std() / np.sqrt(len(ious)), rel=0.1)
     assert 0 < se["miou"] < 0.1 and SegMetrics(2).bootstrap_se(("miou",)) == {"miou": None}
+
+
+def test_pixel_thresholds_decode_the_most_probable_defect_class_over_its_threshold():
+    from autonad.metrics import decode_labels
+
+    probs = torch.tensor([[0.7, 0.2, 0.1], [0.5, 0.1, 0.4], [0.2, 0.7, 0.1]]).T.reshape(1, 3, 1, 3)
+    assert decode_labels(probs).tolist() == [[[0, 0, 1]]]
+    assert decode_labels(probs, torch.tensor([0.15, 0.3])).tolist() == [[[1, 2, 1]]]
+    assert decode_labels(probs, torch.tensor([float("nan"), 0.5])).tolist() == [[[0, 0, 1]]]  # nan: beat background
+
+
+def test_fitted_pixel_thresholds_recover_a_faint_defect_class():
+    """The defect's pixels get p = 0.3 (the argmax calls them background), the rest 0.1: the fitted
+    threshold sits between and decoding with it finds every defect pixel and nothing else."""
+    target = torch.zeros(2, 8, 8, dtype=torch.int64)
+    target[:, 2:5, 2:5] = 1
+    p = torch.where(target == 1, 0.3, 0.1)
+    logits = torch.stack([1 - p, p], 1).log()
+    plain = SegMetrics(2, phi="max_prob")
+    plain.update(logits, target)
+    assert plain.compute().per_class_iou["class1"] == 0.0
+    (t,) = plain.pixel_thresholds_fit()
+    assert 0.1 < t <= 0.3
+    tuned = SegMetrics(2, phi="max_prob", pixel_thresholds=[t])
+    tuned.update(logits, target)
+    assert tuned.compute().per_class_iou["class1"] == 1.0
+    empty = SegMetrics(2, phi="max_prob")
+    empty.update(torch.zeros(1, 2, 4, 4), torch.zeros(1, 4, 4, dtype=torch.int64))
+    assert empty.pixel_thresholds_fit() == [None]  # no pixel of the class: no threshold
+
+
+def test_per_class_taus_decide_each_class_and_the_sample():
+    target = torch.zeros(2, 4, 4, dtype=torch.int64)
+    target[0, 0, 0], target[1, 0, 0] = 1, 2
+    p = torch.full((2, 3, 4, 4), 0.0)
+    p[:, 0] = 1.0
+    p[0, :, 0, 0] = torch.tensor([0.4, 0.6, 0.0])  # class 1 at 0.6
+    p[1, :, 0, 0] = torch.tensor([0.8, 0.0, 0.2])  # class 2 at 0.2 only
+    m = SegMetrics(3, phi="max_prob", class_names=["bg", "a", "b"])
+    m.update((p + 1e-9).log(), target)
+    one = m.compute(tau=0.5)
+    assert one.per_class_sample["b"]["recall"] == 0.0 and one.decided.recall == 0.5
+    each = m.compute(tau=0.5, class_tau=[0.5, 0.15])
+    assert each.per_class_sample["b"]["recall"] == 1.0 and each.decided.recall == 1.0
+    scores = m.sample_scores()
+    assert scores.classes == ("a", "b") and scores.class_label.tolist() == [[True, False], [False, True]]

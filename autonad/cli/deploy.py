@@ -25,7 +25,7 @@ from autonad.data.io import read_image, write_image
 from autonad.data.preview import class_colour, overlay
 from autonad.decision import Decision
 from autonad.errors import AutoNADError
-from autonad.export.inference import ExportedModel, evaluate_model, predict_image
+from autonad.export.inference import ExportedModel, check_decision, evaluate_model, predict_image
 from autonad.metrics import PHIS, RULES
 from autonad.train.distributed import pick_device
 from autonad.ui import console, fit_table, progress
@@ -91,6 +91,8 @@ def decision_of(model: ExportedModel, args: argparse.Namespace) -> Decision:
     decision = model.decision.with_phi(args.phi or model.decision.phi)
     changes = {"rule": args.rule, "tau": args.tau, "cap_threshold": args.cap_threshold}
     changes = {k: v for k, v in changes.items() if v is not None}
+    if args.tau is not None:
+        changes["class_tau"] = {}  # one tau given: it decides for every class
     if changes:
         decision = dataclasses.replace(decision, **changes, target=None, calibrated_on=None)
     if args.min_area is not None or args.fail_area:
@@ -98,9 +100,9 @@ def decision_of(model: ExportedModel, args: argparse.Namespace) -> Decision:
         decision = dataclasses.replace(
             decision, min_area=decision.min_area if args.min_area is None else args.min_area, fail_area=fail_area
         )
-    decision.check(model.has_cap, str(args.model))
     if decision.qc is not None:
         decision.qc.check(model.classes, "--fail-area")
+    check_decision(model, decision)
     return decision
 
 
@@ -159,12 +161,13 @@ def predict(args: argparse.Namespace) -> int:
             pred = predict_image(model, path, image, decision, args.pixel_size)
             write_image(args.out / f"{name}_mask.png", _colour_mask(pred.mask))
             write_image(args.out / f"{name}_overlay.png", overlay(image, pred.mask))
-            cap = "-" if pred.cap is None else f"{pred.cap:.3f}"
+            cap = "-" if pred.cap is None else f"{pred.cap:.3f}" + "".join(f" {c}" for c in pred.classes or {})
             table.add_row(path.name, "DEFECT" if pred.defective else "ok", f"{pred.score:.3f}", cap, _defects(pred),
                           str(pred.defect_pixels))  # fmt: skip
             results.append({"image": str(path), "output": name, "defective": pred.defective, "score": pred.score,
                             "cap": pred.cap, "defect_pixels": pred.defect_pixels,
                             "instances": [i.to_dict() for i in pred.instances],
+                            **({"classes": pred.classes} if pred.classes is not None else {}),
                             "decision": decision.to_dict()})  # fmt: skip
     console.print(fit_table(table, ("CaP", "defect pixels", "score", "defects")))
     record = results if not bad else {"predictions": results, "unreadable": bad}

@@ -49,6 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibrate", metavar="TARGET", help="calibrate the ensemble's decision on validation, "
                    "e.g. 'recall>=0.95'")  # fmt: skip
     p.add_argument("--rule", choices=tuple(RULES), default="seg", help="the decision rule --calibrate tunes")
+    p.add_argument("--per-class", action="store_true", help="with --calibrate: each defect class's own taus and "
+                   "mask pixel threshold too")  # fmt: skip
     p.add_argument("--hw", help="store the members' summed predicted latency on this device")
     add_runtime_option(p)
     p.add_argument("--format", nargs="+", choices=FORMATS, default=list(FORMATS), dest="formats")
@@ -65,8 +67,9 @@ def ensemble(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.calibrate:
         parse_target(args.calibrate)
-    elif args.rule != "seg":
-        raise AutoNADError("--rule: give the target to calibrate it for with --calibrate (e.g. 'recall>=0.95')")
+    elif args.rule != "seg" or args.per_class:
+        flag = "--rule" if args.rule != "seg" else "--per-class"
+        raise AutoNADError(f"{flag}: give the target to calibrate for with --calibrate (e.g. 'recall>=0.95')")
     weight_grid(args.k if args.run is not None else len(args.members))  # a member count the weight grid takes
     if args.hw:
         load_tables(args.hw)  # an unknown device is refused before any retraining
@@ -84,7 +87,8 @@ def ensemble(args: argparse.Namespace) -> int:
     if args.hw:
         predictor = _predictor(args, source.num_classes)
     device = pick_device(args.device)
-    result = build_ensemble(args.members, source, args.out, args.formats, args.calibrate, args.rule, predictor, device)
+    result = build_ensemble(args.members, source, args.out, args.formats, args.calibrate, args.rule, predictor, device,
+                            per_class=args.per_class)  # fmt: skip
     _print(result, args.out)
     return 0
 

@@ -51,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rule", choices=tuple(RULES),
                    help="the decision rule --calibrate tunes (default: the recipe's retrain.rule, seg); "
                         "the CaP rules need a trained CaP presence output")  # fmt: skip
+    p.add_argument("--per-class", action="store_true",
+                   help="with --calibrate: also tune each defect class's own sample tau, CaP class-stage threshold "
+                        "and mask pixel threshold (for the class's IoU) on validation")  # fmt: skip
     p.add_argument("--hw", help="also store the predicted latency on this device with the model")
     add_runtime_option(p)
     p.add_argument("--format", nargs="+", choices=FORMATS, default=["torchscript", "onnx"], dest="formats")
@@ -121,6 +124,10 @@ def _with_overrides(recipe: Recipe, args: argparse.Namespace) -> Recipe:
         if not settings.calibrate:
             raise AutoNADError("--rule: give the target to calibrate it for with --calibrate (e.g. 'recall>=0.95')")
         settings = dataclasses.replace(settings, rule=args.rule)
+    if getattr(args, "per_class", False):
+        if not settings.calibrate:
+            raise AutoNADError("--per-class: give the target to calibrate for with --calibrate (e.g. 'recall>=0.95')")
+        settings = dataclasses.replace(settings, per_class=True)
     return dataclasses.replace(recipe, retrain=settings)
 
 
@@ -204,7 +211,8 @@ def finish(run_dir: Path, source: SegSource, settings: SubnetTraining, formats: 
     meta: dict[str, Any] = {**trained.net.metadata, **trained.export_info(), "retrained_on": source.name}
     model = ExportedModel(trained.net, meta, run_dir / "best.pt")
     if settings.calibrate:
-        decision = calibrate_decision(model, source, settings.calibrate, settings.rule, curve=run_dir / CURVE_FILE)
+        decision = calibrate_decision(model, source, settings.calibrate, settings.rule, curve=run_dir / CURVE_FILE,
+                                      per_class=settings.per_class)  # fmt: skip
         meta["decision"] = decision.to_dict()
     split = "test"  # every split is non-empty (check_splits)
     report = evaluate_for_report(model, source, run_dir, split)  # with each image's outcome, for the report

@@ -95,8 +95,7 @@ def tune_weights(
         for images, masks in bar.track(loader, description=f"ensemble weights on {source.name} {split}"):
             probs = [m(images)["seg"].float().softmax(dim=1) for m in members]
             for weights, metrics in zip(grid, scores):
-                mixed = sum(w * p for w, p in zip(weights, probs))
-                metrics.update(mixed.clamp_min(EPS).log(), masks)
+                metrics.update(sum(w * p for w, p in zip(weights, probs)).argmax(1), masks)  # labels: what mIoU needs
     table = [{"weights": list(w), metric: getattr(m.compute(), metric)} for w, m in zip(grid, scores)]
     even = [max(w) - min(w) for w in grid]
     order = sorted(range(len(grid)), key=lambda i: (-(table[i][metric] or 0.0), even[i]))
@@ -112,12 +111,13 @@ def build_ensemble(
     rule: str = "seg",
     predictor=None,
     device: torch.device | str = "cpu",
+    per_class: bool = False,
 ) -> dict[str, Any]:
     """Retrained runs -> one exported ensemble in `out_dir`: weights tuned on validation, the decision
-    calibrated there (when `calibrate` names a target), every metric on test, model files checked
-    against the eager ensemble, model.json with the members, their weights and (with a
-    `LatencyPredictor`) the summed predicted latency of the members on the target table. It
-    computes on `device`; the exported files are the CPU float32 model."""
+    calibrated there (when `calibrate` names a target; `per_class`: each class's own thresholds too),
+    every metric on test, model files checked against the eager ensemble, model.json with the members,
+    their weights and (with a `LatencyPredictor`) the summed predicted latency of the members on the
+    target table. It computes on `device`; the exported files are the CPU float32 model."""
     from autonad.decision import CURVE_FILE
     from autonad.export import export_model, on_device
     from autonad.export.inference import ExportedModel, calibrate_decision
@@ -146,7 +146,8 @@ def build_ensemble(
     out_dir.mkdir(parents=True, exist_ok=True)
     model = ExportedModel(on_device(net, device), meta, out_dir / "ensemble")
     if calibrate:
-        meta["decision"] = calibrate_decision(model, source, calibrate, rule, curve=out_dir / CURVE_FILE).to_dict()
+        decision = calibrate_decision(model, source, calibrate, rule, curve=out_dir / CURVE_FILE, per_class=per_class)
+        meta["decision"] = decision.to_dict()
     report = evaluate_for_report(model, source, out_dir, "test")
     meta["metrics"] = {"split": "test", **report.to_dict()}
     files = export_model(net, out_dir, tuple(meta["input_size"]), meta, formats)

@@ -24,8 +24,8 @@ from autonad.data import SegmentationDataset, SegSource, Transform, TransformCon
 from autonad.decision import Decision, calibrate, calibration_curve
 from autonad.errors import AutoNADError
 from autonad.export import load_exported, output_names
-from autonad.instances import Instance, QCRule, find_instances
-from autonad.metrics import MetricsReport, SegMetrics
+from autonad.instances import Instance, find_instances
+from autonad.metrics import MetricsReport, SegMetrics, decode_labels
 from autonad.ui import progress
 
 
@@ -85,27 +85,28 @@ def evaluate_model(
     """Every SPEC section 8 metric of the model on a split, at the model's input size; the sample
     decision is the model's own (calibrated) one unless `decision` is given."""
     decision = decision or model.decision
-    decision.check(model.has_cap, str(model.path))
-    metrics = accumulate_model(model, source, split, batch, decision.phi, decision.qc)
+    metrics = accumulate_model(model, source, split, batch, decision)
     return compute_report(metrics, decision)
 
 
 def compute_report(metrics: SegMetrics, decision: Decision) -> MetricsReport:
-    return metrics.compute(decision.tau, decision.cap_threshold, decision.rule)
+    classes = list(metrics.class_names)
+    return metrics.compute(decision.tau, decision.cap_threshold, decision.rule, decision.class_taus(classes),
+                           decision.class_cuts(classes))  # fmt: skip
 
 
-def accumulate_model(
-    model: ExportedModel, source: SegSource, split: str, batch: int, phi: str, qc: QCRule | None = None
-) -> SegMetrics:
-    """The metrics accumulator of the model over a split (for a report, or to calibrate tau); with a
-    QC rule it counts defect instances too, their areas in each image's own pixels."""
+def accumulate_model(model: ExportedModel, source: SegSource, split: str, batch: int, decision: Decision) -> SegMetrics:
+    """The metrics accumulator of the model over a split with `decision`'s phi, mask thresholds and QC
+    rule (for a report, or to calibrate a decision); with a QC rule it counts defect instances too,
+    their areas in each image's own pixels."""
     model.check_classes(source)
+    check_decision(model, decision)
     if not source.splits.get(split):
         raise AutoNADError(f"{source.name}: split '{split}' is empty or does not exist")
-    if qc is not None:
-        qc.check(model.classes, str(model.path))
+    qc = decision.qc
     data = SegmentationDataset(source, split, model.transform)
-    metrics = SegMetrics(len(model.classes), phi=phi, class_names=model.classes, qc=qc)
+    metrics = SegMetrics(len(model.classes), phi=decision.phi, class_names=model.classes, qc=qc,
+                         pixel_thresholds=decision.pixel_cuts(model.classes))  # fmt: skip
     loader = eval_loader(data, batch)
     split_ids = source.splits[split]
     with progress() as bar:  # the loader batches images of one size together: each batch's ids from its sampler
@@ -125,16 +126,29 @@ def _area_scale(model: ExportedModel, source: SegSource, sample_id: str) -> floa
     return (h * w) / math.prod(model.transform.config.eval_size(h, w))
 
 
+def check_decision(model: ExportedModel, decision: Decision) -> None:
+    """One line where `decision` asks for an output or a class the model lacks."""
+    decision.check(model.has_cap, str(model.path))
+    decision.check_classes(model.classes, str(model.path))
+    if decision.qc is not None:
+        decision.qc.check(model.classes, str(model.path))
+
+
 def calibrate_decision(
     model: ExportedModel, source: SegSource, target: str, rule: str = "seg", split: str = "val",
-    curve: Path | None = None,
+    curve: Path | None = None, per_class: bool = False,
 ) -> Decision:  # fmt: skip
     """The sample-level decision of `rule` (phi = max defect probability) meeting `target` on `split`
-    (with its validation curve drawn to `curve`); stored in the model's metadata, it is what
-    `evaluate` and `predict` then use."""
+    (with its validation curve drawn to `curve`); `per_class`: with each defect class's own taus and
+    mask pixel threshold (`autonad.decision`). Stored in the model's metadata, it is what `evaluate`
+    and `predict` then use."""
     Decision(rule).check(model.has_cap, str(model.path))
-    scores = accumulate_model(model, source, split, 8, "max_prob").sample_scores()
-    decision = calibrate(scores, rule, "max_prob", target, f"{source.name} {split}")
+    metrics = accumulate_model(model, source, split, 8, Decision(phi="max_prob"))
+    scores = metrics.sample_scores()
+    decision = calibrate(scores, rule, "max_prob", target, f"{source.name} {split}", per_class)
+    if per_class:
+        fitted = zip(model.classes[1:], metrics.pixel_thresholds_fit())
+        decision = dataclasses.replace(decision, pixel_thresholds={c: t for c, t in fitted if t is not None})
     if curve is not None:
         calibration_curve(scores, decision, curve)
     return decision
@@ -149,6 +163,7 @@ class Prediction:
     defective: bool  # the sample decision: phi >= tau
     cap: float | None  # CaP defect-presence probability, when the model has the head
     instances: list[Instance] = dataclasses.field(default_factory=list)  # at least the QC min_area, largest first
+    classes: dict[str, float] | None = None  # CaP class stage: p_c of each defect class it calls present
 
 
 def predict_image(
@@ -165,18 +180,33 @@ def predict_image(
     seg = out["seg"].float()[..., :sh, :sw]
     logits = F.interpolate(seg, size=(h, w), mode="bilinear", align_corners=False)[0]
     probs = logits.softmax(0)
-    mask = probs.argmax(0).numpy().astype(np.uint8)
+    pixel_cuts = decision.pixel_cuts(model.classes)
+    cuts = None if pixel_cuts is None else torch.tensor([math.nan if t is None else t for t in pixel_cuts])
+    mask = decode_labels(probs[None], cuts)[0].numpy().astype(np.uint8)
     cap = float(torch.sigmoid(out["cap"][0])) if "cap" in out else None
     if not decision.keeps_mask(cap):
         mask, probs = np.zeros_like(mask), torch.zeros_like(probs)
         probs[0] = 1.0
     score, pixels = float((1 - probs[0]).max()), int((mask > 0).sum())
     phi = score if decision.phi == "max_prob" else pixels
+    per_class = [float(probs[c].max()) if decision.phi == "max_prob" else int((mask == c).sum())
+                 for c in range(1, len(model.classes))]  # fmt: skip
     qc = decision.qc
     found = find_instances(mask, model.classes, probs.numpy(), pixel_size, qc.min_area if qc else 0)
     fails = None if qc is None else np.array([any(qc.counts(i.class_name, i.area) for i in found)])
-    defective = bool(decision.decide(np.array([phi]), None if cap is None else np.array([cap]), fails)[0])
-    return Prediction(path, mask, score, pixels, defective, cap, found)
+    defective = bool(decision.decide(np.array([phi]), None if cap is None else np.array([cap]), fails,
+                                     np.array([per_class]), model.classes)[0])  # fmt: skip
+    return Prediction(path, mask, score, pixels, defective, cap, found, _stage_classes(model, out, decision))
+
+
+def _stage_classes(model: ExportedModel, out: dict[str, torch.Tensor], decision: Decision) -> dict[str, float] | None:
+    """The defect classes CaP's class stage calls present in the image (p_c over its threshold)."""
+    if "cls" not in out:
+        return None
+    probs = torch.sigmoid(out["cls"][0].float()).numpy()
+    cuts = decision.class_cuts(model.classes)
+    cuts = np.full(len(probs), 0.5) if cuts is None else cuts
+    return {c: round(float(p), 4) for c, p, t in zip(model.classes[1:], probs, cuts) if p >= t}
 
 
 def report_rows(report: MetricsReport) -> list[tuple[str, float | None]]:

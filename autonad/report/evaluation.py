@@ -63,10 +63,9 @@ def evaluate_for_report(
     the same pass, so the counts agree with the decision's recall and precision) and pictures of the
     worst. Returns the metrics."""
     decision = decision or model.decision
-    decision.check(model.has_cap, str(model.path))
-    metrics = accumulate_model(model, source, split, batch, decision.phi, decision.qc)
+    metrics = accumulate_model(model, source, split, batch, decision)
     report = compute_report(metrics, decision)
-    results = image_results(metrics.sample_rows(), metrics.sample_ids, decision)
+    results = image_results(metrics.sample_rows(), metrics.sample_ids, decision, model.classes)
     failures = pick_failures(results, per_kind)
     out = Path(run_dir) / EVALUATION_DIR
     out.mkdir(parents=True, exist_ok=True)
@@ -88,12 +87,14 @@ def evaluate_for_report(
     return report
 
 
-def image_results(rows: dict[str, np.ndarray], ids: list[str], decision: Decision) -> list[ImageResult]:
+def image_results(
+    rows: dict[str, np.ndarray], ids: list[str], decision: Decision, classes: list[str]
+) -> list[ImageResult]:
     """Each evaluated image's outcome from the accumulator's per-sample rows (at the model's scale) and
     names (`SegMetrics.sample_ids`, in update order); the gated rule empties the prediction of an image
     CaP calls clean."""
     cap = rows["cap"] if decision.uses_cap else None
-    called = decision.decide(rows["phi"], cap, rows["qc"])
+    called = decision.decide(rows["phi"], cap, rows["qc"], rows["phi_class"], classes)
     kept = np.ones_like(called) if cap is None else np.array([decision.keeps_mask(c) for c in cap], dtype=bool)
     inter, pred = np.where(kept, rows["inter"], 0), np.where(kept, rows["pred"], 0)
     union = rows["gt"] + pred - inter

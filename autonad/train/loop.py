@@ -647,7 +647,7 @@ def training_part(recipe: dict[str, Any], stage: str = "train") -> dict[str, Any
     full = from_mapping(Recipe, recipe, "recipe").to_dict()
     part = {k: v for k, v in full.items() if k in ("transform", "normalise", stage)}
     if stage == "retrain":  # the decision rule and its thresholds are calibrated after training
-        part["retrain"] = {k: v for k, v in part["retrain"].items() if k not in ("calibrate", "rule")}
+        part["retrain"] = {k: v for k, v in part["retrain"].items() if k not in ("calibrate", "rule", "per_class")}
     return part
 
 

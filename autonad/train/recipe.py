@@ -98,6 +98,7 @@ class SubnetTraining(TrainingSettings):
     select: Literal["miou", "miou_fg", "mf1", "sample_miou", "seg_recall"] = "miou"  # best-checkpoint metric
     calibrate: str | None = None  # tau target on validation, e.g. "recall>=0.95" (None: keep the default tau)
     rule: Literal["seg", "cap", "gated", "agree", "any"] = "seg"  # the decision rule calibrated (autonad.metrics.RULES)
+    per_class: bool = False  # calibrate each defect class's taus and mask pixel threshold too (autonad.decision)
 
 
 @dataclass(frozen=True)

@@ -159,12 +159,19 @@ def test_stop_and_resume_equals_an_uninterrupted_retrain(setup, retrained, tmp_p
     argv = retrain_args(setup, out, "--cap", "--format", "torchscript")
     assert main([*argv, "--max-epochs", "1"]) == 0
     assert load_checkpoint(out / "checkpoint.pt", RETRAIN_FORMAT)["state"]["epoch"] == 1
-    assert main([*argv, "--resume", "--calibrate", "recall>=0.5"]) == 0  # the calibration target may change
+    assert main([*argv, "--resume", "--calibrate", "recall>=0.5", "--per-class"]) == 0  # the calibration may change
     want = load_checkpoint(retrained / "checkpoint.pt", RETRAIN_FORMAT)
     got = load_checkpoint(out / "checkpoint.pt", RETRAIN_FORMAT)
     untimed = [[{k: v for k, v in h.items() if k != "images_per_s"} for h in c["history"]] for c in (got, want)]
     assert untimed[0] == untimed[1]
     assert all(torch.equal(got["model"][k], want["model"][k]) for k in want["model"])
+    decision = json.loads((out / "model.json").read_text())["decision"]
+    assert list(decision["class_tau"]) == ["defect"] and decision["target"] == "recall>=0.5"
+    assert set(decision.get("pixel_thresholds", {})) <= {"defect"}
+    images = sorted((Path(setup["two"][7:]) / "images").iterdir())[:2]
+    assert main(["predict", "--model", str(out / "model.ts"), *map(str, images), "--out", str(tmp_path / "p")]) == 0
+    results = json.loads((tmp_path / "p" / "predictions.json").read_text())
+    assert [r["defective"] for r in results] == [r["score"] >= decision["class_tau"]["defect"] for r in results]
 
 
 def test_retrain_from_scratch_on_the_supernets_classes(setup, tmp_path, capsys):

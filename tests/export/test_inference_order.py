@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from autonad.data import open_dataset
+from autonad.decision import Decision
 from autonad.export.inference import ExportedModel, accumulate_model
-from autonad.instances import QCRule
 from autonad.space import HeadsArch
 from autonad.supernet import Supernet, SupernetConfig
 
@@ -37,7 +37,7 @@ def test_each_evaluated_sample_is_named_by_the_image_it_came_from(mixed_sizes):
             "input_size": [32, 32], "scale": 1.0, "pad_to": 32, "outputs": "seg"}  # fmt: skip
     exported = ExportedModel(model, meta, mixed_sizes.root / "model.ts")
     split = "train"  # the largest split: both sizes, interleaved
-    metrics = accumulate_model(exported, mixed_sizes, split, 4, "pixels", QCRule(min_area=1))
+    metrics = accumulate_model(exported, mixed_sizes, split, 4, Decision(min_area=1))
     rows = metrics.sample_rows()
     names = [metrics.sample_ids[p] for p in rows["position"]]
     assert sorted(names) == sorted(mixed_sizes.splits[split]) and names != sorted(names)  # batched by size
