@@ -199,22 +199,34 @@ def calibrate(
 ) -> Decision:
     """The thresholds of `rule` meeting `target` on validation `scores` (see the module docstring); with
     `per_class` also each defect class's tau and class-stage threshold (the pixel thresholds come from
-    the pixels: `SegMetrics.pixel_thresholds_fit`)."""
+    the pixels: `SegMetrics.pixel_thresholds_fit`). Per-class taus that miss a `recall>=X` /
+    `precision>=X` target for the whole part (each class on its own may meet it while the parts do
+    not) give way to the one tau: the result then has no `class_tau` (`calibrate_decision` says so)."""
     goal = parse_target(target)
     base = Decision(rule, phi, DEFAULT_TAU[phi], 0.5, str(goal), calibrated_on)
     base.check(scores.cap_prob is not None, "the model")
     if per_class and scores.phi_class is None:
         raise AutoNADError("per-class calibration needs per-class sample scores")
-    label, cap = scores.label, scores.cap_prob
-    tau = max(calibrate_tau(scores.phi, label, goal), 0.0)
-    seg = _SegFit(scores, goal, tau, per_class)
     if per_class and scores.class_prob is not None:
         base = dataclasses.replace(base, class_thresholds=_class_stage_thresholds(scores, goal))
+    if per_class and rule != "cap":
+        try:
+            decision = _fit_rule(scores, base, goal, True)
+            _check_reached(decision, scores, goal)
+            return decision
+        except AutoNADError:
+            pass  # the one tau below
+    return _fit_rule(scores, base, goal, False)
+
+
+def _fit_rule(scores: SampleScores, base: Decision, goal: CalibrationTarget, per_class: bool) -> Decision:
+    rule, label, cap = base.rule, scores.label, scores.cap_prob
+    if rule == "cap":
+        return dataclasses.replace(base, cap_threshold=calibrate_tau(cap, label, goal))
+    seg = _SegFit(scores, goal, max(calibrate_tau(scores.phi, label, goal), 0.0), per_class)
     if rule == "seg":
         return dataclasses.replace(base, **seg.fit(None, rule))
     cap_threshold = calibrate_tau(cap, label, goal)
-    if rule == "cap":
-        return dataclasses.replace(base, cap_threshold=cap_threshold)
     fitted = seg.fit(None, rule)
     for _ in range(ROUNDS):
         new_seg = seg.fit(cap >= cap_threshold, rule)
@@ -248,7 +260,10 @@ class _SegFit:
             if not label.any():
                 taus[name] = tau
             elif cap_yes is None or rule == "any":  # under "any" CaP adds parts, it empties no mask
-                taus[name] = max(calibrate_tau(score, label, goal), 0.0)
+                try:
+                    taus[name] = max(calibrate_tau(score, label, goal), 0.0)
+                except AutoNADError:  # out of the class's reach: the part-level check decides
+                    taus[name] = tau
             else:
                 taus[name] = _fit_one(score, cap_yes, rule, label, goal, tau)
         return {"tau": tau, "class_tau": taus}

@@ -138,3 +138,24 @@ def test_a_per_class_curve_has_a_panel_per_class(tmp_path):
     decision = calibrate(scores, "seg", "max_prob", "recall>=0.95", per_class=True)
     with Image.open(calibration_curve(scores, decision, tmp_path / "calibration.png")) as image:
         assert image.size[0] > image.size[1] > 200
+
+
+def test_the_cap_rule_calibrates_where_the_segmentation_cannot_reach_the_target():
+    label = np.array([True, False] * 10)
+    scores = SampleScores(np.full(20, 0.5), label, np.where(label, 0.9, 0.1))  # phi tells nothing
+    assert calibrate(scores, "cap", "max_prob", "precision>=0.9").cap_threshold == pytest.approx(0.9)
+
+
+def test_per_class_taus_that_miss_the_part_level_target_give_way_to_one_tau():
+    """Each class reaches 96% recall on its own samples while the parts do not: parts with both classes
+    (all found) count for both classes, each missed part for one."""
+    class_label = np.zeros((70, 2), bool)
+    class_label[0:10, 0], class_label[10:20, 1], class_label[20:60, :] = True, True, True  # 60..69 clean
+    phi_class = np.where(class_label, 0.9, 0.0)
+    phi_class[[0, 1, 10, 11]] = 0.05  # two single-class parts of each class missed by their class's score
+    label = class_label.any(1)
+    scores = SampleScores(phi_class.max(1), label, None, phi_class, class_label, None, ("a", "b"))
+    for c in range(2):
+        assert (phi_class[:, c] >= 0.9)[class_label[:, c]].mean() >= 0.96  # each class alone meets the target
+    decision = calibrate(scores, "seg", "max_prob", "recall>=0.96", per_class=True)
+    assert not decision.class_tau and _rates(decision, scores)[0] >= 0.96

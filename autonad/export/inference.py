@@ -26,7 +26,7 @@ from autonad.errors import AutoNADError
 from autonad.export import load_exported, output_names
 from autonad.instances import Instance, find_instances
 from autonad.metrics import MetricsReport, SegMetrics, decode_labels
-from autonad.ui import progress
+from autonad.ui import console, progress
 
 
 @dataclass
@@ -146,6 +146,8 @@ def calibrate_decision(
     metrics = accumulate_model(model, source, split, 8, Decision(phi="max_prob"))
     scores = metrics.sample_scores()
     decision = calibrate(scores, rule, "max_prob", target, f"{source.name} {split}", per_class)
+    if per_class and rule != "cap" and not decision.class_tau:
+        console.print(f"per-class taus miss {target} for whole parts on {source.name} {split}: one tau decides")
     if per_class:
         fitted = zip(model.classes[1:], metrics.pixel_thresholds_fit())
         decision = dataclasses.replace(decision, pixel_thresholds={c: t for c, t in fitted if t is not None})
@@ -217,7 +219,8 @@ def report_rows(report: MetricsReport) -> list[tuple[str, float | None]]:
     if report.cap is not None:
         cap = report.cap.to_dict("cap")
         rows += [("CaP accuracy", cap.get("cap_accuracy")), ("CaP recall", cap.get("cap_recall"))]
-    if (report.rule != "seg" or report.instances is not None) and report.decided is not None:  # rule or QC
+    decided_apart = report.rule != "seg" or report.instances is not None or report.decided != report.sample.counts
+    if report.decided is not None and decided_apart:  # a rule, QC or per-class taus decide, not phi >= tau
         rule, decided = report.rule, report.decided
         rows += [(f"{rule} recall", decided.recall), (f"{rule} precision", decided.precision)]
     if report.instances is not None:

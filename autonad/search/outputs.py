@@ -117,11 +117,14 @@ def pick_members(
     front = sorted(pareto_front(history), key=lambda c: -c.fitness)
     rest = sorted((c for c in history if c not in front), key=lambda c: -c.fitness)
     picked: list[Candidate] = []
+    floor = min((c.latency_ms or 0.0 for c in history), default=0.0)  # what each member still to pick costs at least
     for c in [*front, *rest]:
         if any(arch_family(c.arch) == arch_family(p.arch) for p in picked):
             continue
         latencies = [p.latency_ms or 0.0 for p in [*picked, c]]
-        if max_latency_ms is not None and (max(latencies) if parallel else sum(latencies)) > max_latency_ms:
+        # a member that leaves no room for the others is passed over, however fit (a sum's budget)
+        cost = max(latencies) if parallel else sum(latencies) + (k - len(latencies)) * floor
+        if max_latency_ms is not None and cost > max_latency_ms:
             continue
         picked.append(c)
         if len(picked) == k:

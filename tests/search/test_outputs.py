@@ -75,3 +75,20 @@ def test_ensemble_members_are_diverse_front_archs_within_the_latency_budget(resu
         pick_members(history, 2, max_latency_ms=0.001)
     with pytest.raises(AutoNADError, match="no history.jsonl"):
         load_history(tmp_path)
+
+
+def test_a_fit_member_that_leaves_no_room_for_the_others_is_passed_over(result):
+    """The fittest arch alone fills the budget: a greedy pick would take it and find no room for a
+    second member; the pick passes it over for two that fit together."""
+    import dataclasses
+
+    from autonad.search.outputs import arch_family, pick_members
+
+    by_family = {}
+    for c in sorted(result.history, key=lambda c: -c.fitness):
+        by_family.setdefault(arch_family(c.arch), c)
+    fittest, *others = list(by_family.values())[:3]
+    history = [dataclasses.replace(fittest, latency_ms=4.0), dataclasses.replace(others[0], latency_ms=1.0),
+               dataclasses.replace(others[1], latency_ms=1.5)]  # fmt: skip
+    picked = pick_members(history, 2, max_latency_ms=4.0)
+    assert {c.hash for c in picked} == {others[0].hash, others[1].hash}
