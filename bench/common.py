@@ -56,6 +56,15 @@ def inherited_on_test(checkpoint: Path, dataset: str, data_root: str | None = No
     return rows, len(loader.dataset)
 
 
+def supernet_finished(checkpoint: Path, recipe) -> bool:
+    """Whether the supernet run at `checkpoint` trained its whole budget under `recipe`."""
+    from autonad.train.checkpoint import load_checkpoint
+    from autonad.train.loop import finished
+    from autonad.train.trainer import CHECKPOINT_FORMAT
+
+    return checkpoint.exists() and finished(load_checkpoint(checkpoint, CHECKPOINT_FORMAT)["state"], recipe.train)
+
+
 def supernet_split(search_run: Path) -> Path:
     """The split.json the search's supernet recorded (the search validated on it; test images were
     never seen by the supernet, the search or the export)."""

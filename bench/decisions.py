@@ -6,7 +6,11 @@ classes, the supernet definition with `multilabel: true`) on MT with every image
 then, on the recorded split, both decision rules are calibrated on validation for `recall>=0.95` and
 evaluated on test: Seg_Precision and Seg_Accuracy of the decision, and per defect class the sample
 recall of the segmentation (a predicted pixel of the class) and of the class stage (p_c >= 0.5).
-Runs resume (`autonad retrain --resume`); the JSON is written after every seed.
+Each rule is calibrated twice: with one tau, and per class (`--per-class`: each defect class its own
+tau on its own max probability, the class stage its own thresholds); the mask's per-class pixel
+thresholds (fitted on validation for each class's IoU) are evaluated on test beside the argmax.
+Runs resume (`autonad retrain --resume`); the JSON is written after every seed, and a seed evaluated
+before the per-class variants existed is evaluated again from its run.
 
     python bench/decisions.py --data-root ../shared/datasets/magnetic_tile --seeds 0 1 2 --steps 800
 """
@@ -45,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     arch = _arch(args)
     done = _load(args.name)
     seeds = done.get("seeds", {}) if done.get("steps") == args.steps else {}
+    seeds = {k: v for k, v in seeds.items() if "seg_per_class" in v}  # evaluated before the per-class variants: again
     for seed in args.seeds:
         if str(seed) in seeds:
             continue
@@ -89,6 +94,8 @@ def _retrain(args, arch: Path, seed: int) -> Path:
     from autonad.cli import main as autonad
 
     run = args.out / f"seed{seed}"
+    if (run / "model.ts").exists() and (run / "metrics.json").exists():
+        return run  # retrained and exported: evaluated again only
     argv = ["retrain", "--arch", str(arch), "--init", "scratch", "--dataset", args.dataset, "--data-root",
             args.data_root, "--recipe", str(_recipe(args, seed)), "--cap", "--steps", str(args.steps), "--out",
             str(run), "--threads", str(args.threads), "--format", "torchscript", "--no-tensorboard"]  # fmt: skip
@@ -99,35 +106,53 @@ def _retrain(args, arch: Path, seed: int) -> Path:
 
 
 def _evaluate(args, run: Path) -> dict:
-    """Both rules calibrated on validation for TARGET, evaluated on test (one pass over each split)."""
+    """Both rules calibrated on validation for TARGET, with one tau and per class, evaluated on test (one
+    pass over each split, and one more over test with the fitted pixel thresholds)."""
     from autonad.data import open_dataset
-    from autonad.decision import calibrate
+    from autonad.decision import Decision, calibrate
     from autonad.export.inference import ExportedModel, accumulate_model, compute_report
 
     model = ExportedModel.load(run / "model.ts")
     meta = json.loads((run / "model.json").read_text())
     source = open_dataset(args.dataset, args.data_root, split_file=run / "split.json")
     started = time.monotonic()
-    val = accumulate_model(model, source, "val", 8, "max_prob")
-    test = accumulate_model(model, source, "test", 8, "max_prob")
+    plain = Decision(phi="max_prob")
+    val = accumulate_model(model, source, "val", 8, plain)
+    test = accumulate_model(model, source, "test", 8, plain)
     out = {"outputs": meta["outputs"], "train_s": _train_s(run), "val_images": val.num_samples,
            "test_images": test.num_samples}  # fmt: skip
     for rule in RULES:
-        decision = calibrate(val.sample_scores(), rule, "max_prob", TARGET, f"{source.name} val")
-        on_val = compute_report(val, decision).decided
-        m = compute_report(test, decision).to_dict()
-        out[rule] = {"tau": decision.tau, "cap_threshold": decision.cap_threshold if rule != "seg" else None,
-                     "val_recall": on_val.recall, "val_precision": on_val.precision,
-                     **{f"test_{k}": m["decision"][k] for k in ("recall", "precision", "accuracy", "f1")}}  # fmt: skip
-        if rule == "seg":
-            out["miou"], out["per_class_iou"] = m["miou"], m["per_class_iou"]
-            out["class_recall_segmentation"] = {c: r["recall"] for c, r in m["per_class_sample"].items()}
-            out["class_recall_cap"] = {c: r["recall"] for c, r in (m.get("per_class_cap") or {}).items()}
-            out["class_precision_segmentation"] = {c: r["precision"] for c, r in m["per_class_sample"].items()}
-            out["class_precision_cap"] = {c: r["precision"] for c, r in (m.get("per_class_cap") or {}).items()}
+        for per_class in (False, True):
+            decision = calibrate(val.sample_scores(), rule, "max_prob", TARGET, f"{source.name} val", per_class)
+            out[rule + ("_per_class" if per_class else "")] = _outcome(decision, val, test)
+    m = compute_report(test, plain).to_dict()
+    out["miou"], out["per_class_iou"] = m["miou"], m["per_class_iou"]
+    pixel = dict(zip(model.classes[1:], val.pixel_thresholds_fit()))
+    tuned = Decision(phi="max_prob", pixel_thresholds={c: t for c, t in pixel.items() if t is not None})
+    m = compute_report(accumulate_model(model, source, "test", 8, tuned), tuned).to_dict()
+    out["pixel_thresholds"] = tuned.pixel_thresholds
+    out["miou_pixel_thresholds"], out["per_class_iou_pixel_thresholds"] = m["miou"], m["per_class_iou"]
     out["eval_s"] = round(time.monotonic() - started, 1)
     print(json.dumps(out, indent=1))
     return out
+
+
+def _outcome(decision, val, test) -> dict:
+    """The decision's thresholds, its rates on validation and test, and per defect class its sample
+    recall/precision on test from the segmentation and from the class stage."""
+    from autonad.export.inference import compute_report
+
+    on_val = compute_report(val, decision).decided
+    m = compute_report(test, decision).to_dict()
+    seg, cap = m["per_class_sample"], m.get("per_class_cap") or {}
+    return {"tau": decision.tau, "cap_threshold": decision.cap_threshold if decision.uses_cap else None,
+            "class_tau": decision.class_tau or None, "class_thresholds": decision.class_thresholds or None,
+            "val_recall": on_val.recall, "val_precision": on_val.precision,
+            **{f"test_{k}": m["decision"][k] for k in ("recall", "precision", "accuracy", "f1")},
+            "class_recall_segmentation": {c: r["recall"] for c, r in seg.items()},
+            "class_precision_segmentation": {c: r["precision"] for c, r in seg.items()},
+            "class_recall_cap": {c: r["recall"] for c, r in cap.items()},
+            "class_precision_cap": {c: r["precision"] for c, r in cap.items()}}  # fmt: skip
 
 
 def _train_s(run: Path) -> float | None:
@@ -147,12 +172,19 @@ def _summary(seeds: dict) -> dict:
                 "n": len(values)}  # fmt: skip
 
     runs = list(seeds.values())
-    out = {f"{rule}_{k}": stat([r[rule][f"test_{k}"] for r in runs]) for rule in RULES
+    variants = [f"{rule}{suffix}" for rule in RULES for suffix in ("", "_per_class")]
+    out = {f"{v}_{k}": stat([r[v][f"test_{k}"] for r in runs]) for v in variants
            for k in ("precision", "accuracy", "recall")}  # fmt: skip
-    classes = runs[0]["class_recall_segmentation"] if runs else {}
-    out["class_recall_segmentation"] = {c: stat([r["class_recall_segmentation"][c] for r in runs]) for c in classes}
-    out["class_recall_cap"] = {c: stat([r["class_recall_cap"].get(c) for r in runs]) for c in classes}
+    classes = list(runs[0]["seg"]["class_recall_segmentation"]) if runs else []
+    for v in ("seg", "seg_per_class"):
+        for source in ("segmentation", "cap"):
+            for rate in ("recall", "precision"):
+                key = f"class_{rate}_{source}"
+                out[f"{v}_{key}"] = {c: stat([r[v][key].get(c) for r in runs]) for c in classes}
     out["miou"] = stat([r["miou"] for r in runs])
+    out["miou_pixel_thresholds"] = stat([r["miou_pixel_thresholds"] for r in runs])
+    for key in ("per_class_iou", "per_class_iou_pixel_thresholds"):
+        out[key] = {c: stat([r[key][c] for r in runs]) for c in classes}
     return out
 
 

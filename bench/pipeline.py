@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 from ablations import _autonad, _elapsed_s, _Timer
-from common import report
+from common import report, supernet_finished
 
 METRICS = ("miou", "miou_fg", "mf1", "mf1_fg", "sample_miou", "seg_accuracy", "seg_recall", "seg_precision")
 
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
     supernet_dir = supernet_run_dir(args.dataset, recipe.supernet, recipe.name)
     checkpoint = supernet_dir / "checkpoint.pt"
-    if not _supernet_finished(checkpoint, recipe):
+    if not supernet_finished(checkpoint, recipe):
         _autonad(["train-supernet", *data, "--recipe", args.recipe, *threads,
                   *(["--resume"] if checkpoint.exists() else [])])  # fmt: skip
 
@@ -280,14 +280,6 @@ def search_summary(run: Path, seconds: float | None) -> dict:
 
 def _history(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
-
-
-def _supernet_finished(checkpoint: Path, recipe) -> bool:
-    from autonad.train.checkpoint import load_checkpoint
-    from autonad.train.loop import finished
-    from autonad.train.trainer import CHECKPOINT_FORMAT
-
-    return checkpoint.exists() and finished(load_checkpoint(checkpoint, CHECKPOINT_FORMAT)["state"], recipe.train)
 
 
 def _epochs(run: Path, fmt: str) -> int:

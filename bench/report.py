@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "results.md")
     args = p.parse_args(argv)
     page = Page(args.out)
-    for section in (headline, learning, neu_pipeline, mt_pipeline, ablations, cap_on_off, decisions, ranking, latency,
+    for section in (headline, learning, neu_pipeline, mt_pipeline, ablations, cap_on_off, decisions, ensembles,
+                    ranking, latency,
                     search, overhead, export_round_trip, gpu_check):  # fmt: skip
         section(page)
     page.write()
@@ -678,14 +679,25 @@ def decisions(page: Page) -> None:
 
     rows = []
     for rule, label in (("seg", "segmentation only (phi >= tau)"), ("gated", "CaP-gated segmentation")):
-        rows.append([label, ms(summary[f"{rule}_recall"]), ms(summary[f"{rule}_precision"]),
-                     ms(summary[f"{rule}_accuracy"])])  # fmt: skip
+        for suffix, how in (("", "one tau"), ("_per_class", "per-class taus")):
+            v = rule + suffix
+            rows.append([f"{label}, {how}", ms(summary[f"{v}_recall"]), ms(summary[f"{v}_precision"]),
+                         ms(summary[f"{v}_accuracy"])])  # fmt: skip
     page.table(["decision", "Seg_Recall", "Seg_Precision", "Seg_Accuracy"], rows)
-    classes = list(summary["class_recall_segmentation"])
-    by_seg, by_cap = summary["class_recall_segmentation"], summary["class_recall_cap"]
-    page.table(["per-class sample recall", *classes], [
-        ["segmentation (a predicted pixel of the class)", *(ms(by_seg[c]) for c in classes)],
-        ["CaP class stage (p >= 0.5)", *(ms(by_cap.get(c)) for c in classes)],
+    classes = list(summary["seg_class_recall_segmentation"])
+    sources = (("segmentation, one tau (a predicted pixel of the class)", "seg_class_{}_segmentation"),
+               ("segmentation, per-class taus (max p_c >= tau_c)", "seg_per_class_class_{}_segmentation"),
+               ("CaP class stage (p_c >= 0.5)", "seg_class_{}_cap"),
+               ("CaP class stage, per-class thresholds", "seg_per_class_class_{}_cap"))  # fmt: skip
+    for rate in ("recall", "precision"):
+        page.table(
+            [f"per-class sample {rate} (test)", *classes],
+            [[what, *(ms(summary.get(key.format(rate), {}).get(c)) for c in classes)] for what, key in sources],
+        )
+    page.table(["pixel IoU (test)", "mIoU", *classes], [
+        [what, ms(summary[m]), *(ms(summary[key].get(c)) for c in classes)] for what, m, key in (
+            ("argmax", "miou", "per_class_iou"),
+            ("per-class pixel thresholds (fitted on val)", "miou_pixel_thresholds", "per_class_iou_pixel_thresholds"))
     ])  # fmt: skip
     page.table(["seed", "outputs", "mIoU", "train min", "seg: tau", "gated: tau, CaP threshold"], [
         [seed, r["outputs"], pct(r["miou"]), f"{r['train_s'] / 60:.0f}" if r.get("train_s") else "—",
@@ -703,6 +715,45 @@ def decisions(page: Page) -> None:
         if stat:
             page.record(key, round(stat["mean"], 4), f"{data['dataset']} all images, test, {data['target']} on val, "
                         f"{stat['n']} seeds (sd {stat['sd']:.3f})", budget, command)  # fmt: skip
+
+
+def ensembles(page: Page) -> None:
+    page.add("## Ensembles of searched subnets vs the best single one (issue 20)", "")
+    labels = {"single": "best single searched subnet", "equal_latency": "3-member ensemble, equal total latency",
+              "free_latency": "3-member ensemble, free latency"}  # fmt: skip
+    recorded = False
+    for slug in ("neu-seg", "mt"):
+        data = page.source(f"ensembles_{slug}")
+        if data is None:
+            continue
+        seeds, summary = data["seeds"], data["summary"]
+        partial = (f" **Partial: stage {data['stage']}, {len(seeds)} of {len(data['seeds_planned'])} seeds.**"
+                   if data.get("partial") else "")  # fmt: skip
+        size = "x".join(map(str, data["input_size"]))
+        budget = f"{data['steps']} retraining steps per model from the supernet ({data['recipe']}, {size})"
+        page.add(f"{data['dataset']}: the search for `{data['hw']}` picks the single best arch and {data['k']} "
+                 "diverse members (other operator/width families, its Pareto front first); each retrained per seed, "
+                 "the ensemble's weights tuned on validation; test figures, mean ± sd over seeds, latency predicted "
+                 f"on the search's table (an ensemble: its members' sum). Budget: {budget}.{partial}", "")  # fmt: skip
+
+        def ms(stat, scale=100.0):
+            return "—" if not stat else f"{scale * stat['mean']:.1f} ± {scale * stat['sd']:.1f}"
+
+        rows = []
+        for variant, label in labels.items():
+            stat = summary.get(variant, {})
+            if stat.get("infeasible"):
+                rows.append([label, f"not built: {stat['infeasible']}", "", "", "", ""])
+                continue
+            rows.append([label, ms(stat.get("miou")), ms(stat.get("tail_iou")), ms(stat.get("seg_recall")),
+                         ms(stat.get("seg_precision")), ms(stat.get("latency_ms"), 1.0)])  # fmt: skip
+        page.table(["model", "mIoU", "tail-class IoU", "Seg_Recall", "Seg_Precision", "predicted ms"], rows)
+        single, equal = summary.get("single", {}).get("miou"), summary.get("equal_latency", {}).get("miou")
+        if single and equal and not recorded:
+            recorded = True  # the headline keys hold the first dataset measured
+            where = f"{data['dataset']} test, equal total predicted latency, {single['n']} seeds"
+            page.record("decisions.ensemble_miou", round(equal["mean"], 4), where, budget, data["command"])
+            page.record("decisions.single_miou", round(single["mean"], 4), where, budget, data["command"])
 
 
 def ranking(page: Page) -> None:
