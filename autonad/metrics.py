@@ -362,23 +362,40 @@ def decode_labels(probs: torch.Tensor, thresholds: torch.Tensor | None = None) -
     return torch.where(keep, index + 1, torch.zeros_like(index))
 
 
-def _pixel_threshold_fit(hist: np.ndarray) -> list[float | None]:
-    """Per defect class c, the pixel threshold maximising IoU_c from `hist[c-1, bin, gt]` (pixels whose
-    most probable defect class is c, by the bin of p_c, by GT class). A pixel of top class c is labelled
-    c exactly when p_c >= t, whatever the other classes' thresholds, so each class is fitted alone.
-    None where validation has no pixel of the class or no threshold finds any of it."""
-    out: list[float | None] = []
-    for c in range(hist.shape[0]):
-        gt_c = hist[:, :, c + 1].sum()
-        above = hist[c, ::-1].cumsum(0)[::-1]  # [bin, gt]: pixels of top class c with p_c >= bin's edge
-        tp = above[:, c + 1]
-        fp = above.sum(1) - tp
-        iou = tp / np.maximum(tp + fp + (gt_c - tp), 1)
-        top = np.flatnonzero(iou >= iou.max() - 1e-12)
-        run = top[: 1 + int(np.argmax(np.diff(top) > 1)) if (np.diff(top) > 1).any() else len(top)]
-        best = int(run[len(run) // 2])  # the middle of the first plateau of the best IoU: away from both edges
-        out.append(best / hist.shape[1] if gt_c > 0 and iou[best] > 0 else None)
-    return out
+def _pixel_threshold_fit(hist: np.ndarray, rounds: int = 3) -> list[float | None]:
+    """Per defect class c the pixel threshold from `hist[c-1, bin, gt]` (pixels whose most probable
+    defect class is c, by the bin of p_c, by GT class) that maximises the mIoU over every class,
+    background included: a class fitted for its own IoU alone may take the background with it. A
+    pixel of top class c is c exactly when p_c >= t_c, so the confusion matrix of any thresholds
+    follows from the histogram; the thresholds are fitted one class at a time, a few rounds. None
+    (the argmax) for classes validation has no pixel of."""
+    k, bins, _ = hist.shape
+    above = hist[:, ::-1].cumsum(1)[:, ::-1]  # [c, bin, gt]: top class c with p_c >= the bin's edge
+    total = hist.sum(1)  # [c, gt]
+    present = hist.sum((0, 1))[1:] > 0
+    cut = np.full(k, bins // 2)  # start near the argmax of a two-class softmax
+
+    def miou(cut: np.ndarray) -> float:
+        labelled = above[np.arange(k), np.minimum(cut, bins - 1)] * (cut < bins)[:, None]  # [c, gt]
+        cm = np.zeros((k + 1, k + 1))
+        cm[:, 1:] = labelled.T
+        cm[:, 0] = (total - labelled).sum(0)
+        return _mean(_class_scores(cm)[0]) or 0.0
+
+    for _ in range(rounds):
+        before = cut.copy()
+        for c in np.flatnonzero(present):
+            scores = []
+            for b in range(bins + 1):  # bins: never
+                cut[c] = b
+                scores.append(miou(cut))
+            scores = np.array(scores)
+            top = np.flatnonzero(scores >= scores.max() - 1e-12)
+            run = top[: 1 + int(np.argmax(np.diff(top) > 1)) if (np.diff(top) > 1).any() else len(top)]
+            cut[c] = int(run[len(run) // 2])  # the middle of the first plateau of the best: away from both edges
+        if (cut == before).all():
+            break
+    return [float(min(b, bins) / bins) if ok else None for b, ok in zip(cut, present)]
 
 
 def _gated_metrics(rows: dict[str, np.ndarray], tau: float, cap_threshold: float) -> SampleMetrics:
@@ -690,7 +707,7 @@ class SegMetrics:
                             tuple(self.class_names[1:]))  # fmt: skip
 
     def pixel_thresholds_fit(self) -> list[float | None]:
-        """Per defect class, the pixel-probability threshold that maximises its IoU on the pixels seen
+        """Per defect class, the pixel-probability threshold that maximises the mIoU on the pixels seen
         (from logits; `_pixel_threshold_fit`), to be stored in the decision and passed back as
         `pixel_thresholds`."""
         return _pixel_threshold_fit(self._pixel_hist.numpy())

@@ -42,6 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("runs/bench/decisions"))
     p.add_argument("--name", default="decisions")
+    p.add_argument(
+        "--reevaluate",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="SEED",
+        help="evaluate these finished seeds again from their runs (e.g. after a calibration change)",
+    )
     argv = sys.argv[1:] if argv is None else argv
     args = p.parse_args(argv)
 
@@ -51,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = done.get("seeds", {}) if done.get("steps") == args.steps else {}
     seeds = {k: v for k, v in seeds.items() if "seg_per_class" in v}  # evaluated before the per-class variants: again
     for seed in args.seeds:
-        if str(seed) in seeds:
+        if str(seed) in seeds and seed not in args.reevaluate:
             continue
         run = _retrain(args, arch, seed)
         seeds[str(seed)] = _evaluate(args, run)
