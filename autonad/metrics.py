@@ -434,10 +434,12 @@ class SegMetrics:
         class_names: Sequence[str] | None = None,
         qc: QCRule | None = None,
         pixel_thresholds: Sequence[float | None] | None = None,
+        pixel_histogram: bool = False,
     ) -> None:
         """`qc`: count defect instances (instance recall/precision in the report) and let the
         segmentation call a sample defective only where an instance fails the part by this rule;
-        `pixel_thresholds`: per defect class (None: argmax), how logits are decoded (`decode_labels`)."""
+        `pixel_thresholds`: per defect class (None: argmax), how logits are decoded (`decode_labels`);
+        `pixel_histogram`: keep what `pixel_thresholds_fit` needs (off on the training and search paths)."""
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2 (background + defect classes), got {num_classes}")
         if ignore_index is not None and 0 <= ignore_index < num_classes:
@@ -455,6 +457,7 @@ class SegMetrics:
         self.class_names = names
         self.qc = qc
         self.pixel_thresholds = None if pixel_thresholds is None else self._thresholds(pixel_thresholds)
+        self.pixel_histogram = pixel_histogram
         self.reset()
 
     def _thresholds(self, values: Sequence[float | None]) -> torch.Tensor:
@@ -515,7 +518,7 @@ class SegMetrics:
         else:
             phi = per_sample[:, :, 1:].sum((1, 2)).double()
             phi_class = per_sample[:, :, 1:].sum(1).double()
-        if probs is not None:
+        if probs is not None and self.pixel_histogram:
             self._add_pixel_hist(probs, target, valid)
         self._add_samples(per_sample, phi, phi_class, cap, self._instance_fails(labels, target, valid, area_scale))
         first = self._seen - target.shape[0]
@@ -710,6 +713,8 @@ class SegMetrics:
         """Per defect class, the pixel-probability threshold that maximises the mIoU on the pixels seen
         (from logits; `_pixel_threshold_fit`), to be stored in the decision and passed back as
         `pixel_thresholds`."""
+        if not self.pixel_histogram:
+            raise ValueError("pixel thresholds are fitted on an accumulator made with pixel_histogram=True")
         return _pixel_threshold_fit(self._pixel_hist.numpy())
 
     def calibrate(self, target: str | CalibrationTarget = "f1") -> float:

@@ -19,6 +19,23 @@ def report(name: str, result: dict) -> None:
     (RESULTS / f"{name}.json").write_text(text + "\n")
 
 
+def load_result(name: str) -> dict:
+    """bench/results/<name>.json as written so far ({} when there is none), for a resumed benchmark."""
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def mean_sd(values) -> dict | None:
+    """{"mean", "sd", "n"} over the values that are not None (sd 0 for one value); None for none."""
+    import statistics
+
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "n": len(values)}  # fmt: skip
+
+
 def require_checkpoint(path: Path) -> None:
     if not path.is_file():
         sys.exit(f"{path}: not found; run the README's main job first (it trains the demo supernet)")

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
 
 import yaml
-from common import RESULTS, report
+from common import load_result, mean_sd, report
 
 RULES = ("seg", "gated")
 TARGET = "recall>=0.95"
@@ -55,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     arch = _arch(args)
-    done = _load(args.name)
+    done = load_result(args.name)
     seeds = done.get("seeds", {}) if done.get("steps") == args.steps else {}
     seeds = {k: v for k, v in seeds.items() if "seg_per_class" in v}  # evaluated before the per-class variants: again
     for seed in args.seeds:
@@ -125,7 +124,7 @@ def _evaluate(args, run: Path) -> dict:
     source = open_dataset(args.dataset, args.data_root, split_file=run / "split.json")
     started = time.monotonic()
     plain = Decision(phi="max_prob")
-    val = accumulate_model(model, source, "val", 8, plain)
+    val = accumulate_model(model, source, "val", 8, plain, pixel_histogram=True)
     test = accumulate_model(model, source, "test", 8, plain)
     out = {"outputs": meta["outputs"], "train_s": _train_s(run), "val_images": val.num_samples,
            "test_images": test.num_samples}  # fmt: skip
@@ -172,33 +171,21 @@ def _train_s(run: Path) -> float | None:
 
 
 def _summary(seeds: dict) -> dict:
-    def stat(values):
-        values = [v for v in values if v is not None]
-        if not values:
-            return None
-        return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-                "n": len(values)}  # fmt: skip
-
     runs = list(seeds.values())
     variants = [f"{rule}{suffix}" for rule in RULES for suffix in ("", "_per_class")]
-    out = {f"{v}_{k}": stat([r[v][f"test_{k}"] for r in runs]) for v in variants
+    out = {f"{v}_{k}": mean_sd([r[v][f"test_{k}"] for r in runs]) for v in variants
            for k in ("precision", "accuracy", "recall")}  # fmt: skip
     classes = list(runs[0]["seg"]["class_recall_segmentation"]) if runs else []
     for v in ("seg", "seg_per_class"):
         for source in ("segmentation", "cap"):
             for rate in ("recall", "precision"):
                 key = f"class_{rate}_{source}"
-                out[f"{v}_{key}"] = {c: stat([r[v][key].get(c) for r in runs]) for c in classes}
-    out["miou"] = stat([r["miou"] for r in runs])
-    out["miou_pixel_thresholds"] = stat([r["miou_pixel_thresholds"] for r in runs])
+                out[f"{v}_{key}"] = {c: mean_sd([r[v][key].get(c) for r in runs]) for c in classes}
+    out["miou"] = mean_sd([r["miou"] for r in runs])
+    out["miou_pixel_thresholds"] = mean_sd([r["miou_pixel_thresholds"] for r in runs])
     for key in ("per_class_iou", "per_class_iou_pixel_thresholds"):
-        out[key] = {c: stat([r[key][c] for r in runs]) for c in classes}
+        out[key] = {c: mean_sd([r[key][c] for r in runs]) for c in classes}
     return out
-
-
-def _load(name: str) -> dict:
-    path = RESULTS / f"{name}.json"
-    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _write(args, arch: Path, seeds: dict, argv) -> None:

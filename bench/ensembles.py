@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from common import RESULTS, report, supernet_finished
+from common import load_result, mean_sd, report, supernet_finished
 
 K = 3
 VARIANTS = ("single", "equal_latency", "free_latency")
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     name = f"ensembles_{slug}"
     data = ["--dataset", args.dataset] + (["--data-root", args.data_root] if args.data_root else [])
     threads = ["--threads", str(args.threads)]
-    done = _load(name)
+    done = load_result(name)
     same = done.get("steps") == args.steps and done.get("hw") == args.hw and done.get("recipe") == recipe.name
     state = {"stage": "supernet", "seeds": done.get("seeds", {}) if same else {}}
     if same and "search" in done:
@@ -171,27 +171,15 @@ def _metrics_row(path: Path, members) -> dict:
 
 
 def _summary(seeds: dict) -> dict:
-    def stat(values):
-        values = [v for v in values if v is not None]
-        if not values:
-            return None
-        return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-                "n": len(values)}  # fmt: skip
-
     out = {}
     for variant in VARIANTS:
         rows = [r[variant] for r in seeds.values() if "miou" in r.get(variant, {})]
-        out[variant] = {k: stat([r[k] for r in rows])
+        out[variant] = {k: mean_sd([r[k] for r in rows])
                         for k in ("miou", "tail_iou", "seg_recall", "seg_precision", "latency_ms")}  # fmt: skip
         infeasible = [r[variant]["infeasible"] for r in seeds.values() if "infeasible" in r.get(variant, {})]
         if infeasible:
             out[variant]["infeasible"] = infeasible[0]
     return out
-
-
-def _load(name: str) -> dict:
-    path = RESULTS / f"{name}.json"
-    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _write(name: str, args, recipe, state: dict, argv) -> None:

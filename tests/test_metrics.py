@@ -499,7 +499,7 @@ def test_fitted_pixel_thresholds_recover_a_faint_defect_class():
     target[:, 2:5, 2:5] = 1
     p = torch.where(target == 1, 0.3, 0.1)
     logits = torch.stack([1 - p, p], 1).log()
-    plain = SegMetrics(2, phi="max_prob")
+    plain = SegMetrics(2, phi="max_prob", pixel_histogram=True)
     plain.update(logits, target)
     assert plain.compute().per_class_iou["class1"] == 0.0
     (t,) = plain.pixel_thresholds_fit()
@@ -507,7 +507,7 @@ def test_fitted_pixel_thresholds_recover_a_faint_defect_class():
     tuned = SegMetrics(2, phi="max_prob", pixel_thresholds=[t])
     tuned.update(logits, target)
     assert tuned.compute().per_class_iou["class1"] == 1.0
-    empty = SegMetrics(2, phi="max_prob")
+    empty = SegMetrics(2, phi="max_prob", pixel_histogram=True)
     empty.update(torch.zeros(1, 2, 4, 4), torch.zeros(1, 4, 4, dtype=torch.int64))
     assert empty.pixel_thresholds_fit() == [None]  # no pixel of the class: no threshold
 

@@ -95,10 +95,12 @@ def compute_report(metrics: SegMetrics, decision: Decision) -> MetricsReport:
                            decision.class_cuts(classes))  # fmt: skip
 
 
-def accumulate_model(model: ExportedModel, source: SegSource, split: str, batch: int, decision: Decision) -> SegMetrics:
+def accumulate_model(
+    model: ExportedModel, source: SegSource, split: str, batch: int, decision: Decision, pixel_histogram: bool = False
+) -> SegMetrics:
     """The metrics accumulator of the model over a split with `decision`'s phi, mask thresholds and QC
-    rule (for a report, or to calibrate a decision); with a QC rule it counts defect instances too,
-    their areas in each image's own pixels."""
+    rule (for a report, or to calibrate a decision, `pixel_histogram` for its pixel thresholds); with
+    a QC rule it counts defect instances too, their areas in each image's own pixels."""
     model.check_classes(source)
     check_decision(model, decision)
     if not source.splits.get(split):
@@ -106,7 +108,8 @@ def accumulate_model(model: ExportedModel, source: SegSource, split: str, batch:
     qc = decision.qc
     data = SegmentationDataset(source, split, model.transform)
     metrics = SegMetrics(len(model.classes), phi=decision.phi, class_names=model.classes, qc=qc,
-                         pixel_thresholds=decision.pixel_cuts(model.classes))  # fmt: skip
+                         pixel_thresholds=decision.pixel_cuts(model.classes),
+                         pixel_histogram=pixel_histogram)  # fmt: skip
     loader = eval_loader(data, batch)
     split_ids = source.splits[split]
     with progress() as bar:  # the loader batches images of one size together: each batch's ids from its sampler
@@ -143,7 +146,7 @@ def calibrate_decision(
     mask pixel threshold (`autonad.decision`). Stored in the model's metadata, it is what `evaluate`
     and `predict` then use."""
     Decision(rule).check(model.has_cap, str(model.path))
-    metrics = accumulate_model(model, source, split, 8, Decision(phi="max_prob"))
+    metrics = accumulate_model(model, source, split, 8, Decision(phi="max_prob"), pixel_histogram=per_class)
     scores = metrics.sample_scores()
     decision = calibrate(scores, rule, "max_prob", target, f"{source.name} {split}", per_class)
     if per_class and rule != "cap" and not decision.class_tau:
