@@ -86,6 +86,16 @@ def dump_yaml(data: Any, path: str | os.PathLike) -> None:
     write_text_atomic(path, dump_yaml_text(data))
 
 
+def merge_mappings(base: dict, override: dict) -> dict:
+    """`override` laid over `base`: nested mappings merge key by key, any other value (lists too) replaces."""
+    merged = dict(base)
+    for key, value in override.items():
+        inherited = base.get(key)
+        both = isinstance(value, dict) and isinstance(inherited, dict)
+        merged[key] = merge_mappings(inherited, value) if both else value
+    return merged
+
+
 def to_mapping(obj: Any) -> Any:
     """Dataclass -> plain dicts/lists/scalars (tuples become lists), for YAML/JSON."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):

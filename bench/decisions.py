@@ -82,12 +82,13 @@ def _arch(args) -> Path:
 def _recipe(args, seed: int) -> Path:
     """The base recipe with a two-stage CaP supernet definition and this seed."""
     from autonad import resources
+    from autonad.train.recipe import Recipe
 
     supernet = yaml.safe_load(resources.resolve("supernets", args.supernet).read_text())
     supernet["heads"] = {**supernet.get("heads", {}), "cap": True, "multilabel": True}
     supernet["name"] = f"{supernet['name']}-two-stage"
     (args.out / "supernet.yaml").write_text(yaml.safe_dump(supernet, sort_keys=False))
-    recipe = yaml.safe_load(resources.resolve("recipes", args.recipe).read_text())
+    recipe = Recipe.load(args.recipe).to_dict()  # its `base:` chain resolved
     recipe["name"] = f"{recipe['name']}-decisions-s{seed}"
     recipe["supernet"] = str((args.out / "supernet.yaml").resolve())
     recipe["retrain"] = {**recipe["retrain"], "seed": seed, "cap": True}

@@ -133,9 +133,9 @@ def _seed(args, data, threads, search, checkpoint, out: Path, seed: int, row: di
 
 def _seed_recipe(base: str, out: Path, seed: int) -> Path:
     """The recipe with this retraining seed (the split's seed, in its train section, is left alone)."""
-    from autonad import resources
+    from autonad.train.recipe import Recipe
 
-    recipe = yaml.safe_load(resources.resolve("recipes", base).read_text())
+    recipe = Recipe.load(base).to_dict()  # its `base:` chain resolved
     recipe["name"] = f"{recipe['name']}-ensembles-s{seed}"
     recipe["retrain"] = {**recipe.get("retrain", {}), "seed": seed}
     out.mkdir(parents=True, exist_ok=True)

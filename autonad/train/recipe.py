@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 
 from autonad import resources
-from autonad.config import from_mapping, load_yaml, to_mapping
+from autonad.config import from_mapping, load_yaml_mapping, merge_mappings, to_mapping
 from autonad.data import TransformConfig
 from autonad.errors import AutoNADError
 
@@ -149,7 +149,7 @@ class Recipe:
     @staticmethod
     def load(name_or_path: str | Path) -> Recipe:
         path = resources.resolve("recipes", name_or_path)
-        return from_mapping(Recipe, load_yaml(path), str(path))
+        return from_mapping(Recipe, recipe_mapping(path), str(path))
 
     def to_dict(self) -> dict:
         return to_mapping(self)
@@ -192,6 +192,35 @@ class Recipe:
         tag = "+".join(f"{k}{'x'.join(map(str, v)) if k == 'size' else f'{v:g}'}" for k, v in changes.items())
         return dataclasses.replace(self, transform=dataclasses.replace(self.transform, **changes),
                                    name=f"{self.name}+{tag}")  # fmt: skip
+
+
+def recipe_mapping(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    """A recipe file's keys laid over those of its `base:` recipe, recursively (mmsegmentation's
+    `_base_`): nested sections merge key by key, and `null` resets an inherited optional key. The
+    base's `name` and `description` are not inherited: every recipe names itself."""
+    data = load_yaml_mapping(path)
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise AutoNADError(f"{path}: base: expected a recipe name or a path to one, got {base!r}")
+    chain = (*chain, path.resolve())
+    base_path = _base_path(path, base)
+    if base_path.resolve() in chain:
+        raise AutoNADError(f"{path}: base: '{base}' inherits from itself ({' -> '.join(p.stem for p in chain)})")
+    inherited = recipe_mapping(base_path, chain)
+    for own in ("name", "description"):
+        inherited.pop(own, None)
+    return merge_mappings(inherited, data)
+
+
+def _base_path(recipe: Path, base: str) -> Path:
+    """A shipped recipe by name, or a path relative to the recipe that names it."""
+    as_path = Path(base).expanduser()
+    if as_path.suffix in (".yaml", ".yml") or "/" in base:
+        return resources.resolve("recipes", as_path if as_path.is_absolute() else recipe.parent / as_path)
+    sibling = recipe.parent / f"{base}.yaml"
+    return sibling if sibling.is_file() else resources.resolve("recipes", base)
 
 
 def default_recipe(dataset: str) -> str:

@@ -53,8 +53,9 @@ def test_default_recipe_per_dataset():
 
 def test_unknown_recipe_key_names_the_file_and_key(tmp_path):
     path = tmp_path / "mine.yaml"
-    path.write_text(resources.resolve("recipes", "demo").read_text().replace("batch_size:", "batchsize:"))
-    with pytest.raises(AutoNADError, match=r"mine.yaml.train: unknown key 'batchsize'"):
+    path.write_text(resources.resolve("recipes", "demo").read_text().replace("val_every:", "valevery:", 1))
+    assert "valevery:" in path.read_text()
+    with pytest.raises(AutoNADError, match=r"mine.yaml.train: unknown key 'valevery'"):
         Recipe.load(path)
     with pytest.raises(AutoNADError, match="unknown recipe 'nope'"):
         Recipe.load("nope")
@@ -73,3 +74,43 @@ def test_a_search_fine_tunes_with_the_retrain_settings_and_its_own_budget():
     with pytest.raises(AutoNADError, match="sets no fine-tuning budget"):
         off.finetune_recipe()
     assert recipe.with_finetune() is recipe
+
+
+def test_a_recipe_inherits_its_base_and_overrides_key_by_key(tmp_path):
+    (tmp_path / "line.yaml").write_text(
+        "base: default-cpu\nname: line\ntrain:\n  lr: 2.0e-3\n  minutes: null\n  epochs: 7\n"
+        "transform:\n  size: [96, 160]\n"
+    )
+    (tmp_path / "line-long.yaml").write_text("base: line\nname: line-long\ntrain:\n  epochs: 70\n")
+    base, line = Recipe.load("default-cpu"), Recipe.load(tmp_path / "line.yaml")
+    long = Recipe.load(tmp_path / "line-long.yaml")
+    assert (line.name, line.description, line.train.lr, line.train.minutes) == ("line", "", 2e-3, None)
+    assert line.input_size == (96, 160) and line.transform.defect_crops == base.transform.defect_crops
+    assert line.train.batch_size == base.train.batch_size and line.retrain == base.retrain
+    assert (long.train.epochs, long.train.lr, long.input_size) == (70, 2e-3, (96, 160))  # the sibling `line`
+
+
+def test_every_shipped_recipe_names_itself_and_gpu_recipes_share_the_default():
+    for name in resources.list_shipped("recipes"):
+        assert Recipe.load(name).name == name
+    for name in ("mt", "neu-seg", "msd", "ksdd2"):
+        recipe, default = Recipe.load(name), Recipe.load("default")
+        assert recipe.retrain == default.retrain and recipe.search == default.search
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("base: [default]\nname: x\n", "base: expected a recipe name"),
+        ("base: nope\nname: x\n", "unknown recipe 'nope'"),
+        ("base: ./missing.yaml\nname: x\n", "missing.yaml: file not found"),
+        ("base: loop\nname: loop\n", "inherits from itself"),
+        ("base: default\ntrain:\n  epochs: 3\n", "missing required key 'name'"),
+        ("base: default\nname: x\ntrain:\n  epoch: 3\n", "loop.yaml.train: unknown key 'epoch'"),
+    ],
+)
+def test_a_bad_base_is_one_line(tmp_path, text, message):
+    path = tmp_path / "loop.yaml"
+    path.write_text(text)
+    with pytest.raises(AutoNADError, match=message):
+        Recipe.load(path)
