@@ -32,20 +32,23 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from autonad.space import EDGE_NAMES, Arch, BlockArch, SearchSpace
+from autonad.space import EDGE_NAMES, Arch, BlockArch, SearchSpace, block_operators, parse_choice
 from autonad.supernet import Supernet, SupernetConfig
 from autonad.supernet.config import HeadsConfig
 from autonad.supernet.functional import adaptive_avg_pool, to_nchw, upsample_like
 from autonad.supernet.modules import MFAM, Stage
 from autonad.supernet.supernet import SuperSegHead
 
-KINDS = ("embed", "block.transformer", "block.conv", "block.mlp", "edge", "ppm", "decoder", "head")
+
+def calibration_kinds() -> tuple[str, ...]:
+    """The kinds the latency calibration fits one scale each for: one per registered block operator."""
+    return ("embed", *(op.calibration_kind for op in block_operators()), "edge", "ppm", "decoder", "head")
 
 
 @dataclass(frozen=True)
 class Component:
     key: str
-    kind: str  # one of KINDS: the calibration fits one scale per kind
+    kind: str  # one of `calibration_kinds()`: the calibration fits one scale per kind
     build: Callable[[], tuple[nn.Module, tuple[Tensor, ...]]]  # plain module + its inputs
 
 
@@ -96,13 +99,12 @@ def head_key(width: int, classes: int, detail: int = 0, detail_stride: int = 2, 
 
 
 def kind_of(key: str) -> str:
-    """The calibration kind of a key (`KINDS`)."""
+    """The calibration kind of a key (`calibration_kinds()`)."""
     name = key.split(" ", 1)[0]
     if name.endswith((".embed", ".stem")):
         return "embed"
     if name.startswith("s"):
-        op = name.split(".", 1)[1]
-        return "block.conv" if op.startswith("conv") else f"block.{op}"
+        return parse_choice(name.split(".", 1)[1])[0].calibration_kind
     if name.startswith(("lateral", "fpn")):
         return "edge"
     return name  # ppm, decoder, head

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from autonad.errors import AutoNADError
-from autonad.latency.components import KINDS, arch_keys, kind_of
+from autonad.latency.components import arch_keys, calibration_kinds, kind_of
 from autonad.latency.runtimes import runtime_suffix
 from autonad.latency.table import Calibration, Profile
 from autonad.space import Arch, SearchSpace
@@ -89,10 +89,13 @@ def fit_calibration(sums: Sequence[Counter], measured: Sequence[float], pull: fl
     """Per-kind scales and a constant minimising the squared *relative* error (NNLS, so no
     negative costs), with a ridge term `pull * sum (scale - 1)^2`: kinds that vary little across
     subnets (embeddings, head) are nearly collinear with the constant, and without it their
-    scales wander to 0 or 3. Kinds absent from every arch keep scale 1."""
+    scales wander to 0 or 3. Kinds absent from every arch keep scale 1; a kind outside
+    `calibration_kinds()` (an operator registered after the table was written) is fitted too."""
     from scipy.optimize import nnls
 
-    kinds = [k for k in KINDS if any(s.get(k, 0.0) > 0 for s in sums)]
+    present = {k for s in sums for k, v in s.items() if v > 0}
+    known = calibration_kinds()
+    kinds = [k for k in known if k in present] + sorted(present - set(known))
     y = np.asarray(measured, dtype=float)
     x = np.array([[s.get(k, 0.0) for k in kinds] + [1.0] for s in sums], dtype=float) / y[:, None]
     ridge = np.sqrt(pull) * np.eye(len(kinds), len(kinds) + 1)

@@ -10,9 +10,7 @@ from typing import Any
 import numpy as np
 
 from autonad.figures import new_figure
-from autonad.space import EDGE_NAMES, Arch
-
-OP_COLOURS = {"transformer": "#4e79a7", "conv": "#f28e2b", "mlp": "#59a14f"}
+from autonad.space import EDGE_NAMES, Arch, block_operator, block_operators
 
 
 def png(fig) -> bytes:
@@ -79,8 +77,9 @@ def arch_diagram(arch: Arch) -> bytes:
         ax.text(x + 0.4, depth + 0.35, f"stage {x + 1}\nwidth {stage.width}", ha="center", fontsize=8)
         for y, block in enumerate(stage.blocks):
             top = depth - y - 1
-            ax.add_patch(_box(x, top, OP_COLOURS[block.op]))
-            label = block.choice if block.op != "conv" else f"conv {block.kernel}x{block.kernel}"
+            op = block_operator(block.op)
+            ax.add_patch(_box(x, top, op.colour))
+            label = op.label(block.kernel)
             ax.text(x + 0.4, top + 0.4, f"{label}\nFFN x{block.ffn_ratio:g}", ha="center", va="center", fontsize=7,
                     color="white")  # fmt: skip
         if x:
@@ -96,8 +95,9 @@ def arch_diagram(arch: Arch) -> bytes:
         head += f"\n+ CaP head ({' + '.join(stages)})"
     ax.text(x, depth + 1.0, head, ha="left", va="top", fontsize=7, family="monospace",
             bbox={"boxstyle": "round", "fc": "#eeeeee", "ec": "#999999"})  # fmt: skip
-    for op, colour in OP_COLOURS.items():
-        ax.scatter([], [], marker="s", color=colour, label=op)
+    used = {b.op for st in arch.stages for b in st.blocks}
+    for op in (op for op in block_operators() if op.name in used):
+        ax.scatter([], [], marker="s", color=op.colour, label=op.name)
     ax.legend(loc="lower left", bbox_to_anchor=(0, -0.02), ncol=3, fontsize=7, frameon=False)
     ax.set_xlim(-0.2, len(arch.stages) + 1.6)
     ax.set_ylim(-0.6, depth + 1.1)

@@ -1,7 +1,6 @@
 """Search spaces and the architecture encoding (SPEC section 3)."""
 
 from autonad.space.arch import (
-    BLOCK_OPS,
     EDGE_NAMES,
     EDGE_OPS,
     Arch,
@@ -10,9 +9,11 @@ from autonad.space.arch import (
     HeadsArch,
     StageArch,
 )
+from autonad.space.operators import BlockOperator, block_operator, block_operators, parse_choice
 from autonad.space.searchspace import DecoderSpace, Gene, SearchSpace, StageSpace
 
 __all__ = [
-    "BLOCK_OPS", "EDGE_NAMES", "EDGE_OPS", "Arch", "BlockArch", "DecoderArch", "DecoderSpace",
-    "Gene", "HeadsArch", "SearchSpace", "StageArch", "StageSpace",
+    "EDGE_NAMES", "EDGE_OPS", "Arch", "BlockArch", "BlockOperator", "DecoderArch", "DecoderSpace",
+    "Gene", "HeadsArch", "SearchSpace", "StageArch", "StageSpace", "block_operator", "block_operators",
+    "parse_choice",
 ]  # fmt: skip

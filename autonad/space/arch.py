@@ -17,8 +17,8 @@ import yaml
 
 from autonad.config import load_yaml, write_text_atomic
 from autonad.errors import AutoNADError
+from autonad.space.operators import block_operator, block_operators, parse_choice
 
-BLOCK_OPS = ("transformer", "conv", "mlp")
 EDGE_OPS = ("conv1x1", "conv3x3", "conv5x5", "dil3x3", "dwsep3x3")
 # MFAM's ten searchable edges: PPM branch convs, lateral convs of stages 1-3, FPN output convs.
 EDGE_NAMES = (
@@ -32,24 +32,22 @@ EDGE_NAMES = (
 class BlockArch:
     op: str
     ffn_ratio: float
-    kernel: int | None = None  # conv only
+    kernel: int | None = None  # operators with kernel sizes only (`BlockOperator.kernels`)
 
     def __post_init__(self):
-        if self.op not in BLOCK_OPS:
-            raise AutoNADError(f"unknown block op '{self.op}' (choose from {', '.join(BLOCK_OPS)})")
-        if (self.op == "conv") != (self.kernel is not None):
-            raise AutoNADError(f"block op '{self.op}': a kernel is given for conv blocks and only for them")
+        if block_operator(self.op).kernels != (self.kernel is not None):
+            with_kernels = "/".join(op.name for op in block_operators() if op.kernels)
+            raise AutoNADError(f"block op '{self.op}': a kernel is given for {with_kernels} blocks and only for them")
 
     @property
     def choice(self) -> str:
         """Operator choice as one token ('transformer', 'conv3', 'conv5', 'mlp')."""
-        return f"conv{self.kernel}" if self.op == "conv" else self.op
+        return f"{self.op}{self.kernel}" if self.kernel is not None else self.op
 
     @staticmethod
     def from_choice(choice: str, ffn_ratio: float) -> BlockArch:
-        if choice.startswith("conv"):
-            return BlockArch("conv", ffn_ratio, int(choice[4:]))
-        return BlockArch(choice, ffn_ratio)
+        op, kernel = parse_choice(choice)
+        return BlockArch(op.name, ffn_ratio, kernel)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"op": self.op}
@@ -168,10 +166,9 @@ class Arch:
     # -- summaries ----------------------------------------------------------------
     def short(self) -> str:
         """Compact one-line description, e.g. 'w64[T@8,C3@7.5]|...|dec128'."""
-        tok = {"transformer": "T", "mlp": "M"}
         parts = []
         for st in self.stages:
-            blocks = ",".join(f"{tok.get(b.op, 'C' + str(b.kernel))}@{b.ffn_ratio:g}" for b in st.blocks)
+            blocks = ",".join(f"{block_operator(b.op).letter}{b.kernel or ''}@{b.ffn_ratio:g}" for b in st.blocks)
             parts.append(f"w{st.width}[{blocks}]")
         detail = f"+d{self.decoder.detail}" if self.decoder.detail else ""
         return "|".join(parts) + f"|dec{self.decoder.width}{detail}"

@@ -19,16 +19,8 @@ from typing import Any, Literal
 from autonad import resources
 from autonad.config import from_mapping, load_yaml
 from autonad.errors import AutoNADError
-from autonad.space.arch import (
-    BLOCK_OPS,
-    EDGE_NAMES,
-    EDGE_OPS,
-    Arch,
-    BlockArch,
-    DecoderArch,
-    HeadsArch,
-    StageArch,
-)
+from autonad.space.arch import EDGE_NAMES, EDGE_OPS, Arch, BlockArch, DecoderArch, HeadsArch, StageArch
+from autonad.space.operators import block_operator, cost_order
 
 RANGE_KEYS = ("depth", "width", "ffn_ratio", "pool_sizes")
 
@@ -50,19 +42,17 @@ class StageSpace:
                 raise AutoNADError(f"{name}: needs at least one choice")
             if len(set(values)) != len(values):
                 raise AutoNADError(f"{name}: choices repeat")
-        bad = [o for o in self.ops if o not in BLOCK_OPS]
-        if bad:
-            raise AutoNADError(f"ops: unknown op '{bad[0]}' (choose from {', '.join(BLOCK_OPS)})")
+        for op in map(block_operator, self.ops):
+            bad = [w for w in self.width if w % op.width_multiple]
+            if bad:
+                raise AutoNADError(f"width: {bad[0]} is not a multiple of {op.width_multiple} (the '{op.name}' op)")
         if min(self.depth) < 1:
             raise AutoNADError("depth: must be at least 1")
 
     @property
     def op_choices(self) -> tuple[str, ...]:
-        """Operator tokens of this stage: conv expands into one token per kernel size."""
-        out: list[str] = []
-        for op in self.ops:
-            out.extend(f"conv{k}" for k in self.kernels) if op == "conv" else out.append(op)
-        return tuple(out)
+        """Operator tokens of this stage: an operator with kernel sizes gives one token per size."""
+        return tuple(token for op in self.ops for token in block_operator(op).choices(self.kernels))
 
 
 @dataclass(frozen=True)
@@ -289,16 +279,21 @@ class SearchSpace:
         return f"{self.name}: {len(self.genes)} genes, about 10^{math.log10(self.size):.1f} archs"
 
 
-# Op tokens from light to heavy, used for the deterministic largest/smallest archs.
-_OP_WEIGHT = ["dwsep3x3", "conv1x1", "mlp", "conv3", "conv3x3", "dil3x3", "conv5", "transformer", "conv5x5"]
+# MFAM edge ops from light to heavy, used for the deterministic largest/smallest archs (block
+# operators are ordered by `operators.cost_order`).
+_EDGE_WEIGHT = ["dwsep3x3", "conv1x1", "conv3x3", "dil3x3", "conv5x5"]
+
+
+def _op_weight(choice: str) -> tuple[int, int]:
+    return (_EDGE_WEIGHT.index(choice), 0) if choice in _EDGE_WEIGHT else cost_order(choice)
 
 
 def _heaviest(choices: Sequence[str]) -> int:
-    return max(range(len(choices)), key=lambda i: _OP_WEIGHT.index(choices[i]))
+    return max(range(len(choices)), key=lambda i: _op_weight(choices[i]))
 
 
 def _lightest(choices: Sequence[str]) -> int:
-    return min(range(len(choices)), key=lambda i: _OP_WEIGHT.index(choices[i]))
+    return min(range(len(choices)), key=lambda i: _op_weight(choices[i]))
 
 
 def _same(a: Any, b: Any) -> bool:

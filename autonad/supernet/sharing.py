@@ -19,13 +19,15 @@ from __future__ import annotations
 
 from typing import Literal
 
+from autonad.space.operators import parse_choice
+
 WeightSharing = Literal["cross", "entangled", "classical"]
 WEIGHT_SHARING_MODES: tuple[str, ...] = ("cross", "entangled", "classical")
 
 
 def op_type(choice: str) -> str:
-    """Operator type of a block choice: ``conv3``/``conv5`` -> ``conv``."""
-    return "conv" if choice.startswith("conv") else choice
+    """Operator family of a block choice: ``conv3``/``conv5`` -> ``conv``."""
+    return parse_choice(choice)[0].name
 
 
 def projection_key(mode: str, choice: str) -> str:

@@ -23,12 +23,10 @@ from autonad.supernet.elastic import (
     ElasticGroupNorm,
     ElasticLayerNorm,
     ElasticLinear,
-    ElasticShiftConv,
     Index,
 )
 from autonad.supernet.modules import (
     MFAM,
-    ACmixConv,
     Block,
     CaPHead,
     ConvNormAct,
@@ -40,12 +38,11 @@ from autonad.supernet.modules import (
     PatchEmbed,
     SegHead,
     SegmentationNet,
-    ShiftMLP,
-    SpatialReductionAttention,
     Stage,
     TwoLevelDetailPath,
 )
-from autonad.supernet.sharing import banks, edge_key, mixer_key, op_type, projection_key
+from autonad.supernet.operators import step2_module
+from autonad.supernet.sharing import banks, edge_key, mixer_key, projection_key
 
 # MFAM edge op -> (kernel, dilation) of its (point-wise part of the) convolution.
 EDGE_GEOMETRY = {"conv1x1": (1, 1), "conv3x3": (3, 1), "conv5x5": (5, 1), "dil3x3": (3, 2), "dwsep3x3": (1, 1)}
@@ -54,60 +51,6 @@ EDGE_GEOMETRY = {"conv1x1": (1, 1), "conv3x3": (3, 1), "conv5x5": (5, 1), "dil3x
 def ffn_hidden(width: int, ratio: float) -> int:
     """MixFFN hidden width: round(C * r)."""
     return int(round(width * ratio))
-
-
-# -- Step II operators ------------------------------------------------------------------------
-class SuperAttention(SpatialReductionAttention, Elastic):
-    """Parameter-free, so nothing to slice: heads follow the input width."""
-
-    def set_active(self, width: int, kernel: int | None) -> None:
-        pass
-
-    def extract(self) -> SpatialReductionAttention:
-        return SpatialReductionAttention(self.head_dim, self.sr_ratio)
-
-
-class SuperACmixConv(ACmixConv, Elastic):
-    """ACmix with W^P sliced ``[:k*k, :3*heads]`` (centre-out kernel rows, head-major inputs)."""
-
-    def __init__(self, head_dim: int, max_width: int, max_kernel: int):
-        max_heads = max_width // head_dim
-        fc = ElasticLinear(3 * max_heads, max_kernel * max_kernel, bias=False, std=(3 * max_heads) ** -0.5)
-        super().__init__(fc, ElasticShiftConv(head_dim, max_heads, max_kernel), head_dim)
-
-    def set_active(self, width: int, kernel: int | None) -> None:
-        if kernel is None:
-            raise ValueError("a conv block needs a kernel size")
-        heads = width // self.head_dim
-        self.fc.set_active(3 * heads, kernel * kernel)
-        self.shift.set_active(heads, kernel)
-
-    def extract(self) -> ACmixConv:
-        return ACmixConv(self.fc.extract(), self.shift.extract(), self.head_dim)
-
-
-class SuperShiftMLP(ShiftMLP, Elastic):
-    """S2-MLPv2 with the split-attention MLP C -> C/4 -> 3C sliced by width."""
-
-    def __init__(self, max_width: int):
-        super().__init__(ElasticLinear(max_width, max_width // 4), ElasticLinear(max_width // 4, 3 * max_width))
-
-    def set_active(self, width: int, kernel: int | None) -> None:
-        self.fc1.set_active(width, width // 4)
-        self.fc2.set_active(width // 4, 3 * width)
-
-    def extract(self) -> ShiftMLP:
-        return ShiftMLP(self.fc1.extract(), self.fc2.extract())
-
-
-def _mixer(choices: Sequence[str], head_dim: int, sr_ratio: int, max_width: int) -> Elastic:
-    """Step II weights serving ``choices`` (all of one operator type)."""
-    kind = op_type(choices[0])
-    if kind == "transformer":
-        return SuperAttention(head_dim, sr_ratio)
-    if kind == "conv":
-        return SuperACmixConv(head_dim, max_width, max(int(c[4:]) for c in choices))
-    return SuperShiftMLP(max_width)
 
 
 # -- encoder ----------------------------------------------------------------------------------
@@ -135,10 +78,11 @@ class SuperBlock(Block, Elastic):
         width = max(stage.width)
         proj_keys = {c: projection_key(mode, c) for c in stage.op_choices}
         mix_keys = {c: mixer_key(mode, c) for c in stage.op_choices}
+        mixer_banks = banks(mix_keys).items()
         super().__init__(
             norm1=ElasticLayerNorm(width),
             qkv=ElasticChoice({k: ElasticLinear(width, 3 * width) for k in banks(proj_keys)}),
-            mixer=ElasticChoice({k: _mixer(cs, head_dim, stage.sr_ratio, width) for k, cs in banks(mix_keys).items()}),
+            mixer=ElasticChoice({k: step2_module(cs, head_dim, stage.sr_ratio, width) for k, cs in mixer_banks}),
             proj=ElasticChoice({k: ElasticLinear(width, width) for k in banks(proj_keys)}),
             norm2=ElasticLayerNorm(width),
             ffn=SuperMixFFN(width, ffn_hidden(width, max(stage.ffn_ratio))),
@@ -649,8 +593,6 @@ def _check_compatible(space: SearchSpace, config: SupernetConfig, num_classes: i
     for i, st in enumerate(space.stages):
         if st.stride % strides[i] or st.stride // strides[i] < 2:
             raise AutoNADError(f"{where}: stage {i + 1} stride {st.stride} is not a multiple of {strides[i]}")
-        if "mlp" in st.ops and any(w % 4 for w in st.width):
-            raise AutoNADError(f"{where}: stage {i + 1} widths must be multiples of 4 for the MLP operator")
     if any(w % 4 for w in space.stages[3].width):
         raise AutoNADError(f"{where}: stage-4 widths must be multiples of 4 (PPM branches are C4 / 4 wide)")
     cpg = config.decoder.gn_channels_per_group

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from autonad.latency.components import (
-    KINDS,
     ComponentFactory,
     arch_keys,
+    calibration_kinds,
     embed_key,
     head_key,
     kind_of,
@@ -24,7 +24,7 @@ def test_every_arch_maps_to_existing_unique_components(name):
     components = list(ComponentFactory(space, (96, 128), 1, [2, 4]).components())
     keys = [c.key for c in components]
     assert len(keys) == len(set(keys))
-    assert {c.kind for c in components} == set(KINDS)
+    assert {c.kind for c in components} == set(calibration_kinds())
     assert all(kind_of(c.key) == c.kind for c in components)
     rng = random.Random(0)
     for arch in [space.largest(), space.smallest(), *(space.sample(rng) for _ in range(20))]:

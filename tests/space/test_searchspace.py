@@ -119,7 +119,7 @@ def test_largest_and_smallest(space):
     "patch, message",
     [
         ({"widht": [32]}, "unknown key 'widht'"),
-        ({"ops": ["conv", "lstm"]}, "unknown op 'lstm'"),
+        ({"ops": ["conv", "lstm"]}, "unknown block op 'lstm'"),
         ({"width": [48]}, "not a multiple of head_dim 32"),
         ({"depth": {"min": 4, "max": 1}}, "empty range"),
     ],

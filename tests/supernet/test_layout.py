@@ -11,7 +11,8 @@ import torch
 
 from autonad.space import BlockArch, SearchSpace
 from autonad.supernet.functional import acmix_gather, kernel_positions, spatial_shift
-from autonad.supernet.supernet import SuperACmixConv, SuperAttention, SuperBlock, SuperShiftMLP
+from autonad.supernet.operators import SuperACmixConv, SuperAttention, SuperShiftMLP
+from autonad.supernet.supernet import SuperBlock
 
 HEAD_DIM, WIDTH = 4, 16
 
