@@ -83,7 +83,7 @@ def cost_order(choice: str) -> tuple[int, int]:
 
 
 register_block_operator(BlockOperator(
-    "transformer", "T", "spatial-reduction self-attention (eq. 24)", cost_rank=2, colour="#4e79a7",
+    "transformer", "T", "spatial-reduction self-attention (eq. 24)", cost_rank=3, colour="#4e79a7",
 ))  # fmt: skip
 register_block_operator(BlockOperator(
     "conv", "C", "ACmix convolution from the shared q/k/v (eq. 25)", kernels=True, cost_rank=1, colour="#f28e2b",
@@ -91,4 +91,8 @@ register_block_operator(BlockOperator(
 register_block_operator(BlockOperator(
     "mlp", "M", "S2-MLPv2 spatial-shift MLP with split attention (eq. 26)",
     width_multiple=4, cost_rank=0, colour="#59a14f",  # its split-attention MLP is C/4 wide
+))  # fmt: skip
+register_block_operator(BlockOperator(
+    "mbconv", "I", "inverted residual (MBConv): the shared q/k/v as 1x1 expansion, depthwise kxk, 1x1 back",
+    kernels=True, cost_rank=2, colour="#e15759",  # 3C^2 per pixel for its 1x1: heavier than ACmix's
 ))  # fmt: skip

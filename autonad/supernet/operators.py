@@ -112,3 +112,5 @@ class SuperShiftMLP(ShiftMLP, Elastic):
     def extract(self) -> ShiftMLP:
         return ShiftMLP(self.fc1.extract(), self.fc2.extract())
 
+
+from autonad.supernet import mbconv  # noqa: E402, F401  (registers the `mbconv` Step II module; it needs the decorator above)

@@ -15,16 +15,17 @@ from autonad.latency.components import (
     profiling_supernet,
 )
 from autonad.latency.roofline import ROOFLINE_DEVICES, KernelCost, roofline_ms
-from autonad.space import SearchSpace
+from autonad.space import SearchSpace, parse_choice
 
 
-@pytest.mark.parametrize("name", ["tiny", "autonad", "autonad-fine"])
+@pytest.mark.parametrize("name", ["tiny", "autonad", "autonad-fine", "autonad-edge"])
 def test_every_arch_maps_to_existing_unique_components(name):
     space = SearchSpace.load(name)
     components = list(ComponentFactory(space, (96, 128), 1, [2, 4]).components())
     keys = [c.key for c in components]
     assert len(keys) == len(set(keys))
-    assert {c.kind for c in components} == set(calibration_kinds())
+    operators = {parse_choice(c)[0].calibration_kind for st in space.stages for c in st.op_choices}
+    assert {c.kind for c in components} == {k for k in calibration_kinds() if not k.startswith("block.")} | operators
     assert all(kind_of(c.key) == c.kind for c in components)
     rng = random.Random(0)
     for arch in [space.largest(), space.smallest(), *(space.sample(rng) for _ in range(20))]:

@@ -67,8 +67,8 @@ def test_readable_yaml_layout():
     [
         (lambda d: d["stages"][0].update(depth=3), "depth is 3 but 2 blocks"),
         (lambda d: d["stages"][0]["blocks"][0].update(op="lstm"), "unknown block op 'lstm'"),
-        (lambda d: d["stages"][0]["blocks"][1].update(kernel=3), "kernel is given for conv blocks"),
-        (lambda d: d["stages"][0]["blocks"][0].pop("kernel"), "kernel is given for conv blocks"),
+        (lambda d: d["stages"][0]["blocks"][1].update(kernel=3), "a kernel is given for conv"),
+        (lambda d: d["stages"][0]["blocks"][0].pop("kernel"), "a kernel is given for conv"),
         (lambda d: d["stages"][0].update(widht=64), "unknown key 'widht'"),
         (lambda d: d["decoder"]["edges"].pop("fpn3"), "missing key 'fpn3'"),
         (lambda d: d["decoder"]["edges"].update(fpn3="conv7x7"), "unknown op 'conv7x7'"),
