@@ -24,6 +24,11 @@ console = Console(soft_wrap=True)
 err_console = Console(stderr=True)
 
 
+def pct(value: float | None) -> str:
+    """A [0, 1] metric as a percentage with one decimal; "-" where it is undefined."""
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
 def fit_table(table: Table, drop: Sequence[str] = (), on: Console | None = None) -> Table:
     """`table` made to fit the console's width (80 when piped) with one line per row: cells never wrap
     (too long ones end in an ellipsis), the columns named in `drop` are removed, in that order, while

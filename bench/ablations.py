@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import yaml
-from common import report
+from common import report, run_autonad
 
 SPACES = {  # Table V: operator types allowed in every stage
     "conv": ("conv",), "transformer": ("transformer",), "mlp": ("mlp",), "conv+transformer": ("conv", "transformer"),
@@ -84,20 +84,20 @@ def run_variant(args, folder: Path, name: str, ops: tuple[str, ...], sharing: st
     table = folder / "jetson.yaml"
     size = _recipe_size(args.recipe)
     if not table.exists():
-        _autonad(["profile", "--hw", "jetson-xavier-nx", "--roofline", "--search-space", str(space),
+        run_autonad(["profile", "--hw", "jetson-xavier-nx", "--roofline", "--search-space", str(space),
                   "--input-size", f"{size[0]}x{size[1]}", "--classes", "4", "--out", str(table)])  # fmt: skip
     data = ["--dataset", args.dataset] + (["--data-root", args.data_root] if args.data_root else [])
     search = folder / "search"
     timer = _Timer(folder / "times.json")
     if not (search / "summary.yaml").exists():
         with timer("search_s"):
-            _autonad(["search", *data, "--hw", str(table), "--recipe", args.recipe, "--supernet", str(supernet),
+            run_autonad(["search", *data, "--hw", str(table), "--recipe", args.recipe, "--supernet", str(supernet),
                       "--objective", "score", "--workers", "0", "--threads", str(args.threads), "--out", str(search),
                       "--no-finetune",  # inherited.json scores the inherited weights (Table VII)
                       *(["--resume"] if (search / "search_state.pt").exists() else [])])  # fmt: skip
     summary = yaml.safe_load((search / "summary.yaml").read_text())
     if not (folder / "inherited.json").exists():
-        _autonad(["evaluate", "--model", str(search / "model.ts"), *data, "--out", str(folder / "inherited.json")])
+        run_autonad(["evaluate", "--model", str(search / "model.ts"), *data, "--out", str(folder / "inherited.json")])
     retrained = retrain(args, search / "best_arch.yaml", Path(summary["supernet"]), folder / "retrain", data)
     ckpt = load_checkpoint(Path(summary["supernet"]), CHECKPOINT_FORMAT)
     inherited = json.loads((folder / "inherited.json").read_text())
@@ -126,7 +126,7 @@ def run_upernet(args, full: Path) -> dict:
 
 def retrain(args, arch: Path, supernet: Path, out: Path, data: list[str]) -> dict:
     if not (out / "metrics.json").exists():
-        _autonad(["retrain", "--arch", str(arch), *data, "--recipe", args.recipe, "--supernet", str(supernet),
+        run_autonad(["retrain", "--arch", str(arch), *data, "--recipe", args.recipe, "--supernet", str(supernet),
                   "--no-cap", "--threads", str(args.threads), "--out", str(out), "--format", "torchscript",
                   *(["--resume"] if (out / "checkpoint.pt").exists() else [])])  # fmt: skip
     return {**json.loads((out / "metrics.json").read_text()), "train_hours": round(_elapsed_s(out) / 3600, 3)}
@@ -177,14 +177,6 @@ class _Timer:
             write_json(self.path, self.times)
 
         return timed()
-
-
-def _autonad(argv: list[str]) -> None:
-    from autonad.cli import main as autonad
-
-    print("+ autonad " + " ".join(argv), flush=True)
-    if autonad(argv) != 0:
-        raise SystemExit(f"autonad {argv[0]} failed")
 
 
 def _recipe_size(name: str) -> tuple[int, int]:

@@ -11,6 +11,16 @@ DEMO_CHECKPOINT = Path("runs/supernet/synthetic__tiny-fine__demo/checkpoint.pt")
 INHERITED_METRICS = ("miou", "miou_fg", "pooled_iou", "per_class_iou", "sample_miou", "seg_recall", "seg_accuracy")
 
 
+def run_autonad(argv: list[str]) -> None:
+    """Run one `autonad` command as a user does (its own process: the benchmark imports no CLI code);
+    stop the benchmark with one line when it fails."""
+    import subprocess
+
+    print("+ autonad " + " ".join(argv), flush=True)
+    if subprocess.run([sys.executable, "-m", "autonad", *argv]).returncode != 0:
+        raise SystemExit(f"autonad {argv[0]} failed: {' '.join(argv)}")
+
+
 def report(name: str, result: dict) -> None:
     """Print the figures as JSON and write them to bench/results/<name>.json."""
     text = json.dumps(result, indent=1)

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import yaml
-from common import load_result, mean_sd, report
+from common import load_result, mean_sd, report, run_autonad
 
 RULES = ("seg", "gated")
 TARGET = "recall>=0.95"
@@ -99,8 +99,6 @@ def _recipe(args, seed: int) -> Path:
 
 
 def _retrain(args, arch: Path, seed: int) -> Path:
-    from autonad.cli import main as autonad
-
     run = args.out / f"seed{seed}"
     if (run / "model.ts").exists() and (run / "metrics.json").exists():
         return run  # retrained and exported: evaluated again only
@@ -108,8 +106,7 @@ def _retrain(args, arch: Path, seed: int) -> Path:
             args.data_root, "--recipe", str(_recipe(args, seed)), "--cap", "--steps", str(args.steps), "--out",
             str(run), "--threads", str(args.threads), "--format", "torchscript", "--no-tensorboard"]  # fmt: skip
     argv += ["--resume"] if (run / "checkpoint.pt").exists() else []
-    if autonad(argv) != 0:
-        raise SystemExit(f"retrain of seed {seed} failed")
+    run_autonad(argv)
     return run
 
 

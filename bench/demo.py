@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, report, searched_model_on_test  # noqa: E402
+from common import RESULTS, report, run_autonad, searched_model_on_test  # noqa: E402
 
 MAIN_JOB = ["search", "--dataset", "synthetic", "--hw", "cpu", "--latency-weight", "0.005", "--resume"]
 RUN = Path("runs/search/synthetic__cpu-x86-2core__demo")
@@ -25,7 +25,6 @@ METRICS = ("miou", "miou_fg", "pooled_iou", "sample_miou", "seg_recall", "per_cl
 
 
 def main(argv: list[str] | None = None) -> int:
-    from autonad.cli import main as autonad
     from autonad.train.recipe import Recipe
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -35,8 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     earlier = json.loads(path.read_text()) if path.exists() else {}
     fresh = not (RUN / "model.json").exists()
     start = time.monotonic()
-    if autonad(MAIN_JOB) != 0:
-        raise SystemExit("the README's main job failed")
+    run_autonad(MAIN_JOB)
     wall = time.monotonic() - start if fresh else earlier.get("wall_s")
     model_meta = json.loads((RUN / "model.json").read_text())
     recipe = Recipe.load("demo")

@@ -96,7 +96,7 @@ def split_target(hw: str) -> tuple[str, str]:
 
 def compare(dataset: str, devices: list[str], searches: dict) -> dict:
     """Both picks timed on both tables and evaluated again on the same supernet and validation images."""
-    from autonad.cli.latency import predictor_for
+    from autonad.pipeline import predictor_for
     from autonad.search import EvalContext, EvalSettings
     from autonad.search.config import fitness_value, parse_fitness
     from autonad.space import Arch

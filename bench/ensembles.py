@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from common import load_result, mean_sd, report, supernet_finished
+from common import load_result, mean_sd, report, run_autonad, supernet_finished
 
 K = 3
 VARIANTS = ("single", "equal_latency", "free_latency")
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = p.parse_args(argv)
 
-    from autonad.cli.train import dataset_slug, supernet_run_dir
+    from autonad.pipeline import dataset_slug, supernet_run_dir
     from autonad.train.recipe import Recipe
 
     recipe = Recipe.load(args.recipe)
@@ -61,13 +61,13 @@ def main(argv: list[str] | None = None) -> int:
 
     checkpoint = supernet_run_dir(args.dataset, recipe.supernet, recipe.name) / "checkpoint.pt"
     if not supernet_finished(checkpoint, recipe):
-        _autonad(["train-supernet", *data, "--recipe", args.recipe, *threads,
+        run_autonad(["train-supernet", *data, "--recipe", args.recipe, *threads,
                   *(["--resume"] if checkpoint.exists() else [])])  # fmt: skip
     search = out / f"search-{args.hw}"
     if not (search / "summary.yaml").exists():
         state["stage"] = "search"
         _write(name, args, recipe, state, argv)
-        _autonad(["search", *data, "--hw", args.hw, "--recipe", args.recipe, *threads, "--out", str(search),
+        run_autonad(["search", *data, "--hw", args.hw, "--recipe", args.recipe, *threads, "--out", str(search),
                   "--no-finetune", *(["--resume"] if (search / "search_state.pt").exists() else [])])  # fmt: skip
     if state.get("search", {}).get("best") != _search_summary(search)["best"]:
         state["seeds"] = {}  # measured on another search
@@ -85,13 +85,6 @@ def main(argv: list[str] | None = None) -> int:
     state["stage"] = "done" if finished else "seeds"
     _write(name, args, recipe, state, argv)
     return 0
-
-
-def _autonad(argv: list[str]) -> None:
-    from autonad.cli import main as autonad
-
-    if autonad(argv) != 0:
-        raise SystemExit(f"autonad {argv[0]} failed: {' '.join(argv)}")
 
 
 def _search_summary(search: Path) -> dict:
@@ -125,7 +118,7 @@ def _seed(args, data, threads, search, checkpoint, out: Path, seed: int, row: di
         else:
             target = out / variant
             if not (target / "model.json").exists():
-                _autonad(["ensemble", "--members", *map(str, runs), *data, "--out", str(target), "--format",
+                run_autonad(["ensemble", "--members", *map(str, runs), *data, "--out", str(target), "--format",
                           "torchscript", *threads])  # fmt: skip
             row[variant] = _metrics_row(target / "model.json", members)
         progress()
@@ -152,7 +145,7 @@ def _retrain(candidate, data, threads, recipe: Path, checkpoint: Path, out: Path
     run.mkdir(parents=True, exist_ok=True)
     candidate.arch.save(run / "arch.yaml")
     resume = ["--resume"] if (run / "checkpoint.pt").exists() else []
-    _autonad(["retrain", "--arch", str(run / "arch.yaml"), *data, "--recipe", str(recipe), "--supernet",
+    run_autonad(["retrain", "--arch", str(run / "arch.yaml"), *data, "--recipe", str(recipe), "--supernet",
               str(checkpoint), "--steps", str(steps), "--no-cap", *threads, "--out", str(run), "--format",
               "torchscript", "--no-tensorboard", *resume])  # fmt: skip
     return run

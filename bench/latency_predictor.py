@@ -25,10 +25,10 @@ import time
 import torch
 from common import report
 
-from autonad.cli.latency import predictor_for
 from autonad.latency.components import op_type_of
 from autonad.latency.measure import summary
 from autonad.latency.validate import validate
+from autonad.pipeline import predictor_for
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,12 +13,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import inherited_on_test, report  # noqa: E402
+from common import inherited_on_test, report, run_autonad  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    from autonad.cli import main as autonad
-    from autonad.cli.train import supernet_run_dir
+    from autonad.pipeline import supernet_run_dir
     from autonad.train.checkpoint import load_checkpoint
     from autonad.train.recipe import Recipe, default_recipe
     from autonad.train.trainer import CHECKPOINT_FORMAT, load_trained_supernet
@@ -32,8 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     argv_train = ["train-supernet", "--dataset", "mt", "--data-root", args.data_root]
     if (run / "checkpoint.pt").exists():
         argv_train.append("--resume")
-    if autonad(argv_train) != 0:
-        raise SystemExit("autonad train-supernet failed")
+    run_autonad(argv_train)
     trained = load_trained_supernet(run / "checkpoint.pt")
     state = load_checkpoint(run / "checkpoint.pt", CHECKPOINT_FORMAT)["state"]
     rows, test_images = inherited_on_test(run / "checkpoint.pt", "mt", args.data_root)

@@ -28,8 +28,8 @@ import random
 from pathlib import Path
 
 import yaml
-from ablations import _autonad, _elapsed_s, _Timer
-from common import report, supernet_finished
+from ablations import _elapsed_s, _Timer
+from common import report, run_autonad, supernet_finished
 
 METRICS = ("miou", "miou_fg", "mf1", "mf1_fg", "sample_miou", "seg_accuracy", "seg_recall", "seg_precision")
 
@@ -37,8 +37,8 @@ METRICS = ("miou", "miou_fg", "mf1", "mf1_fg", "sample_miou", "seg_accuracy", "s
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from autonad.cli.train import dataset_slug, supernet_run_dir
     from autonad.latency.table import canonical_device
+    from autonad.pipeline import dataset_slug, supernet_run_dir
     from autonad.train.recipe import Recipe
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     supernet_dir = supernet_run_dir(args.dataset, recipe.supernet, recipe.name)
     checkpoint = supernet_dir / "checkpoint.pt"
     if not supernet_finished(checkpoint, recipe):
-        _autonad(["train-supernet", *data, "--recipe", args.recipe, *threads,
+        run_autonad(["train-supernet", *data, "--recipe", args.recipe, *threads,
                   *(["--resume"] if checkpoint.exists() else [])])  # fmt: skip
 
     searches = {}
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (run / "summary.yaml").exists():
             with timer(f"search_s/{device}"):
                 budget = ["--generations", str(generations[device])] if generations[device] else []
-                _autonad(["search", *data, "--hw", hw, "--recipe", args.recipe, *threads, *budget, "--out", str(run),
+                run_autonad(["search", *data, "--hw", hw, "--recipe", args.recipe, *threads, *budget, "--out", str(run),
                           "--no-finetune",  # the candidates are retrained below; the search's time is the search's
                           *(["--resume"] if (run / "search_state.pt").exists() else [])])  # fmt: skip
         searches[device] = run
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         run = out / label
         if not (run / "metrics.json").exists():
             with timer(f"retrain_s/{label}"):
-                _autonad(["retrain", "--arch", str(arch_file), *data, "--recipe", args.recipe, "--supernet",
+                run_autonad(["retrain", "--arch", str(arch_file), *data, "--recipe", args.recipe, "--supernet",
                           str(checkpoint), "--epochs", str(args.retrain_epochs), "--no-cap", *threads, "--out",
                           str(run), *(["--resume"] if (run / "checkpoint.pt").exists() else [])])  # fmt: skip
         rows[label] = subnet_row(run, devices, recipe)
@@ -166,14 +166,13 @@ def _with_upernet(arch, decoder_cls):
 
 
 def subnet_row(run: Path, devices: list[str], recipe) -> dict:
-    from autonad.cli.latency import predictor_for
-    from autonad.supernet import Supernet
+    from autonad.pipeline import predictor_for
     from autonad.supernet.complexity import complexity
     from autonad.train.subnet import load_trained_subnet
 
     trained = load_trained_subnet(run / "best.pt")
     metrics = json.loads((run / "metrics.json").read_text())
-    size = complexity(Supernet(trained.config, len(trained.classes)).extract(trained.arch), recipe.input_size)
+    size = complexity(trained.net, recipe.input_size)
     latency = {}
     for device in devices:
         predictor = predictor_for(device, trained.config.search_space, recipe.input_size, 1, len(trained.classes))
@@ -231,14 +230,12 @@ def measure_here(rows: dict, recipe, rounds: int = 5) -> None:
 
 def _trained_net(label: str, run: Path):
     """The plain network in a retrained run's best.pt (a subnet, or the U-Net baseline)."""
-    from autonad.supernet import Supernet
     from autonad.train.baseline import load_trained_unet
     from autonad.train.subnet import load_trained_subnet
 
     if label == "unet":
         return load_trained_unet(run / "best.pt").net
-    trained = load_trained_subnet(run / "best.pt")
-    return Supernet(trained.config, len(trained.classes)).extract(trained.arch)
+    return load_trained_subnet(run / "best.pt").net
 
 
 def predict_overlays(args, out: Path, label: str, data: list[str]) -> list[str]:
@@ -252,7 +249,7 @@ def predict_overlays(args, out: Path, label: str, data: list[str]) -> list[str]:
     images = [next((root / "images").glob(f"{item}.*")) for item in picks]
     folder = out / "predictions"
     if not folder.exists():
-        _autonad(["predict", "--model", str(out / label / "model.onnx"), *map(str, images), "--out", str(folder)])
+        run_autonad(["predict", "--model", str(out / label / "model.onnx"), *map(str, images), "--out", str(folder)])
     return sorted(str(p) for p in folder.glob("*overlay*"))
 
 

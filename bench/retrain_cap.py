@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from common import report
+from common import report, run_autonad
 
 METRICS = ("miou", "miou_fg", "mf1", "mf1_fg", "pooled_iou", "sample_miou", "seg_accuracy", "seg_recall",
            "seg_precision")  # fmt: skip
@@ -23,8 +23,7 @@ CAP = ("cap_accuracy", "cap_recall", "cap_precision")
 
 
 def main(argv: list[str] | None = None) -> int:
-    from autonad.cli import main as autonad
-    from autonad.cli.train import dataset_slug
+    from autonad.pipeline import dataset_slug
     from autonad.space import Arch
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -44,8 +43,7 @@ def main(argv: list[str] | None = None) -> int:
                  "--threads", str(args.threads), "--resume"]  # fmt: skip
         argv_ += ["--data-root", args.data_root] if args.data_root else []
         argv_ += ["--recipe", args.recipe] if args.recipe else []
-        if autonad(argv_) != 0:
-            return 1
+        run_autonad(argv_)
         meta = json.loads((out / "model.json").read_text())
         history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
         m = meta["metrics"]

@@ -24,8 +24,8 @@ from common import DEMO_CHECKPOINT, report, require_checkpoint
 
 
 def main(argv: list[str] | None = None) -> int:
-    from autonad.cli.latency import predictor_for
     from autonad.latency.prior import LatencyPrior
+    from autonad.pipeline import predictor_for
     from autonad.search import EvalSettings, EvolutionSearch, SearchConfig, fitness_value, make_evaluator
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

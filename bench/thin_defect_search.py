@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, inherited_on_test, report, searched_model_on_test, supernet_split  # noqa: E402
+from common import RESULTS, inherited_on_test, report, run_autonad, searched_model_on_test, supernet_split  # noqa: E402
 from thin_defects import write_thin_defects  # noqa: E402
 
 METRICS = ("miou", "miou_fg", "pooled_iou", "mf1", "sample_miou", "seg_recall", "per_class_iou")
@@ -176,8 +176,7 @@ def precision(recipe_name: str, checkpoint: Path, finetune_checkpoint: Path | No
 
 
 def run_search(dataset: str, out: Path) -> dict:
-    from autonad.cli import main as autonad
-    from autonad.cli.train import supernet_run_dir
+    from autonad.pipeline import supernet_run_dir
     from autonad.train.recipe import Recipe, default_recipe
 
     recipe = default_recipe(dataset)
@@ -189,8 +188,7 @@ def run_search(dataset: str, out: Path) -> dict:
     argv = ["search", "--dataset", dataset, "--hw", "cpu", "--out", str(out)]
     if (out / "search_state.pt").exists():
         argv.append("--resume")
-    if autonad(argv) != 0:
-        raise SystemExit("autonad search failed")
+    run_autonad(argv)
     wall = time.monotonic() - start + before
     summary = json.loads((out / "model.json").read_text())
     test, _, _ = searched_model_on_test(out, dataset)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-from autonad.errors import AutoNADError
+from autonad.pipeline import check_output  # noqa: F401  (the CLI's commands import it from here)
+from autonad.ui import pct
 
 
 def input_size(text: str) -> tuple[int, int]:
@@ -60,7 +60,6 @@ def apply_budget_args(recipe, args: argparse.Namespace, stage: str):
 
 def recipe_label(given: str | None, base, recipe) -> str:
     """The recipe's part of a run folder name: the file stem or name given, plus what overrides added."""
-    from pathlib import Path
 
     return (Path(given).stem if given else base.name) + recipe.name.removeprefix(base.name)
 
@@ -93,11 +92,6 @@ def positive_int(text: str) -> int:
     return value
 
 
-def pct(value: float | None) -> str:
-    """A [0, 1] metric as a percentage with one decimal; "-" where it is undefined."""
-    return "-" if value is None else f"{100 * value:.1f}"
-
-
 def metrics_table(report, title: str):
     """The headline metrics of a `MetricsReport`, then the IoU of every class, as a rich table."""
     from rich.table import Table
@@ -119,17 +113,6 @@ def metrics_table(report, title: str):
 def add_tensorboard_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false",
                    help="write no TensorBoard logs (default: <run folder>/tensorboard)")  # fmt: skip
-
-
-def check_output(path: Path, folder: bool = True) -> None:
-    """Refuse, before any work, an output folder (or file) that cannot be made: one below a file, or
-    in a folder this user cannot write."""
-    target = path if folder else path.parent
-    existing = next(p for p in [target, *target.parents] if p.exists())
-    if not existing.is_dir():
-        raise AutoNADError(f"{path}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise AutoNADError(f"{path}: the folder {existing} is not writable")
 
 
 def add_device_option(p: argparse.ArgumentParser) -> None:

@@ -16,7 +16,7 @@ from autonad.cli.common import (
     positive_float,
     positive_int,
 )
-from autonad.cli.latency import add_runtime_option, predictor_for
+from autonad.cli.latency import add_runtime_option
 from autonad.cli.train import add_data_options
 from autonad.data import open_dataset
 from autonad.decision import Decision
@@ -24,6 +24,7 @@ from autonad.errors import AutoNADError
 from autonad.export.ensemble import build_ensemble, weight_grid
 from autonad.latency import load_tables
 from autonad.metrics import RULES, parse_target
+from autonad.pipeline import predictor_for
 from autonad.train.distributed import pick_device
 from autonad.ui import console, fit_table
 

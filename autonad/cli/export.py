@@ -9,9 +9,9 @@ from pathlib import Path
 
 from autonad.config import load_yaml_mapping
 from autonad.errors import AutoNADError
-from autonad.export import FORMATS, export_model, export_subnet
+from autonad.export import FORMATS
+from autonad.pipeline import export_finetuned, export_trained
 from autonad.space import Arch
-from autonad.train.trainer import load_trained_supernet
 from autonad.ui import console
 
 
@@ -48,25 +48,3 @@ def export(args: argparse.Namespace) -> int:
     for fmt, path in paths.items():
         console.print(f"{fmt}: {path}")
     return 0
-
-
-def export_trained(checkpoint: Path, arch: Arch, out: Path, info: dict, formats: list[str]) -> dict[str, Path]:
-    """Export `arch` with the weights of a supernet checkpoint; `info` adds metadata (metrics, latency)."""
-    trained = load_trained_supernet(checkpoint)
-    trained.net.space.validate(arch, "arch")
-    keep = {k: v for k, v in info.items() if k not in ("arch", "arch_hash", "input_size", "supernet_config")}
-    meta = {**keep, "classes": trained.classes, "normalisation": trained.normalisation,
-            "recipe": trained.recipe.name, "supernet_checkpoint": str(checkpoint.resolve()),
-            **trained.recipe.transform.scale_info()}  # fmt: skip
-    return export_subnet(trained.net, arch, out, trained.recipe.input_size, meta, formats)
-
-
-def export_finetuned(run_dir: Path, out: Path, info: dict, formats: list[str]) -> dict[str, Path]:
-    """Export the best epoch (`best.pt`) of a search's fine-tuning run; `info` adds metadata."""
-    from autonad.train.subnet import load_trained_subnet
-
-    trained = load_trained_subnet(run_dir / "best.pt")
-    keep = {k: v for k, v in info.items() if k not in ("arch", "arch_hash", "input_size", "supernet_config")}
-    meta = {**keep, **trained.export_info()}
-    meta["metrics"] = meta.pop("val")  # the fine-tuned model's best validation epoch (the search's: inherited_metrics)
-    return export_model(trained.net, out, trained.input_size, meta, formats)

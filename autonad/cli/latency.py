@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
 from rich.table import Table
 
-from autonad.cli.common import add_device_option, input_size, positive_int
+from autonad.cli.common import add_device_option, input_size, positive_float, positive_int
 from autonad.config import write_text_atomic
 from autonad.errors import AutoNADError
 from autonad.latency.measure import TimingConfig
-from autonad.latency.predictor import LatencyPredictor
 from autonad.latency.prior import LatencyPrior
 from autonad.latency.profiler import DEFAULT_CLASSES, ProfileRequest, profile_measured, report
-from autonad.latency.roofline import ROOFLINE_DEVICES, roofline_profile
+from autonad.latency.roofline import roofline_profile
 from autonad.latency.runtimes import RUNTIMES, check_runtime
-from autonad.latency.table import DeviceTables, Profile, canonical_device, load_tables
+from autonad.latency.table import DeviceTables, Profile, RooflineSpec, canonical_device, device_index, load_tables
+from autonad.pipeline import predictor_for
 from autonad.space import Arch, SearchSpace
 from autonad.train.distributed import pick_device
 from autonad.ui import console, fit_table
@@ -38,12 +39,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="take the entries this space shares with SPACE's measured profile in the table; time the rest",
     )
     p.add_argument("--roofline", action="store_true", help="estimate from the device's peak FLOP/s and bandwidth")
+    p.add_argument("--peak-gflops", type=positive_float, help="--roofline: the device's fp32 peak (kept in its table)")
+    p.add_argument("--bandwidth-gbs", type=positive_float, help="--roofline: its memory bandwidth in GB/s")
+    p.add_argument("--launch-us", type=positive_float, help="--roofline: per-kernel launch cost (default 5 us)")
     add_device_option(p)
     p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (fixed while timing)")
     p.add_argument("--repeats", type=positive_int, default=15, help="timed samples per component (median)")
     p.add_argument("--calibrate", type=int, default=40, help="random subnets timed end to end for the calibration")
     p.set_defaults(func=profile)
+    register_latency(sub)
 
+
+def register_latency(sub: argparse._SubParsersAction) -> None:
+    """`autonad latency` and its actions (tables, validate, prior)."""
     lat = sub.add_parser("latency", help="predicted latency of an arch; validate a table; the prior heatmap")
     lat.add_argument("--hw", help="device name, alias or table path (e.g. jetson, cpu, 3090)")
     lat.add_argument("--arch", type=Path, help="arch YAML/JSON to predict")
@@ -114,7 +122,7 @@ def profile(args: argparse.Namespace) -> int:
     if args.roofline:
         if args.runtime != "torch":
             raise AutoNADError(f"--roofline estimates kernels, not a runtime: drop --runtime {args.runtime}")
-        prof = _roofline(request, hw, out)
+        prof = _roofline(request, hw, out, args)
     else:
         device = pick_device(args.device)
         timing = TimingConfig(threads=args.threads, repeats=args.repeats, runtime=check_runtime(args.runtime))
@@ -130,30 +138,37 @@ def profile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _roofline(request: ProfileRequest, hw: str, out: Path) -> Profile:
+def _roofline(request: ProfileRequest, hw: str, out: Path, args: argparse.Namespace) -> Profile:
+    """Estimate the space's components from the device's peak figures: the table's, or those given."""
     from autonad.latency.components import ComponentFactory
 
-    if hw not in ROOFLINE_DEVICES:
-        raise AutoNADError(f"no published peak figures for '{hw}' (roofline devices: {', '.join(ROOFLINE_DEVICES)})")
-    spec = ROOFLINE_DEVICES[hw]
-    tables = DeviceTables.read(out) if out.exists() else DeviceTables(hw, [], list(spec.aliases), spec.description)
+    tables = _table_to_extend(hw, out)
+    given = {k: v for k, v in (("peak_gflops", args.peak_gflops), ("bandwidth_gbs", args.bandwidth_gbs),
+                               ("launch_us", args.launch_us)) if v is not None}  # fmt: skip
+    if given and tables.roofline is None and not {"peak_gflops", "bandwidth_gbs"} <= set(given):
+        raise AutoNADError(f"'{hw}' has no peak figures yet: give both --peak-gflops and --bandwidth-gbs")
+    if given:
+        tables.roofline = RooflineSpec(**{**(dataclasses.asdict(tables.roofline) if tables.roofline else {}), **given})
     factory = ComponentFactory(request.space, request.input_size, request.batch, list(request.classes))
-    prof = roofline_profile(factory, hw, spec)
+    prof = roofline_profile(factory, tables)
     tables.put(prof)
     tables.write(out)
     return prof
 
 
+def _table_to_extend(hw: str, out: Path) -> DeviceTables:
+    """The table file being written, else a new one with a known device's header (name, aliases,
+    description, peak figures), else an empty one."""
+    if out.exists():
+        return DeviceTables.read(out)
+    known = device_index().get(hw)
+    if known is None:
+        return DeviceTables(hw)
+    header = DeviceTables.read(known)
+    return DeviceTables(hw, [], header.aliases, header.description, header.roofline)
+
+
 # -- latency ------------------------------------------------------------------------------------
-def predictor_for(
-    hw: str, space_name: str, size: tuple[int, int] | None, batch: int, classes: int, runtime: str = "torch"
-) -> LatencyPredictor:
-    space = SearchSpace.load(space_name)
-    tables = load_tables(hw)
-    prof = tables.select(space.name, size, batch, runtime)
-    return LatencyPredictor(tables.device, prof, space, classes)
-
-
 def predict(args: argparse.Namespace) -> int:
     if args.hw is None or args.arch is None:
         raise AutoNADError("give --hw and --arch (or an action: tables, validate, prior; see autonad latency -h)")

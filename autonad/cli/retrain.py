@@ -7,7 +7,6 @@ import argparse
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
 
 from rich.table import Table
 
@@ -20,21 +19,21 @@ from autonad.cli.common import (
     metrics_table,
     positive_int,
 )
-from autonad.cli.latency import add_runtime_option, predictor_for
-from autonad.cli.train import add_data_options, add_ray_train_options, dataset_slug, on_ray, print_stopped
+from autonad.cli.latency import add_runtime_option
+from autonad.cli.train import add_data_options, add_ray_train_options, on_ray, print_stopped
 from autonad.config import write_text_atomic
 from autonad.data import SegSource, absolute_reference, open_dataset
 from autonad.decision import CURVE_FILE, Decision
 from autonad.errors import AutoNADError
-from autonad.export import FORMATS, export_model
-from autonad.export.inference import ExportedModel, calibrate_decision
+from autonad.export import FORMATS
 from autonad.metrics import RULES, parse_target
+from autonad.pipeline import TuneRequest, dataset_slug, finish_retrain, predictor_for, run_tune
 from autonad.space import Arch
 from autonad.supernet import SupernetConfig
 from autonad.supernet.config import saved_config
 from autonad.train.checkpoint import load_checkpoint
 from autonad.train.ray_train import RayTrainJob, fit_on_ray
-from autonad.train.recipe import Recipe, SubnetTraining, default_recipe
+from autonad.train.recipe import Recipe, default_recipe
 from autonad.train.subnet import RETRAIN_FORMAT, RetrainJob
 from autonad.train.trainer import CHECKPOINT_FORMAT
 from autonad.ui import console, fit_table
@@ -176,7 +175,7 @@ def retrain(args: argparse.Namespace) -> int:
         print_stopped(out / "checkpoint.pt", RETRAIN_FORMAT)
     elif not train_here(job, source, out, args, what):
         return 0  # a torchrun rank other than 0: rank 0 reports
-    result = finish(out, source, job.recipe.retrain, args.formats, predictor)
+    result = finish_retrain(out, source, job.recipe.retrain, args.formats, predictor)
     print_result(result, out)
     return 0
 
@@ -199,35 +198,6 @@ def train_here(job: RetrainJob, source: SegSource, out: Path, args: argparse.Nam
     if dist.is_main and state.global_step < trainer.total_steps:
         console.print(f"stopped after step {state.global_step}/{trainer.total_steps}; continue with --resume")
     return dist.is_main
-
-
-def finish(run_dir: Path, source: SegSource, settings: SubnetTraining, formats: list[str], predictor=None) -> dict:
-    """Best checkpoint -> calibrated decision (with its validation curve, calibration.png), test metrics,
-    exported model files, metrics.json (with the predicted latency when a `LatencyPredictor` is given)."""
-    from autonad.report import evaluate_for_report, write_report
-    from autonad.train.subnet import load_trained_subnet
-
-    trained = load_trained_subnet(run_dir / "best.pt")
-    meta: dict[str, Any] = {**trained.net.metadata, **trained.export_info(), "retrained_on": source.name}
-    model = ExportedModel(trained.net, meta, run_dir / "best.pt")
-    if settings.calibrate:
-        decision = calibrate_decision(model, source, settings.calibrate, settings.rule, curve=run_dir / CURVE_FILE,
-                                      per_class=settings.per_class)  # fmt: skip
-        meta["decision"] = decision.to_dict()
-    split = "test"  # every split is non-empty (check_splits)
-    report = evaluate_for_report(model, source, run_dir, split)  # with each image's outcome, for the report
-    meta["metrics"] = {"split": split, **report.to_dict()}
-    if predictor is not None:
-        meta.update(_latency(predictor, trained))
-    files = export_model(trained.net, run_dir, trained.input_size, meta, formats)
-    write_text_atomic(run_dir / "metrics.json", json.dumps(meta["metrics"], indent=1) + "\n")
-    page = write_report(run_dir, split)
-    return {"meta": meta, "report": report, "files": files, "split": split, "page": page}
-
-
-def _latency(predictor, trained) -> dict[str, Any]:
-    return {"hw": predictor.device, "latency_ms": predictor.predict(trained.arch),
-            "latency_provenance": predictor.provenance, "latency_runtime": predictor.runtime}  # fmt: skip
 
 
 def print_result(result: dict, out: Path) -> None:
@@ -265,11 +235,8 @@ def _epochs_for_tune(job: RetrainJob, train_images: int) -> RetrainJob:
 
 
 def tune(args: argparse.Namespace) -> int:
-    import ray
-
-    from autonad.cluster import connect_ray, gpu_share
     from autonad.config import dump_yaml
-    from autonad.train.tune import TuneJob, param_space, tune_retraining
+    from autonad.train.tune import param_space
 
     job = resolve_job(args)
     out = (args.out or Path("runs/tune") / f"{dataset_slug(args.dataset)}__{job.arch.hash[:8]}__{job.init}").resolve()
@@ -279,26 +246,26 @@ def tune(args: argparse.Namespace) -> int:
     source = open_dataset(args.dataset, args.data_root, seed=job.recipe.retrain.seed, skip_bad=args.skip_bad)
     source.verify()  # a bad file is one line now, not a Ray traceback per trial and a study left behind
     job = _epochs_for_tune(job, len(source.splits["train"]))
-    dataset, root = absolute_reference(args.dataset, source)
-    absolute = dataclasses.replace(job, checkpoint=job.checkpoint.resolve() if job.checkpoint else None)
-    owns = connect_ray(args.ray_address, None)
-    try:
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        concurrent = args.concurrent or max(1, cpus // args.threads)
-        gpus = gpu_share(ray.cluster_resources(), args.device, concurrent)
-        tune_job = TuneJob(absolute, dataset, root, args.skip_bad, out / "trials", args.threads, args.tensorboard, gpus)
-        tuned = ", ".join(param_space(job.arch.heads.cap_head))
-        console.print(f"tuning {tuned} for arch [bold]{job.arch.hash}[/] on [bold]{source.name}[/]: {args.samples} "
-                      f"trials, {job.recipe.retrain.epochs} epochs, ASHA, {concurrent} at once -> {out}")  # fmt: skip
-        result = tune_retraining(tune_job, out, args.samples, args.grace_period, concurrent, args.resume)
-    finally:
-        if owns:
-            ray.shutdown()
+    request = TuneRequest(
+        job,
+        args.dataset,
+        source,
+        out,
+        args.samples,
+        args.grace_period,
+        args.concurrent,
+        args.threads,
+        args.resume,
+        args.skip_bad,
+        args.ray_address,
+        args.device,
+        args.tensorboard,
+    )
+    tuned = ", ".join(param_space(job.arch.heads.cap_head))
+    console.print(f"tuning {tuned} for arch [bold]{job.arch.hash}[/] on [bold]{source.name}[/]: {args.samples} "
+                  f"trials, {job.recipe.retrain.epochs} epochs, ASHA -> {out}")  # fmt: skip
+    best, result = run_tune(request)
     metric = job.recipe.retrain.select
-    best = tune_job.recipe_for(result.params)
-    best = dataclasses.replace(best, name=f"{job.recipe.name}-tuned", description=(
-        f"{job.recipe.name} with retraining settings tuned by ASHA over {len(result.rows)} trials on {source.name} "
-        f"for arch {job.arch.hash} (best val {metric} {result.value:.4f})"))  # fmt: skip
     dump_yaml(best.to_dict(), out / "best_recipe.yaml")
     write_text_atomic(out / "trials.json", json.dumps(result.rows, indent=1) + "\n")
     print_trials(result.rows, metric)

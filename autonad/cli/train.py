@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import hashlib
-import re
 from pathlib import Path
 
 import torch
@@ -23,6 +21,7 @@ from autonad.cli.common import (
     recipe_label,
 )
 from autonad.data import absolute_reference
+from autonad.pipeline import supernet_run_dir
 from autonad.supernet import SupernetConfig
 from autonad.train.checkpoint import load_checkpoint
 from autonad.train.distributed import init_distributed, shutdown
@@ -65,30 +64,6 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--data-root", help="the dataset's folder (default: $AUTONAD_DATA/<name> or ./data/<name>)")
     p.add_argument("--skip-bad", action="store_true", help="skip (and list) unreadable or inconsistent files")
-
-
-def dataset_slug(dataset: str) -> str:
-    """A folder-name-safe, unique label for a dataset argument."""
-    if ":" in dataset:  # voc:/folder: roots: keep it short but unique per path
-        root = str(Path(dataset.partition(":")[2]).expanduser().resolve())
-        return f"{dataset.partition(':')[0]}-{Path(root).name}-{hashlib.sha256(root.encode()).hexdigest()[:8]}"
-    return name_slug(dataset)
-
-
-def name_slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
-
-
-def supernet_run_dir(dataset: str, supernet: str, recipe: str, base: Path = Path("runs/supernet")) -> Path:
-    """Where the supernet for (dataset, supernet definition, recipe) lives, so it is trained once."""
-    return base / f"{dataset_slug(dataset)}__{Path(supernet).stem}__{recipe_stem(recipe)}"
-
-
-def recipe_stem(recipe: str) -> str:
-    """A recipe's part of a run folder name: a YAML path's stem, else the label whole (its dots, as in
-    '+train-0.05min' or '+scale0.5', are no file suffix: cut there, two budgets would share a folder)."""
-    path = Path(recipe)
-    return path.stem if path.suffix.lower() in (".yaml", ".yml") else path.name
 
 
 def train_supernet(args: argparse.Namespace) -> int:

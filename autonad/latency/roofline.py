@@ -15,7 +15,6 @@ achieves (perfect overlap, peak clocks, no occupancy loss at batch 1): a ranking
 from __future__ import annotations
 
 import platform
-from dataclasses import dataclass
 from datetime import date
 
 import torch
@@ -23,43 +22,16 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import flop_registry
 
+from autonad.errors import AutoNADError
 from autonad.latency.components import Component, ComponentFactory
-from autonad.latency.table import Calibration, Profile
+from autonad.latency.table import Calibration, DeviceTables, Profile, RooflineSpec
 from autonad.ui import progress
-
-
-@dataclass(frozen=True)
-class DeviceSpec:
-    """Published peak figures (fp32, no tensor cores) of a device."""
-
-    description: str
-    peak_gflops: float
-    bandwidth_gbs: float
-    launch_us: float = 5.0  # per kernel: the order of CUDA's launch latency on any recent GPU
-    aliases: tuple[str, ...] = ()
-
-    def summary(self) -> str:
-        return (
-            f"{self.description}; peak {self.peak_gflops:.0f} GFLOP/s fp32, {self.bandwidth_gbs:g} GB/s, "
-            f"{self.launch_us:g} us per kernel launch"
-        )
-
-
-# Vendor datasheet figures. fp32 peak = CUDA cores x 2 FLOPs (FMA) x boost clock.
-ROOFLINE_DEVICES: dict[str, DeviceSpec] = {
-    "rtx3090": DeviceSpec("NVIDIA GeForce RTX 3090 (10496 CUDA cores @ 1.695 GHz, 24 GB GDDR6X)",
-                          35580.0, 936.2, aliases=("3090",)),
-    "jetson-xavier-nx": DeviceSpec("NVIDIA Jetson Xavier NX (384-core Volta GPU @ 1.1 GHz, 8 GB LPDDR4x 128-bit)",
-                                   844.8, 51.2, aliases=("jetson", "xavier-nx")),
-    "jetson-orin-nano": DeviceSpec("NVIDIA Jetson Orin Nano 8GB (1024-core Ampere GPU @ 625 MHz, LPDDR5 128-bit)",
-                                   1280.0, 68.0, aliases=("orin-nano",)),
-}  # fmt: skip
 
 
 class KernelCost(TorchDispatchMode):
     """Accumulates roofline time (s) and kernel count over the ATen kernels it sees."""
 
-    def __init__(self, spec: DeviceSpec):
+    def __init__(self, spec: RooflineSpec):
         super().__init__()
         self.spec, self.seconds, self.kernels = spec, 0.0, 0
 
@@ -85,7 +57,7 @@ def _numel(out) -> int:
     return sum(t.numel() for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor))
 
 
-def roofline_ms(component: Component, spec: DeviceSpec) -> float:
+def roofline_ms(component: Component, spec: RooflineSpec) -> float:
     module, inputs = component.build()
     module = module.to("meta")
     inputs = [x.to("meta") for x in inputs]
@@ -95,7 +67,19 @@ def roofline_ms(component: Component, spec: DeviceSpec) -> float:
     return mode.seconds * 1e3
 
 
-def roofline_profile(factory: ComponentFactory, hw: str, spec: DeviceSpec) -> Profile:
+def roofline_spec(tables: DeviceTables) -> RooflineSpec:
+    """A device table's peak figures, or one line saying how to give them."""
+    if tables.roofline is None:
+        raise AutoNADError(
+            f"latency table '{tables.device}' has no published peak figures for a roofline estimate: give them with "
+            "`autonad profile --roofline --peak-gflops G --bandwidth-gbs B` (they are kept in the table's header)"
+        )
+    return tables.roofline
+
+
+def roofline_profile(factory: ComponentFactory, tables: DeviceTables) -> Profile:
+    """The roofline estimate of every component of the factory's space on the table's device."""
+    spec, hw = roofline_spec(tables), tables.device
     profile = Profile(
         search_space=factory.space.name,
         input_size=list(factory.input_size),
@@ -105,7 +89,7 @@ def roofline_profile(factory: ComponentFactory, hw: str, spec: DeviceSpec) -> Pr
             "roofline estimate: per ATen kernel max(FLOPs / peak, bytes / bandwidth) + launch, summed per component "
             "(shapes only, no device run); a lower bound until measured with `autonad profile` on the device"
         ),
-        hardware=spec.summary(),
+        hardware=spec.summary(tables.description),
         runtime={"torch": torch.__version__.split("+")[0], "python": platform.python_version(), "device": "meta"},
         date=date.today().isoformat(),
         classes=list(factory.classes),

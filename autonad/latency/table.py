@@ -7,6 +7,7 @@ device serves several recipes::
     device: jetson-xavier-nx
     aliases: [jetson]
     description: NVIDIA Jetson Xavier NX (paper Table VIII edge device)
+    roofline: {peak_gflops: 844.8, bandwidth_gbs: 51.2, launch_us: 5.0}   # the estimate's figures (optional)
     profiles:
       - search_space: autonad
         input_size: [320, 320]        # H, W
@@ -28,6 +29,7 @@ Entries are raw component costs; the predictor applies the calibration
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -49,6 +51,26 @@ class Calibration:
     scales: dict[str, float] = field(default_factory=dict)  # component kind -> factor (missing: 1)
     fitted_on: int = 0  # end-to-end measurements the fit used (0: not calibrated)
     mape: float | None = None  # mean absolute percentage error of the fit on those measurements
+
+
+@dataclass(frozen=True)
+class RooflineSpec:
+    """A device's published peak figures (fp32, no tensor cores): the parameters of its roofline
+    estimate (`autonad.latency.roofline`), kept in its table's header beside its name and aliases."""
+
+    peak_gflops: float
+    bandwidth_gbs: float
+    launch_us: float = 5.0  # per kernel: the order of CUDA's launch latency on any recent GPU
+
+    def __post_init__(self):
+        if not (self.peak_gflops > 0 and self.bandwidth_gbs > 0 and self.launch_us >= 0):
+            raise ValueError("roofline figures: peak_gflops and bandwidth_gbs must be > 0, launch_us >= 0")
+
+    def summary(self, description: str) -> str:
+        return (
+            f"{description}; peak {self.peak_gflops:.0f} GFLOP/s fp32, {self.bandwidth_gbs:g} GB/s, "
+            f"{self.launch_us:g} us per kernel launch"
+        )
 
 
 @dataclass
@@ -112,6 +134,7 @@ class DeviceTables:
     profiles: list[Profile] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)
     description: str = ""
+    roofline: RooflineSpec | None = None  # published peaks, for `autonad profile --roofline`
     format: str = FORMAT
 
     # -- files ------------------------------------------------------------------------------
@@ -124,7 +147,9 @@ class DeviceTables:
 
     def write(self, path: str | Path) -> None:
         data = to_mapping(self)
-        head = {k: data.pop(k) for k in ("format", "device", "aliases", "description")}
+        head = {k: data.pop(k) for k in ("format", "device", "aliases", "description", "roofline")}
+        if head["roofline"] is None:
+            del head["roofline"]
         write_text_atomic(path, dump_yaml_text({**head, **data}, flow=False))
 
     # -- lookup -----------------------------------------------------------------------------
@@ -183,15 +208,33 @@ class DeviceTables:
 
 # -- device names -----------------------------------------------------------------------------
 LOCAL_DIR = Path("latency_tables")  # tables `autonad profile` wrote here; they take precedence
+TABLES_ENV = "AUTONAD_LATENCY_TABLES"  # more folders of one's own tables (os.pathsep-separated), after ./latency_tables
+
+
+def local_table_dirs() -> list[Path]:
+    """./latency_tables, then the folders in $AUTONAD_LATENCY_TABLES (the first holding a name wins)."""
+    extra = [Path(p).expanduser() for p in os.environ.get(TABLES_ENV, "").split(os.pathsep) if p]
+    return [LOCAL_DIR, *extra]
+
+
+def _local_tables() -> list[Path]:
+    shipped = resources.shipped_dir("latency_tables").resolve()
+    seen: dict[str, Path] = {}
+    for folder in local_table_dirs():
+        if folder.is_dir() and folder.resolve() != shipped:
+            for path in sorted(folder.glob("*.yaml")):
+                seen.setdefault(path.stem, path.resolve())
+    return list(reversed(seen.values()))  # later entries win in `device_index`: the first folder's last
 
 
 def device_index() -> dict[str, Path]:
-    """Every device name and alias -> its table file, over the shipped tables and those `autonad
-    profile` wrote to ./latency_tables/ (a local table wins over a shipped one of the same name or
-    alias, so a device measured here replaces the estimate)."""
+    """Every device name and alias -> its table file, over the shipped tables and one's own (those
+    `autonad profile` wrote to ./latency_tables/, and the folders in $AUTONAD_LATENCY_TABLES): one's
+    own table wins over a shipped one of the same name or alias, so a device measured here replaces
+    the estimate."""
     index: dict[str, Path] = {}
     shipped = resources.shipped_dir("latency_tables")
-    local = sorted(p.resolve() for p in LOCAL_DIR.glob("*.yaml")) if LOCAL_DIR.is_dir() else []
+    local = _local_tables()
     names = set(resources.list_shipped("latency_tables"))
     for path in [*(shipped / f"{n}.yaml" for n in sorted(names)), *local]:
         index[path.stem] = path
@@ -221,11 +264,7 @@ def _header(path: Path) -> dict:
 def canonical_device(hw: str) -> str:
     """An alias's device name (`jetson` -> `jetson-xavier-nx`, a local table's alias -> its device);
     other names unchanged."""
-    from autonad.latency.roofline import ROOFLINE_DEVICES
-
-    aliases = {a: name for name, spec in ROOFLINE_DEVICES.items() for a in spec.aliases}
-    index = {name: path.stem for name, path in device_index().items()}
-    return {**aliases, **index}.get(hw, hw)
+    return {name: path.stem for name, path in device_index().items()}.get(hw, hw)
 
 
 def table_path(hw: str) -> Path:

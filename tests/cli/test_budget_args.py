@@ -11,9 +11,8 @@ import pytest
 from autonad.cli import build_parser, main
 from autonad.cli.common import apply_budget_args, duration_minutes, recipe_label
 from autonad.cli.retrain import _epochs_for_tune
-from autonad.cli.search import search_run_dir
-from autonad.cli.train import supernet_run_dir
 from autonad.errors import AutoNADError
+from autonad.pipeline import search_run_dir, supernet_run_dir
 from autonad.train.recipe import Recipe
 from autonad.train.subnet import RetrainJob
 

@@ -140,7 +140,8 @@ def test_prior_heatmap(tmp_path):
         (["latency", "validate", "--hw", "jetson", "--input-size", "320"], "is a roofline estimate"),
         (["latency", "prior", "--hw", "jetson", "--search-space", "conv", "--input-size", "320"],
          "no profile for search space 'conv' at 320x320"),
-        (["profile", "--hw", "tpu9", "--roofline"], "no published peak figures for 'tpu9'"),
+        (["profile", "--hw", "tpu9", "--roofline"], "latency table 'tpu9' has no published peak figures"),
+        (["profile", "--hw", "tpu9", "--roofline", "--peak-gflops", "900"], "give both --peak-gflops and --bandwidth"),
         (["latency", "--hw", "jetson"], "give --hw and --arch"),
         (["latency", "validate", "--hw", "cpu", "--search-space", "tiny", "--input-size", "128x128", "--runtime",
           "onnxruntime"], "at 128x128, batch 1 on onnxruntime (it has:"),
@@ -160,3 +161,18 @@ def test_latency_options_before_the_action_are_kept(argv):
 
     args = build_parser().parse_args(argv)
     assert args.runtime == "onnxruntime" and args.search_space == "autonad" and args.batch == 1
+
+
+def test_a_new_device_estimated_from_its_peaks_is_found_by_its_alias(tmp_path, monkeypatch):
+    from autonad.latency.table import load_tables
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["profile", "--hw", "line7-gpu", "--roofline", "--peak-gflops", "900", "--bandwidth-gbs", "60",
+            "--alias", "line7", "--search-space", "tiny", "--input-size", "32x32", "--classes", "2"]  # fmt: skip
+    assert main(argv) == 0
+    tables = load_tables("line7")
+    assert tables.device == "line7-gpu" and tables.roofline.peak_gflops == 900.0
+    assert tables.profile("tiny", (32, 32)).hardware.endswith("peak 900 GFLOP/s fp32, 60 GB/s, 5 us per kernel launch")
+    # a second estimate keeps the figures and takes one given anew
+    assert main([*argv[:3], "--roofline", "--launch-us", "8", *argv[10:]]) == 0
+    assert load_tables("line7").roofline == type(tables.roofline)(900.0, 60.0, 8.0)

@@ -14,7 +14,8 @@ from autonad.latency.components import (
     op_type_of,
     profiling_supernet,
 )
-from autonad.latency.roofline import ROOFLINE_DEVICES, KernelCost, roofline_ms
+from autonad.latency.roofline import KernelCost, roofline_ms, roofline_spec
+from autonad.latency.table import load_tables
 from autonad.space import SearchSpace, parse_choice
 
 
@@ -36,7 +37,7 @@ def test_every_arch_maps_to_existing_unique_components(name):
 def test_components_add_up_to_the_whole_network(name):
     """The decomposition misses nothing: per-kernel roofline costs of an arch's components sum
     to the cost of the extracted network run whole (same kernels; only view glue differs)."""
-    space, spec, classes = SearchSpace.load(name), ROOFLINE_DEVICES["rtx3090"], 3
+    space, spec, classes = SearchSpace.load(name), roofline_spec(load_tables("rtx3090")), 3
     components = {c.key: c for c in ComponentFactory(space, (96, 128), 1, [classes]).components()}
     net = profiling_supernet(space, classes)
     for seed in range(2):
@@ -100,7 +101,7 @@ def test_every_detail_head_is_a_component_and_runs():
 
 
 def test_detail_components_add_up_to_the_whole_network():
-    space, spec, classes = _detail_space(), ROOFLINE_DEVICES["rtx3090"], 3
+    space, spec, classes = _detail_space(), roofline_spec(load_tables("rtx3090")), 3
     components = {c.key: c for c in ComponentFactory(space, (96, 128), 1, [classes]).components()}
     net = profiling_supernet(space, classes)
     arch = space.sample(random.Random(1))

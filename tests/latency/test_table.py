@@ -1,7 +1,7 @@
 import pytest
 
 from autonad.errors import AutoNADError
-from autonad.latency.table import DeviceTables, canonical_device, load_tables, table_path
+from autonad.latency.table import DeviceTables, RooflineSpec, canonical_device, load_tables, table_path
 from autonad.space import SearchSpace
 
 from .conftest import synthetic_profile
@@ -121,3 +121,50 @@ def test_profiles_of_two_runtimes_are_kept_apart():
     assert tables.find("tiny", (64, 64), 1, "onnxruntime") is ort
     with pytest.raises(AutoNADError, match=r"batch 2 on onnxruntime .*--runtime onnxruntime"):
         tables.profile("tiny", (64, 64), 2, "onnxruntime")
+
+
+def test_tables_in_the_environment_folders_are_found_from_anywhere(tmp_path, monkeypatch):
+    mine = tmp_path / "tables"
+    mine.mkdir()
+    DeviceTables(device="line9-box", aliases=["line9"], profiles=[synthetic_profile(SearchSpace.load("tiny"))]).write(
+        mine / "line9-box.yaml"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with pytest.raises(AutoNADError, match="unknown device 'line9'"):
+        table_path("line9")
+    monkeypatch.setenv("AUTONAD_LATENCY_TABLES", str(mine))
+    assert table_path("line9") == mine / "line9-box.yaml" and canonical_device("line9") == "line9-box"
+
+
+@pytest.mark.parametrize("device", ["rtx3090", "jetson-xavier-nx", "jetson-orin-nano"])
+def test_roofline_figures_are_table_data(device):
+    from autonad.latency.roofline import roofline_spec
+
+    tables = load_tables(device)
+    spec = roofline_spec(tables)
+    assert spec.peak_gflops > 0 and spec.bandwidth_gbs > 0
+    # every roofline profile in the table was estimated from exactly these figures
+    assert {p.hardware for p in tables.profiles if p.provenance == "roofline"} == {spec.summary(tables.description)}
+
+
+def test_a_table_without_peak_figures_is_refused_for_a_roofline_estimate():
+    from autonad.latency.roofline import roofline_spec
+
+    with pytest.raises(AutoNADError, match="no published peak figures.*--peak-gflops G --bandwidth-gbs B"):
+        roofline_spec(DeviceTables(device="my-box"))
+    with pytest.raises(ValueError, match="must be > 0"):
+        RooflineSpec(peak_gflops=0.0, bandwidth_gbs=10.0)
+
+
+def test_the_table_module_does_not_import_the_roofline_estimate():
+    """Device names come from the tables alone: no table <-> roofline import cycle."""
+    import ast
+    import inspect
+
+    import autonad.latency.table as table
+
+    tree = ast.parse(inspect.getsource(table))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "autonad.latency.roofline" not in imported

@@ -22,7 +22,8 @@ from autonad.config import load_yaml
 from autonad.latency.components import ComponentFactory, arch_keys, kind_of, profiling_supernet
 from autonad.latency.predictor import LatencyPredictor
 from autonad.latency.prior import LatencyPrior
-from autonad.latency.roofline import ROOFLINE_DEVICES, KernelCost, roofline_ms, roofline_profile
+from autonad.latency.roofline import KernelCost, roofline_ms, roofline_profile, roofline_spec
+from autonad.latency.table import load_tables
 from autonad.space import Arch, HeadsArch, SearchSpace, block_operators
 from autonad.supernet.operators import unregistered_families
 
@@ -94,7 +95,7 @@ def test_extracted_network_scripts_and_exports_to_onnx(family):
 
 def test_latency_components_cover_the_extracted_network(family):
     name, space, net = family
-    spec, classes = ROOFLINE_DEVICES["rtx3090"], 3
+    spec, classes = roofline_spec(load_tables("rtx3090")), 3
     components = {c.key: c for c in ComponentFactory(space, SIZE, 1, [classes]).components()}
     assert {kind_of(k) for k in components} >= {f"block.{name}"}
     # without the CaP head: the tables leave it (well under 0.1 ms) to the calibrated constant
@@ -110,7 +111,7 @@ def test_latency_components_cover_the_extracted_network(family):
 
 def test_the_prior_and_the_predictor_cover_every_choice(family):
     _, space, _ = family
-    profile = roofline_profile(ComponentFactory(space, SIZE, 1, [3]), "rtx3090", ROOFLINE_DEVICES["rtx3090"])
+    profile = roofline_profile(ComponentFactory(space, SIZE, 1, [3]), load_tables("rtx3090"))
     weights = LatencyPrior.from_profile(profile, space).gene_weights
     for gene in space.genes:
         if gene.name.endswith(".op"):
