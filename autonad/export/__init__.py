@@ -29,7 +29,7 @@ from autonad.config import to_mapping, write_atomic, write_text_atomic
 from autonad.errors import AutoNADError, reason
 from autonad.onnx_export import onnx_bytes, quiet_export
 from autonad.space import Arch, SearchSpace
-from autonad.supernet import SegmentationNet, Supernet
+from autonad.supernet import SegmentationNet, Supernet, build_subnet
 from autonad.supernet.config import saved_config
 
 FORMATS = ("torchscript", "onnx", "state-dict")
@@ -206,8 +206,7 @@ def _load_state_dict(path: Path, device: torch.device):
         space = None  # exports written before the definition was recorded: the space by name
         if "search_space_def" in meta:
             space = SearchSpace.from_dict(json.loads(meta["search_space_def"]), f"{path}: search_space_def")
-        supernet = Supernet(config, int(meta["num_classes"]), space)
-        model = supernet.extract(arch).eval()
+        model = build_subnet(config, int(meta["num_classes"]), arch, space).eval()  # only the subnet is built
         model.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise AutoNADError(f"{path}: damaged or incompatible exported state dict ({reason(e, 120)})") from None

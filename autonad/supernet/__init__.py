@@ -7,6 +7,7 @@ Public API::
     net.set_arch(arch)                               # validate + activate (no tensor work)
     out = net(images)                                # {"seg": (B, K, H, W)[, "cap": (B,), "cls": (B, K-1)]}
     model = net.extract(arch)                        # standalone SegmentationNet, plain torch layers
+    model = build_subnet(config, 4, arch)            # the same structure, weights uninitialised (to load into)
     size = complexity(model, (320, 320))             # Complexity(params, flops_fvcore, flops_thop)
     size = arch_complexity(space_or_config, arch, (320, 320), num_classes)
 
@@ -34,10 +35,10 @@ from autonad.supernet.elastic import (
 )
 from autonad.supernet.modules import SegmentationNet
 from autonad.supernet.sharing import WEIGHT_SHARING_MODES
-from autonad.supernet.supernet import Supernet
+from autonad.supernet.supernet import Supernet, build_subnet
 
 __all__ = [
-    "WEIGHT_SHARING_MODES", "Complexity", "DecoderConfig", "Elastic", "ElasticChoice", "ElasticConv2d",
+    "WEIGHT_SHARING_MODES", "build_subnet", "Complexity", "DecoderConfig", "Elastic", "ElasticChoice", "ElasticConv2d",
     "ElasticGroupNorm", "ElasticLayerNorm", "ElasticLinear", "ElasticShiftConv", "HeadsConfig",
     "SegmentationNet", "Supernet", "SupernetConfig", "arch_complexity", "complexity",
 ]  # fmt: skip

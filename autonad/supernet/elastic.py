@@ -52,9 +52,11 @@ class Elastic(nn.Module):
 
 
 def _copy_into(layer: nn.Module, **tensors: Tensor | None) -> nn.Module:
+    """Copy the active slices into a plain layer; a supernet built on the meta device (`build_subnet`)
+    has no values to copy, and its extraction gives the structure with uninitialised weights."""
     with torch.no_grad():
         for name, value in tensors.items():
-            if value is not None:
+            if value is not None and not value.is_meta:
                 getattr(layer, name).copy_(value)
     return layer
 

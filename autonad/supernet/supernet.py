@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 
+import torch
 from torch import Tensor, nn
 
 from autonad.config import to_mapping
@@ -580,6 +581,18 @@ class Supernet(SegmentationNet, Elastic):
 
         visit(self)
         return used
+
+
+def build_subnet(
+    config: SupernetConfig, num_classes: int, arch: Arch, space: SearchSpace | None = None, device: str = "cpu"
+) -> SegmentationNet:
+    """The standalone network of `arch` with uninitialised weights, to load an exported or retrained
+    subnet's state dict into. It is the supernet's own extraction (one builder, no parallel
+    construction), run on the meta device: no full-size supernet weights are allocated or initialised,
+    only the subnet's."""
+    with torch.device("meta"):
+        net = Supernet(config, num_classes, space).extract(arch)
+    return net.to_empty(device=device)
 
 
 def _check_compatible(space: SearchSpace, config: SupernetConfig, num_classes: int) -> None:

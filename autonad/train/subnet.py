@@ -25,7 +25,7 @@ from autonad.data import SegSource, eval_loader
 from autonad.errors import AutoNADError
 from autonad.metrics import SegMetrics
 from autonad.space import Arch, HeadsArch, SearchSpace
-from autonad.supernet import SegmentationNet, Supernet, SupernetConfig
+from autonad.supernet import SegmentationNet, Supernet, SupernetConfig, build_subnet
 from autonad.supernet.config import same_config, saved_config
 from autonad.train.checkpoint import load_checkpoint, save_atomic
 from autonad.train.distributed import DistInfo
@@ -269,7 +269,7 @@ def load_trained_subnet(path: str | Path) -> TrainedSubnet:
         space = SearchSpace.from_dict(ckpt["search_space"], f"{path}: search_space") if "search_space" in ckpt else None
     except KeyError as e:
         raise AutoNADError(f"{path}: incomplete retrained-subnet file (no {e})") from None
-    net = Supernet(config, len(classes), space).extract(arch)  # the space it was trained in (older files: the file's)
+    net = build_subnet(config, len(classes), arch, space)  # the space it was trained in (older files: the file's)
     check_weights(state, net, f"{path}: its weights do not fit subnet {arch.hash}")
     net.load_state_dict(state)
     return TrainedSubnet(net.eval(), arch, config, classes, norm, size, recipe, init, best)

@@ -25,6 +25,7 @@ from autonad.latency.prior import LatencyPrior
 from autonad.latency.roofline import KernelCost, roofline_ms, roofline_profile, roofline_spec
 from autonad.latency.table import load_tables
 from autonad.space import Arch, HeadsArch, SearchSpace, block_operators
+from autonad.supernet import build_subnet
 from autonad.supernet.operators import unregistered_families
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit and the TorchScript ONNX exporter
@@ -73,6 +74,23 @@ def test_supernet_equals_the_extracted_network(family):
             ref, out = net(x), net.extract(arch).eval()(x)
         assert ref.keys() == out.keys()
         assert max(float((ref[k] - out[k]).abs().max()) for k in ref) <= 1e-5, arch.short()
+
+
+def test_a_subnet_built_alone_is_the_extracted_network(family):
+    """`build_subnet` (how exported and retrained subnets load) builds exactly the extracted structure,
+    and nothing the size of the supernet."""
+    _, space, net = family
+    x = torch.randn(1, 3, *SIZE)
+    for arch in _archs(space, n=2):
+        ref = net.extract(arch).eval()
+        built = build_subnet(net.config, net.num_classes, arch, space)
+        assert [(k, v.shape) for k, v in built.state_dict().items()] == [
+            (k, v.shape) for k, v in ref.state_dict().items()
+        ]
+        built.load_state_dict(ref.state_dict())
+        with torch.no_grad():
+            want, got = ref(x), built.eval()(x)
+        assert all(torch.equal(want[k], got[k]) for k in want) and built.metadata == ref.metadata
 
 
 def test_extracted_network_scripts_and_exports_to_onnx(family):
