@@ -38,7 +38,7 @@ from autonad.supernet.sharing import WEIGHT_SHARING_MODES
 from autonad.supernet.supernet import Supernet, build_subnet
 
 __all__ = [
-    "WEIGHT_SHARING_MODES", "build_subnet", "Complexity", "DecoderConfig", "Elastic", "ElasticChoice", "ElasticConv2d",
-    "ElasticGroupNorm", "ElasticLayerNorm", "ElasticLinear", "ElasticShiftConv", "HeadsConfig",
-    "SegmentationNet", "Supernet", "SupernetConfig", "arch_complexity", "complexity",
+    "WEIGHT_SHARING_MODES", "Complexity", "DecoderConfig", "Elastic", "ElasticChoice", "ElasticConv2d",
+    "ElasticGroupNorm", "ElasticLayerNorm", "ElasticLinear", "ElasticShiftConv", "HeadsConfig", "SegmentationNet",
+    "Supernet", "SupernetConfig", "arch_complexity", "build_subnet", "complexity",
 ]  # fmt: skip
