@@ -37,7 +37,9 @@ from autonad.metrics import (
     CalibrationTarget,
     SampleScores,
     calibrate_tau,
+    check_threshold,
     decide,
+    is_probability,
     parse_target,
     seg_decisions,
 )
@@ -67,17 +69,14 @@ class Decision:
             raise AutoNADError(f"unknown decision rule '{self.rule}' (choose from: {', '.join(RULES)})")
         if self.phi not in PHIS:
             raise AutoNADError(f"unknown phi '{self.phi}' (choose from: {', '.join(PHIS)})")
-        for name in ("tau", "cap_threshold"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise AutoNADError(f"decision {name}: expected a number >= 0, got {value!r}")
+        prob = is_probability(self.phi)  # tau and class_tau cut phi; the other thresholds probabilities
+        check_threshold(self.tau, "decision tau", prob)
+        check_threshold(self.cap_threshold, "decision cap_threshold", probability=True)
         for name, value in [("min_area", self.min_area), *self.fail_area.items()]:
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise AutoNADError(f"decision area {name}: expected a number of pixels >= 0, got {value!r}")
+            check_threshold(value, f"decision area {name} (pixels)")
         for table in PER_CLASS:
             for name, value in getattr(self, table).items():
-                if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                    raise AutoNADError(f"decision {table} of {name}: expected a number >= 0, got {value!r}")
+                check_threshold(value, f"decision {table} of {name}", prob or table != "class_tau")
 
     @property
     def qc(self) -> QCRule | None:
@@ -223,14 +222,15 @@ def _fit_rule(scores: SampleScores, base: Decision, goal: CalibrationTarget, per
     rule, label, cap = base.rule, scores.label, scores.cap_prob
     if rule == "cap":
         return dataclasses.replace(base, cap_threshold=calibrate_tau(cap, label, goal))
-    seg = _SegFit(scores, goal, max(calibrate_tau(scores.phi, label, goal), 0.0), per_class)
+    ceiling = 1.0 if is_probability(base.phi) else math.inf
+    seg = _SegFit(scores, goal, max(calibrate_tau(scores.phi, label, goal), 0.0), per_class, ceiling)
     if rule == "seg":
         return dataclasses.replace(base, **seg.fit(None, rule))
     cap_threshold = calibrate_tau(cap, label, goal)
     fitted = seg.fit(None, rule)
     for _ in range(ROUNDS):
         new_seg = seg.fit(cap >= cap_threshold, rule)
-        new_cap = _fit_one(cap, seg.decisions(new_seg), rule, label, goal, cap_threshold)
+        new_cap = _fit_one(cap, seg.decisions(new_seg), rule, label, goal, cap_threshold, ceiling=1.0)
         if (new_seg, new_cap) == (fitted, cap_threshold):
             break
         fitted, cap_threshold = new_seg, new_cap
@@ -242,31 +242,36 @@ def _fit_rule(scores: SampleScores, base: Decision, goal: CalibrationTarget, per
 @dataclass
 class _SegFit:
     """The segmentation's thresholds fitted with CaP's decisions fixed: the tau on phi and, `per_class`,
-    one tau per defect class on phi_c against "has class c" (a class validation lacks takes the tau)."""
+    one tau per defect class on phi_c against "has class c". A class validation lacks takes the lowest
+    tau fitted for the others (phi_c's scale, not phi's: max p_c <= max(1 - p_bg); the recall side)."""
 
     scores: SampleScores
     goal: CalibrationTarget
     overall: float  # the tau fitted on phi alone
     per_class: bool
+    ceiling: float = math.inf  # 1 where phi is a probability
 
     def fit(self, cap_yes: np.ndarray | None, rule: str) -> dict[str, Any]:
         s, goal = self.scores, self.goal
-        tau = self.overall if cap_yes is None else _fit_one(s.phi, cap_yes, rule, s.label, goal, self.overall)
+        tau = self.overall
+        if cap_yes is not None:
+            tau = _fit_one(s.phi, cap_yes, rule, s.label, goal, self.overall, self.ceiling)
         if not self.per_class:
             return {"tau": tau}
         taus = {}
         for c, name in enumerate(s.classes):
             score, label = s.phi_class[:, c], s.class_label[:, c]
             if not label.any():
-                taus[name] = tau
-            elif cap_yes is None or rule == "any":  # under "any" CaP adds parts, it empties no mask
+                continue  # below, from the classes validation has
+            if cap_yes is None or rule == "any":  # under "any" CaP adds parts, it empties no mask
                 try:
                     taus[name] = max(calibrate_tau(score, label, goal), 0.0)
                 except AutoNADError:  # out of the class's reach: the part-level check decides
-                    taus[name] = tau
+                    taus[name] = min(tau, self.ceiling)
             else:
-                taus[name] = _fit_one(score, cap_yes, rule, label, goal, tau)
-        return {"tau": tau, "class_tau": taus}
+                taus[name] = _fit_one(score, cap_yes, rule, label, goal, tau, self.ceiling)
+        unseen = min(taus.values(), default=tau)
+        return {"tau": tau, "class_tau": {name: taus.get(name, unseen) for name in s.classes}}
 
     def decisions(self, fitted: dict[str, Any]) -> np.ndarray:
         """The segmentation's sample decisions under `fitted`."""
@@ -300,16 +305,20 @@ def _check_reached(decision: Decision, scores: SampleScores, goal: CalibrationTa
 
 
 def _fit_one(score: np.ndarray, other_yes: np.ndarray, rule: str, label: np.ndarray, goal: CalibrationTarget,
-             current: float) -> float:  # fmt: skip
+             current: float, ceiling: float = math.inf) -> float:  # fmt: skip
     """The threshold on `score` that best meets `goal` with the other score's decisions fixed: under
     "and" rules a sample the other calls clean is clean whatever this score is, under "any" it is
-    defective (scores are >= 0, so -1 and max + 1 stand for never and always). Unreachable: unchanged."""
+    defective (scores are >= 0, so -1 and max + 1 stand for never and always). Unreachable: unchanged.
+    "Never on its own" comes back just above every score, at most `ceiling` (1 for a probability)."""
     never, always = -1.0, float(score.max()) + 1.0
     effective = np.where(other_yes, score, never) if rule != "any" else np.where(other_yes, always, score)
     try:
-        return max(calibrate_tau(effective, label, goal), 0.0)
+        tau = max(calibrate_tau(effective, label, goal), 0.0)
     except AutoNADError:
         return current
+    if tau > score.max():
+        tau = float(np.nextafter(score.max(), np.inf))
+    return min(tau, ceiling)
 
 
 def calibration_curve(scores: SampleScores, decision: Decision, path: Path) -> Path:

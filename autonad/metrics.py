@@ -106,11 +106,21 @@ def _mean(values: Iterable[float | None]) -> float | None:
     return sum(kept) / len(kept) if kept else None
 
 
-def _check_tau(tau: float, what: str = "tau") -> float:
-    tau = float(tau)
-    if not math.isfinite(tau) or tau < 0:
-        raise AutoNADError(f"{what} must be a finite number >= 0, got {tau}")
-    return tau
+def check_threshold(value: Any, what: str = "tau", probability: bool = False) -> float:
+    """`value` as a threshold: a finite number >= 0, and at most 1 where it cuts a `probability` (a
+    higher one would silently never fire); one line naming `what` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise AutoNADError(f"{what}: expected a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value < 0 or (probability and value > 1):
+        bounds = "within 0..1 (a probability)" if probability else "a finite number >= 0"
+        raise AutoNADError(f"{what}: expected {bounds}, got {value!r}")
+    return value
+
+
+def is_probability(phi: str) -> bool:
+    """Whether the sample score `phi` (PHIS) is a probability (its thresholds lie in 0..1)."""
+    return phi == "max_prob"
 
 
 # ----------------------------------------------------------------------------- report types
@@ -452,8 +462,8 @@ class SegMetrics:
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.phi = phi
-        self.tau = _check_tau(DEFAULT_TAU[phi] if tau is None else tau)
-        self.cap_threshold = _check_tau(cap_threshold, "cap_threshold")
+        self.tau = check_threshold(DEFAULT_TAU[phi] if tau is None else tau, "tau", is_probability(phi))
+        self.cap_threshold = check_threshold(cap_threshold, "cap_threshold", probability=True)
         self.class_names = names
         self.qc = qc
         self.pixel_thresholds = None if pixel_thresholds is None else self._thresholds(pixel_thresholds)
@@ -463,7 +473,8 @@ class SegMetrics:
     def _thresholds(self, values: Sequence[float | None]) -> torch.Tensor:
         if len(values) != self.num_classes - 1:
             raise ValueError(f"{len(values)} pixel thresholds for {self.num_classes - 1} defect classes")
-        return torch.tensor([math.nan if v is None else _check_tau(v, "pixel threshold") for v in values])
+        cuts = [math.nan if v is None else check_threshold(v, "pixel threshold", probability=True) for v in values]
+        return torch.tensor(cuts)
 
     @staticmethod
     def _default_names(num_classes: int) -> tuple[str, ...]:
@@ -766,10 +777,13 @@ class SegMetrics:
         """The report; `tau` / `cap_threshold` override the configured ones (no new pass needed) and
         `decided` is the sample decision of `rule` (RULES); `class_tau` (per defect class) makes the
         segmentation's part per class (`seg_decisions`), `class_thresholds` are the class stage's."""
-        tau = self.tau if tau is None else _check_tau(tau)
-        class_tau = None if class_tau is None else self._per_class_values(class_tau, "class_tau")
+        prob = is_probability(self.phi)
+        tau = self.tau if tau is None else check_threshold(tau, "tau", prob)
+        class_tau = None if class_tau is None else self._per_class_values(class_tau, "class_tau", prob)
         class_cut = None if class_thresholds is None else self._per_class_values(class_thresholds, "class threshold")
-        cap_threshold = self.cap_threshold if cap_threshold is None else _check_tau(cap_threshold, "cap_threshold")
+        cap_threshold = (
+            self.cap_threshold if cap_threshold is None else check_threshold(cap_threshold, "cap_threshold", True)
+        )
         cm = self._confusion.numpy()
         iou, f1 = _class_scores(cm)
         rows = self._concat_rows()
@@ -804,10 +818,10 @@ class SegMetrics:
             decided=BinaryCounts.from_decisions(decide(rule, seg_yes, cap_yes), rows["label"]),
         )
 
-    def _per_class_values(self, values: Sequence[float], what: str) -> np.ndarray:
+    def _per_class_values(self, values: Sequence[float], what: str, probability: bool = True) -> np.ndarray:
         if len(values) != self.num_classes - 1:
             raise ValueError(f"{len(values)} values of {what} for {self.num_classes - 1} defect classes")
-        return np.array([_check_tau(v, what) for v in values], dtype=np.float64)
+        return np.array([check_threshold(v, what, probability) for v in values], dtype=np.float64)
 
 
 # ----------------------------------------------------------------------------- calibration

@@ -128,7 +128,7 @@ def test_per_class_tables_name_the_models_defect_classes():
         Decision(pixel_thresholds={"scratch": 0.5}).check_classes(classes, "m")
     with pytest.raises(AutoNADError, match="class_thresholds: expected a mapping"):
         Decision.from_dict({"class_thresholds": [0.5]})
-    with pytest.raises(AutoNADError, match="class_tau of tail: expected a number >= 0"):
+    with pytest.raises(AutoNADError, match="class_tau of tail: expected a finite number >= 0"):
         Decision(class_tau={"common": 0.5, "tail": -1})
     assert Decision(pixel_thresholds={"tail": 0.2}).pixel_cuts(classes) == [None, 0.2]
 
@@ -159,3 +159,38 @@ def test_per_class_taus_that_miss_the_part_level_target_give_way_to_one_tau():
         assert (phi_class[:, c] >= 0.9)[class_label[:, c]].mean() >= 0.96  # each class alone meets the target
     decision = calibrate(scores, "seg", "max_prob", "recall>=0.96", per_class=True)
     assert not decision.class_tau and _rates(decision, scores)[0] >= 0.96
+
+
+@pytest.mark.parametrize(
+    "fields, where",
+    [({"pixel_thresholds": {"tail": 1.5}}, "pixel_thresholds of tail"), ({"cap_threshold": 2.0}, "cap_threshold"),
+     ({"class_thresholds": {"tail": 1.01}}, "class_thresholds of tail"), ({"phi": "max_prob", "tau": 1.2}, "tau"),
+     ({"phi": "max_prob", "class_tau": {"tail": 3}}, "class_tau of tail"), ({"tau": True}, "tau")],
+)  # fmt: skip
+def test_a_probability_threshold_above_one_is_refused(fields, where):
+    """A mask or class threshold above 1 would silently never fire; pixel counts (phi=pixels) may exceed it."""
+    with pytest.raises(AutoNADError, match=f"decision {where}: expected"):
+        Decision(**fields)
+    assert Decision(phi="pixels", tau=40, class_tau={"tail": 12}).tau == 40
+
+
+def test_a_class_validation_lacks_takes_the_lowest_calibrated_class_tau():
+    """phi_c sits under phi (max p_c <= max(1 - p_bg)): the overall tau would hold the unseen class to
+    another scale. It takes the most lenient tau fitted on phi_c (misses cost more than false alarms)."""
+    scores = _two_classes()
+    unseen = np.zeros((scores.label.size, 1), bool)
+    three = SampleScores(scores.phi, scores.label, None, np.hstack([scores.phi_class, unseen * 0.0]),
+                         np.hstack([scores.class_label, unseen]), None, ("common", "tail", "rare"))  # fmt: skip
+    decision = calibrate(three, "seg", "max_prob", "recall>=0.95", per_class=True)
+    assert decision.class_tau["rare"] == min(decision.class_tau["common"], decision.class_tau["tail"])
+    assert decision.class_tau["rare"] < decision.tau
+
+
+@pytest.mark.parametrize("rule", ["any", "gated"])
+def test_calibrated_probability_thresholds_stay_within_one(rule):
+    """Under "any" the fit's "never on its own" is a score above every sample's: it comes back at most 1."""
+    scores = _hand_built()
+    scores = SampleScores(np.minimum(scores.phi, 0.999), scores.label, np.where(scores.label, 1.0, 0.0))
+    decision = calibrate(scores, rule, "max_prob", "precision>=0.99")
+    assert 0 <= decision.tau <= 1 and 0 <= decision.cap_threshold <= 1
+    assert _rates(decision, scores)[1] >= 0.99

@@ -6,14 +6,17 @@
 
 The ensemble's `seg` output is the log of the weighted mean of its members' class probabilities
 (so softmax(seg) is that mean, and every metric and decision reads it as it reads one model's
-logits); `cap`, where every member has the presence output, is the logit of the weighted mean of
-their CaP probabilities. Members must share classes, normalisation and input size.
+logits); CaP's `cap` (presence) and `cls` (multi-label class stage), where every member has that
+output, are the logits of the weighted means of their sigmoid probabilities. Members must share
+classes, normalisation and input size.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +26,14 @@ from torch import Tensor, nn
 from autonad.data import SegmentationDataset, SegSource, Transform, TransformConfig, eval_loader
 from autonad.errors import AutoNADError
 from autonad.export import output_names
-from autonad.metrics import SegMetrics
+from autonad.metrics import SegMetrics, decode_labels
 from autonad.ui import progress
 
 WEIGHT_STEP = 0.1  # the grid over the weight simplex that tune_weights searches
+FIT_ROUNDS = 3  # weights, then thresholds, then weights under those thresholds ... (paper 004)
 MAX_MEMBERS = 6  # the grid has C(9, k-1) points: 126 at 5 members, 126 at 6
 EPS = 1e-7  # probabilities are clamped here before log/logit
+SIGMOID_OUTPUTS = ("cap", "cls")  # CaP's presence and class-stage logits, combined as probabilities
 
 
 class EnsembleNet(nn.Module):
@@ -42,24 +47,26 @@ class EnsembleNet(nn.Module):
             raise AutoNADError(f"ensemble weights must be >= 0 with a positive sum, got {list(weights)}")
         self.members = nn.ModuleList(members)
         self.register_buffer("weights", torch.tensor([w / total for w in weights], dtype=torch.float32))
-        self.with_cap = all("cap" in output_names(getattr(m, "metadata", {})) for m in members)
+        shared = set.intersection(*(set(output_names(getattr(m, "metadata", {}))) for m in members))
+        self.output_names = ["seg", *(name for name in SIGMOID_OUTPUTS if name in shared)]  # never empty: TorchScript
+        self.with_cap = "cap" in self.output_names
         self.metadata = metadata
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         probs = torch.zeros(0, device=x.device)  # replaced by the first member's (sums start on x's device)
-        cap = torch.zeros(0, device=x.device)
+        means: dict[str, Tensor] = {}
         for i, member in enumerate(self.members):
             out = member(x)
             w = self.weights[i]
             p = w * out["seg"].float().softmax(dim=1)
             probs = p if i == 0 else probs + p
-            if self.with_cap:
-                c = w * torch.sigmoid(out["cap"].float())
-                cap = c if i == 0 else cap + c
+            for name in self.output_names[1:]:
+                q = w * torch.sigmoid(out[name].float())
+                means[name] = q if i == 0 else means[name] + q
         result = {"seg": probs.clamp_min(1e-7).log()}  # EPS (TorchScript reads no module globals)
-        if self.with_cap:
-            cap = cap.clamp(1e-7, 1 - 1e-7)
-            result["cap"] = torch.log(cap) - torch.log1p(-cap)
+        for name in self.output_names[1:]:
+            q = means[name].clamp(1e-7, 1 - 1e-7)
+            result[name] = torch.log(q) - torch.log1p(-q)
         return result
 
 
@@ -82,20 +89,23 @@ def weight_grid(k: int, step: float = WEIGHT_STEP) -> list[tuple[float, ...]]:
 
 def tune_weights(
     members: Sequence[nn.Module], source: SegSource, transform: TransformConfig, split: str = "val",
-    metric: str = "miou", batch: int = 4,
+    metric: str = "miou", batch: int = 4, pixel_cuts: Sequence[float | None] | None = None,
 ) -> tuple[tuple[float, ...], list[dict[str, Any]]]:  # fmt: skip
     """The grid weights (`weight_grid`) whose weighted ensemble scores best by `metric` on `split`
-    (one pass: each member runs once per batch, every weight vector is scored from those outputs);
-    and each vector's score, best first. Ties keep the most even weights."""
+    (one pass: each member runs once per batch, every weight vector is scored from those outputs),
+    its masks decoded with the decision's `pixel_cuts` (per defect class; None: the argmax); and each
+    vector's score, best first. Ties keep the most even weights."""
     grid = weight_grid(len(members))
     names = list(source.classes)
+    cuts = None if pixel_cuts is None else torch.tensor([math.nan if t is None else t for t in pixel_cuts])
     scores = [SegMetrics(len(names), class_names=names) for _ in grid]
     loader = eval_loader(SegmentationDataset(source, split, Transform(transform, train=False)), batch)
     with torch.inference_mode(), progress() as bar:
         for images, masks in bar.track(loader, description=f"ensemble weights on {source.name} {split}"):
             probs = [m(images)["seg"].float().softmax(dim=1) for m in members]
             for weights, metrics in zip(grid, scores):
-                metrics.update(sum(w * p for w, p in zip(weights, probs)).argmax(1), masks)  # labels: what mIoU needs
+                labels = decode_labels(sum(w * p for w, p in zip(weights, probs)), cuts)  # what mIoU needs
+                metrics.update(labels, masks)
     table = [{"weights": list(w), metric: getattr(m.compute(), metric)} for w, m in zip(grid, scores)]
     even = [max(w) - min(w) for w in grid]
     order = sorted(range(len(grid)), key=lambda i: (-(table[i][metric] or 0.0), even[i]))
@@ -113,45 +123,89 @@ def build_ensemble(
     device: torch.device | str = "cpu",
     per_class: bool = False,
 ) -> dict[str, Any]:
-    """Retrained runs -> one exported ensemble in `out_dir`: weights tuned on validation, the decision
-    calibrated there (when `calibrate` names a target; `per_class`: each class's own thresholds too),
-    every metric on test, model files checked against the eager ensemble, model.json with the members,
-    their weights and (with a `LatencyPredictor`) the summed predicted latency of the members on the
-    target table. It computes on `device`; the exported files are the CPU float32 model."""
-    from autonad.decision import CURVE_FILE
-    from autonad.export import export_model, on_device
-    from autonad.export.inference import ExportedModel, calibrate_decision
+    """Retrained runs -> one exported ensemble in `out_dir`: weights tuned on validation and, when
+    `calibrate` names a target, the decision calibrated there, the two fitted alternately (`_fit`;
+    `per_class`: each class's own thresholds too), every metric on test, model files checked against
+    the eager ensemble, model.json with the members, their weights and (with a `LatencyPredictor`) the
+    summed predicted latency of the members on the target table. It computes on `device`; the
+    exported files are the CPU float32 model."""
+    from autonad.export import export_model
+    from autonad.export.inference import ExportedModel
     from autonad.report import evaluate_for_report, write_report
     from autonad.train.subnet import load_trained_subnet
 
     members = [load_trained_subnet(Path(run) / "best.pt") for run in runs]
     infos = [{**m.net.metadata, **m.export_info()} for m in members]
-    names = [str(run) for run in runs]
-    check_members(infos, names)
+    check_members(infos, [str(run) for run in runs])
     first = ExportedModel(members[0].net, infos[0], Path(runs[0]) / "best.pt")
     first.check_classes(source)
-    device = torch.device(device)
-    weights, table = tune_weights([on_device(m.net, device) for m in members], source, first.transform.config)
+    meta = {k: v for k, v in infos[0].items() if k in ENSEMBLE_KEYS}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fit = _fit([m.net for m in members], meta, source, first.transform.config, out_dir,
+               (calibrate, rule, per_class), torch.device(device))  # fmt: skip
     member_rows = [{"run": str(Path(run).resolve()), "arch_hash": m.arch.hash, "weight": w,
                     **({"latency_ms": predictor.predict(m.arch)} if predictor else {})}
-                   for run, m, w in zip(runs, members, weights)]  # fmt: skip
-    meta = {k: v for k, v in infos[0].items() if k in ENSEMBLE_KEYS}
-    meta.update(ensemble={"members": member_rows, "tuned_on": f"{source.name} val", "weight_table": table[:10]})
-    net = EnsembleNet([m.net for m in members], weights, {})
-    meta["outputs"] = "seg,cap" if net.with_cap else "seg"
-    net.metadata = {"in_channels": infos[0]["in_channels"], "outputs": meta["outputs"]}
+                   for run, m, w in zip(runs, members, fit.weights)]  # fmt: skip
+    meta.update(ensemble={"members": member_rows, "tuned_on": f"{source.name} val", "weight_table": fit.table[:10],
+                          **({"fit_rounds": fit.rounds} if calibrate else {})})  # fmt: skip
     if predictor is not None:  # members run one after the other
         meta.update(hw=predictor.device, latency_ms=sum(r["latency_ms"] for r in member_rows),
                     latency_provenance=predictor.provenance, latency_runtime=predictor.runtime)  # fmt: skip
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model = ExportedModel(on_device(net, device), meta, out_dir / "ensemble")
-    if calibrate:
-        decision = calibrate_decision(model, source, calibrate, rule, curve=out_dir / CURVE_FILE, per_class=per_class)
-        meta["decision"] = decision.to_dict()
-    report = evaluate_for_report(model, source, out_dir, "test")
+    if fit.decision is not None:
+        meta["decision"] = fit.decision.to_dict()
+    report = evaluate_for_report(fit.model, source, out_dir, "test")
     meta["metrics"] = {"split": "test", **report.to_dict()}
-    files = export_model(net, out_dir, tuple(meta["input_size"]), meta, formats)
+    files = export_model(fit.net, out_dir, tuple(meta["input_size"]), meta, formats)
     return {"meta": meta, "report": report, "files": files, "page": write_report(out_dir, "test")}
+
+
+@dataclass
+class _Fitted:
+    weights: tuple[float, ...]
+    table: list[dict[str, Any]]  # the weight vectors' validation scores, best first (under the final cuts)
+    decision: Any  # a Decision, or None uncalibrated
+    rounds: list[dict[str, Any]]  # per round: weights, their validation mIoU, the pixel thresholds fitted
+    net: EnsembleNet  # on the CPU (what is exported)
+    model: Any  # the ExportedModel computing on the device
+
+
+def _fit(
+    members: list[nn.Module], meta: dict[str, Any], source: SegSource, transform: TransformConfig, out_dir: Path,
+    calibration: tuple[str | None, str, bool], device: torch.device,
+) -> _Fitted:  # fmt: skip
+    """Paper 004's alternating fit: the weights for the validation mIoU, then the decision's thresholds
+    with the weights fixed, then the weights again under the fitted pixel thresholds, ... until the
+    weights stay (at most FIT_ROUNDS). Without pixel thresholds (one tau: the masks are the argmax)
+    the weights do not depend on the decision, and one round is the fit. `calibration`: the target
+    (None: no decision), the rule and whether per class."""
+    from autonad.decision import CURVE_FILE
+    from autonad.export import on_device
+    from autonad.export.inference import ExportedModel, calibrate_decision
+
+    calibrate, rule, per_class = calibration
+    nets = [on_device(m, device) for m in members]
+    fit = _Fitted((), [], None, [], None, None)
+    cuts = None
+    for _ in range(FIT_ROUNDS):
+        weights, fit.table = tune_weights(nets, source, transform, pixel_cuts=cuts)
+        if weights == fit.weights:
+            break
+        fit.weights = weights
+        fit.net = EnsembleNet(members, weights, {})
+        meta["outputs"] = ",".join(fit.net.output_names)
+        fit.net.metadata = {"in_channels": meta["in_channels"], "outputs": meta["outputs"]}
+        fit.model = ExportedModel(on_device(fit.net, device), meta, out_dir / "ensemble")
+        if not calibrate:
+            break
+        fit.decision = calibrate_decision(
+            fit.model, source, calibrate, rule, curve=out_dir / CURVE_FILE, per_class=per_class
+        )
+        cuts = fit.decision.pixel_cuts(fit.model.classes)
+        fit.rounds.append({"weights": list(weights), "val_miou": fit.table[0]["miou"],
+                           "pixel_thresholds": dict(fit.decision.pixel_thresholds)})  # fmt: skip
+        if cuts is None:
+            break
+    return fit
 
 
 # what of a member's metadata the ensemble's model.json carries (the rest is per member)

@@ -151,6 +151,10 @@ def calibrate_decision(
     decision = calibrate(scores, rule, "max_prob", target, f"{source.name} {split}", per_class)
     if per_class and rule != "cap" and not decision.class_tau:
         console.print(f"per-class taus miss {target} for whole parts on {source.name} {split}: one tau decides")
+    seen = scores.class_label.any(axis=0) if decision.class_tau else ()
+    unseen = [c for c, has in zip(scores.classes, seen) if not has]
+    if unseen:
+        console.print(f"no {split} image of {source.name} has {', '.join(unseen)}: the lowest calibrated tau stands in")
     if per_class:
         fitted = zip(model.classes[1:], metrics.pixel_thresholds_fit())
         decision = dataclasses.replace(decision, pixel_thresholds={c: t for c, t in fitted if t is not None})
