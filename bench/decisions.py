@@ -99,7 +99,7 @@ def _recipe(args, seed: int) -> Path:
 
 
 def _retrain(args, arch: Path, seed: int) -> Path:
-    run = args.out / f"seed{seed}"
+    run = args.out / f"seed{seed}-{args.steps}steps"  # another --steps is another run, never the finished one
     if (run / "model.ts").exists() and (run / "metrics.json").exists():
         return run  # retrained and exported: evaluated again only
     argv = ["retrain", "--arch", str(arch), "--init", "scratch", "--dataset", args.dataset, "--data-root",

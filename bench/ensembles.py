@@ -38,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hw", default="cpu", help="the device searched for (its table prices the members)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=600, help="retraining optimiser steps of every model")
+    p.add_argument(
+        "--supernet-steps",
+        type=int,
+        help="the supernet's budget in optimiser steps instead of the recipe's (one session's CPU time)",
+    )
     p.add_argument("--threads", type=int, default=2)
     argv = sys.argv[1:] if argv is None else argv
     args = p.parse_args(argv)
@@ -45,10 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     from autonad.pipeline import dataset_slug, supernet_run_dir
     from autonad.train.recipe import Recipe
 
-    recipe = Recipe.load(args.recipe)
+    recipe = Recipe.load(args.recipe).with_budget("train", steps=args.supernet_steps)
     slug = dataset_slug(args.dataset)
     out = Path("runs/bench/ensembles") / f"{slug}__{recipe.name}"
     out.mkdir(parents=True, exist_ok=True)
+    if args.supernet_steps:  # every stage reads the recipe with that budget (and its name)
+        args.recipe = str(out / f"{recipe.name}.yaml")  # its stem names the supernet's run folder
+        Path(args.recipe).write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
     name = f"ensembles_{slug}"
     data = ["--dataset", args.dataset] + (["--data-root", args.data_root] if args.data_root else [])
     threads = ["--threads", str(args.threads)]
