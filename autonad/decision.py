@@ -125,14 +125,18 @@ class Decision:
         phi_class: np.ndarray | None = None,
         classes: list[str] | None = None,
     ) -> np.ndarray:
-        """Per sample: defective? (`qc`: where a QC rule lets the segmentation say so; default everywhere;
-        `phi_class` `[N, C-1]` and the model's `classes`: for per-class taus)."""
+        """Per sample: defective? (`qc` `[N, C-1]`: per defect class, where a QC rule lets the segmentation
+        call the part defective for that class; default everywhere; `phi_class` `[N, C-1]` and the model's
+        `classes`: for per-class taus, each class gated by its own QC)."""
         cap_yes = None if cap_prob is None else np.asarray(cap_prob) >= self.cap_threshold
         class_tau = self.class_taus(classes) if self.class_tau and classes is not None else None
         if self.class_tau and class_tau is None:
             raise ValueError("a decision with per-class taus needs the model's classes")
-        seg_yes = seg_decisions(phi, self.tau, phi_class, class_tau)
-        return decide(self.rule, seg_yes if qc is None else seg_yes & np.asarray(qc, dtype=bool), cap_yes)
+        if qc is not None:
+            qc = np.asarray(qc, dtype=bool)
+            phi = np.where(qc.any(1), phi, -1.0)  # -1: never (taus are >= 0)
+            phi_class = None if phi_class is None else np.where(qc, phi_class, -1.0)
+        return decide(self.rule, seg_decisions(phi, self.tau, phi_class, class_tau), cap_yes)
 
     def decide_scores(self, scores: SampleScores) -> np.ndarray:
         return self.decide(scores.phi, scores.cap_prob, None, scores.phi_class, ["background", *scores.classes])

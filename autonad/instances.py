@@ -9,6 +9,7 @@ adds the physical area.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +57,15 @@ class QCRule:
     def counts(self, class_name: str, area: float) -> bool:
         """Whether an instance of this class and area (in the user's pixels) fails the part."""
         return area >= self.min_area and area > self.fail_area.get(class_name, -1)
+
+    def class_fails(self, found: Iterable[tuple[str, float]], classes: list[str]) -> np.ndarray:
+        """Per defect class of `classes` (background first), whether one of the `found` (class name, area)
+        instances of that class fails the part: the QC gate of each class's own decision."""
+        fails = np.zeros(len(classes) - 1, dtype=bool)
+        for name, area in found:
+            if self.counts(name, area):
+                fails[classes.index(name) - 1] = True
+        return fails
 
     def to_dict(self) -> dict[str, Any]:
         return {"min_area": self.min_area, "fail_area": dict(self.fail_area)}
@@ -107,21 +117,23 @@ class InstanceCounts:
     def zeros(num_classes: int) -> InstanceCounts:
         return InstanceCounts(*(np.zeros(num_classes, dtype=np.int64) for _ in range(4)))
 
-    def add(self, pred: np.ndarray, target: np.ndarray, classes: list[str], rule: QCRule, area_scale: float) -> bool:
+    def add(
+        self, pred: np.ndarray, target: np.ndarray, classes: list[str], rule: QCRule, area_scale: float
+    ) -> np.ndarray:
         """Count one sample's instances (class maps `[H, W]`, each map pixel `area_scale` of the user's
-        pixels); returns whether a predicted instance fails the part by `rule`."""
-        fails = False
+        pixels); returns per defect class whether a predicted instance fails the part by `rule`."""
         for c, pixels in components(target, len(classes)):
             self.gt[c] += 1
             self.found[c] += bool((pred[pixels] == c).any())
+        kept = []
         for c, pixels in components(pred, len(classes)):
             area = float(pixels.sum()) * area_scale
             if area < rule.min_area:
                 continue
-            fails |= rule.counts(classes[c], area)
+            kept.append((classes[c], area))
             self.pred[c] += 1
             self.right[c] += bool((target[pixels] == c).any())
-        return fails
+        return rule.class_fails(kept, classes)
 
     def merge(self, other: InstanceCounts) -> None:
         for name in ("gt", "found", "pred", "right"):

@@ -343,8 +343,9 @@ def _per_class_rates(names: Sequence[str], pred: np.ndarray, gt: np.ndarray) -> 
 
 def _seg_phi(rows: dict[str, np.ndarray], key: str = "phi") -> np.ndarray:
     """phi (or phi_class) where a QC rule lets the segmentation call the sample defective, -1 (never, as
-    tau >= 0) elsewhere."""
-    qc = rows["qc"] if key == "phi" else rows["qc"][:, None]
+    tau >= 0) elsewhere: the part's phi where an instance of any class fails it, phi_c where one of
+    class c does (`rows["qc"]` is per sample and defect class)."""
+    qc = rows["qc"].any(1) if key == "phi" else rows["qc"]
     return np.where(qc, rows[key], -1.0)
 
 
@@ -541,15 +542,16 @@ class SegMetrics:
     def _instance_fails(
         self, labels: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, area_scale: Sequence[float] | None
     ) -> np.ndarray:
-        """Per sample, whether a predicted instance fails the part by the QC rule (all True without one)."""
+        """Per sample and defect class `[B, C-1]`, whether a predicted instance of the class fails the part
+        by the QC rule (all True without one)."""
         b = target.shape[0]
         if self._instances is None:
-            return np.ones(b, dtype=bool)
+            return np.ones((b, self.num_classes - 1), dtype=bool)
         scale = np.ones(b) if area_scale is None else np.asarray(area_scale, dtype=np.float64)
         pred = labels.masked_fill(~valid, 0).cpu().numpy()
         gt = target.masked_fill(~valid, 0).cpu().numpy()
         names = list(self.class_names)
-        return np.array([self._instances.add(pred[i], gt[i], names, self.qc, scale[i]) for i in range(b)], dtype=bool)
+        return np.stack([self._instances.add(pred[i], gt[i], names, self.qc, scale[i]) for i in range(b)])
 
     def _check_target(self, target: torch.Tensor, preds: torch.Tensor) -> torch.Tensor:
         if target.dim() != 3 or target.dtype.is_floating_point or target.dtype == torch.bool:
@@ -669,7 +671,7 @@ class SegMetrics:
 
     def _concat_rows(self) -> dict[str, np.ndarray]:
         dtypes = {"phi": np.float64, "phi_class": np.float64, "label": bool, "cap": np.float64, "qc": bool}
-        empty = {k: (0, self.num_classes - 1) if k == "phi_class" else (0,) for k in self._rows}
+        empty = {k: (0, self.num_classes - 1) if k in ("phi_class", "qc") else (0,) for k in self._rows}
         return {k: np.concatenate(v) if v else np.zeros(empty[k], dtype=dtypes.get(k, np.int64))
                 for k, v in self._rows.items()}  # fmt: skip
 

@@ -46,7 +46,7 @@ def test_instance_recall_counts_a_gt_defect_found_when_overlapped():
     pred[4, 0] = 1  # a false scratch
     pred[0, 6] = 1  # the spot found as a scratch: wrong class, not found
     counts = InstanceCounts.zeros(3)
-    assert counts.add(pred, gt, CLASSES, QCRule(), 1.0)
+    assert counts.add(pred, gt, CLASSES, QCRule(), 1.0).tolist() == [True, False]  # per class: scratches fail it
     out = counts.to_dict(CLASSES)
     assert out["recall"] == pytest.approx(1 / 3) and out["precision"] == pytest.approx(1 / 3)
     assert out["per_class"]["scratch"] == {"recall": 0.5, "precision": 1 / 3, "gt": 2, "pred": 3}
@@ -72,3 +72,20 @@ def test_a_qc_rule_changes_the_segmentation_decision_in_the_metrics():
     scaled = SegMetrics(3, class_names=CLASSES, qc=QCRule(min_area=3))
     scaled.update(labels, target, area_scale=[4.0, 4.0])
     assert scaled.compute().decided.fp == 1
+
+
+def test_under_per_class_taus_each_class_is_gated_by_its_own_qc():
+    """A scratch over its tau whose blobs are all under the QC area, and a large spot under its tau:
+    neither class fails the part on its own (one tau over the part's phi would fail it)."""
+    from autonad.decision import Decision
+
+    rule = QCRule(min_area=5)
+    fails = rule.class_fails([("scratch", 3.0), ("spot", 40.0)], CLASSES)
+    assert fails.tolist() == [False, True]
+    phi_class = np.array([[0.9, 0.2]])
+    per_class = Decision(phi="max_prob", class_tau={"scratch": 0.5, "spot": 0.5}, min_area=5)
+    one_tau = Decision(phi="max_prob", tau=0.5, min_area=5)
+    assert not per_class.decide(np.array([0.9]), None, fails[None], phi_class, CLASSES)[0]
+    assert one_tau.decide(np.array([0.9]), None, fails[None], phi_class, CLASSES)[0]
+    big_scratch = rule.class_fails([("scratch", 9.0)], CLASSES)[None]
+    assert per_class.decide(np.array([0.9]), None, big_scratch, phi_class, CLASSES)[0]

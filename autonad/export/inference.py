@@ -202,7 +202,7 @@ def predict_image(
                  for c in range(1, len(model.classes))]  # fmt: skip
     qc = decision.qc
     found = find_instances(mask, model.classes, probs.numpy(), pixel_size, qc.min_area if qc else 0)
-    fails = None if qc is None else np.array([any(qc.counts(i.class_name, i.area) for i in found)])
+    fails = None if qc is None else qc.class_fails([(i.class_name, i.area) for i in found], model.classes)[None]
     defective = bool(decision.decide(np.array([phi]), None if cap is None else np.array([cap]), fails,
                                      np.array([per_class]), model.classes)[0])  # fmt: skip
     return Prediction(path, mask, score, pixels, defective, cap, found, _stage_classes(model, out, decision))
