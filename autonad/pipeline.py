@@ -290,9 +290,8 @@ def _finish_search(request: SearchRequest, prep: _Prepared, checkpoint: Path, re
     config, out, predictor, best = request.config, prep.out, prep.predictor, result.best
     write_outputs(out, result, fitness_label=config.fitness)
     best.arch.save(out / "best_arch.yaml")
-    info = {"dataset": prep.source.name, "hw": predictor.device, "latency_ms": best.latency_ms,
-            "latency_provenance": predictor.provenance, "latency_runtime": predictor.runtime,
-            "fitness": best.fitness, "fitness_spec": config.fitness, "metrics": best.metrics}  # fmt: skip
+    info = {"dataset": prep.source.name, **predictor.metadata(best.latency_ms), "fitness": best.fitness,
+            "fitness_spec": config.fitness, "metrics": best.metrics}  # fmt: skip
     summary = {"best": best.to_dict(), "why": result.reason, "search": {**config.to_dict(), "selection": selection},
                "hw": prep.identity, "supernet": str(checkpoint.resolve())}  # fmt: skip
     if request.recipe.search.finetunes:
@@ -331,17 +330,11 @@ def finish_retrain(run_dir: Path, source, settings, formats: list[str], predicto
     report = evaluate_for_report(model, source, run_dir, split)  # with each image's outcome, for the report
     meta["metrics"] = {"split": split, **report.to_dict()}
     if predictor is not None:
-        meta.update(latency_info(predictor, trained.arch))
+        meta.update(predictor.metadata(predictor.predict(trained.arch)))
     files = export_model(trained.net, run_dir, trained.input_size, meta, formats)
     write_text_atomic(run_dir / "metrics.json", json.dumps(meta["metrics"], indent=1) + "\n")
     page = write_report(run_dir, split)
     return {"meta": meta, "report": report, "files": files, "split": split, "page": page}
-
-
-def latency_info(predictor: LatencyPredictor, arch: Arch) -> dict[str, Any]:
-    """The predicted latency of an arch on the predictor's device, as model metadata."""
-    return {"hw": predictor.device, "latency_ms": predictor.predict(arch),
-            "latency_provenance": predictor.provenance, "latency_runtime": predictor.runtime}  # fmt: skip
 
 
 @dataclass

@@ -149,8 +149,7 @@ def build_ensemble(
     meta.update(ensemble={"members": member_rows, "tuned_on": f"{source.name} val", "weight_table": fit.table[:10],
                           **({"fit_rounds": fit.rounds} if calibrate else {})})  # fmt: skip
     if predictor is not None:  # members run one after the other
-        meta.update(hw=predictor.device, latency_ms=sum(r["latency_ms"] for r in member_rows),
-                    latency_provenance=predictor.provenance, latency_runtime=predictor.runtime)  # fmt: skip
+        meta.update(predictor.metadata(sum(r["latency_ms"] for r in member_rows)))
     if fit.decision is not None:
         meta["decision"] = fit.decision.to_dict()
     report = evaluate_for_report(fit.model, source, out_dir, "test")

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +51,12 @@ class LatencyPredictor:
     def runtime(self) -> str:
         """The inference runtime the table's figures are for (`autonad.latency.runtimes`)."""
         return self.profile.runtime_name
+
+    def metadata(self, latency_ms: float) -> dict[str, Any]:
+        """A model's predicted latency on this device and where the figure comes from, as the keys of
+        its model.json (a subnet's `predict`, an ensemble's its members' sum)."""
+        return {"hw": self.device, "latency_ms": latency_ms, "latency_provenance": self.provenance,
+                "latency_runtime": self.runtime}  # fmt: skip
 
     @property
     def label(self) -> str:

@@ -17,9 +17,8 @@ import yaml
 
 from autonad.config import load_yaml, write_text_atomic
 from autonad.errors import AutoNADError
-from autonad.space.operators import block_operator, block_operators, parse_choice
+from autonad.space.operators import block_operator, block_operators, edge_operator, parse_choice
 
-EDGE_OPS = ("conv1x1", "conv3x3", "conv5x5", "dil3x3", "dwsep3x3")
 # MFAM's ten searchable edges: PPM branch convs, lateral convs of stages 1-3, FPN output convs.
 EDGE_NAMES = (
     "ppm1", "ppm2", "ppm3", "ppm4",
@@ -83,8 +82,7 @@ class DecoderArch:
         if len(self.edges) != len(EDGE_NAMES):
             raise AutoNADError(f"decoder needs {len(EDGE_NAMES)} edges, got {len(self.edges)}")
         for name, op in zip(EDGE_NAMES, self.edges):
-            if op not in EDGE_OPS:
-                raise AutoNADError(f"decoder edge {name}: unknown op '{op}' (choose from {', '.join(EDGE_OPS)})")
+            edge_operator(op, f"decoder edge {name}")
 
     @staticmethod
     def upernet(width: int) -> DecoderArch:

@@ -1,5 +1,6 @@
-"""The block-operator registry (timm's `register_model` idea): one `BlockOperator` per operator
-family of the encoder blocks, and every site that handles operators iterates it.
+"""The operator registries (timm's `register_model` idea): one `BlockOperator` per operator family of
+the encoder blocks and one `EdgeOperator` per MFAM edge op, and every site that handles operators
+iterates them.
 
 The space package holds what the encoding and the search space need (the YAML token, whether a
 choice carries a kernel size, widths it can serve, its cost rank and the name of its latency
@@ -13,8 +14,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar, Generic, TypeVar
 
 from autonad.errors import AutoNADError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -45,34 +49,55 @@ class BlockOperator:
         return f"{self.name} {kernel}x{kernel}" if self.kernels else self.name
 
 
-_OPERATORS: dict[str, BlockOperator] = {}
+class Registry(Generic[T]):
+    """Named entries of one family, in registration order; a name is taken once across every
+    registry (so a space's token means one operator)."""
+
+    taken: ClassVar[set[str]] = set()
+
+    def __init__(self, what: str):
+        self.what = what  # how an error names an entry: "block op", "edge op"
+        self._entries: dict[str, T] = {}
+
+    def register(self, entry: T) -> T:
+        if entry.name in Registry.taken:
+            raise ValueError(f"operator '{entry.name}' is registered twice")
+        Registry.taken.add(entry.name)
+        self._entries[entry.name] = entry
+        return entry
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    def entries(self) -> tuple[T, ...]:
+        return tuple(self._entries.values())
+
+    def get(self, name: str, where: str | None = None) -> T:
+        """The entry called `name`, or one line (starting with `where`) naming the choices."""
+        entry = self._entries.get(name)
+        if entry is None:
+            prefix = f"{where}: unknown op" if where else f"unknown {self.what}"
+            raise AutoNADError(f"{prefix} '{name}' (choose from {', '.join(self._entries)})")
+        return entry
 
 
-def register_block_operator(op: BlockOperator) -> BlockOperator:
-    if op.name in _OPERATORS:
-        raise ValueError(f"block operator '{op.name}' is registered twice")
-    _OPERATORS[op.name] = op
-    return op
-
-
-def block_operators() -> tuple[BlockOperator, ...]:
-    return tuple(_OPERATORS.values())
+_OPERATORS: Registry[BlockOperator] = Registry("block op")
+register_block_operator = _OPERATORS.register
+block_operators = _OPERATORS.entries
 
 
 def block_operator(name: str) -> BlockOperator:
     """The registered family called `name`, or one line naming the choices."""
-    op = _OPERATORS.get(name)
-    if op is None:
-        raise AutoNADError(f"unknown block op '{name}' (choose from {', '.join(_OPERATORS)})")
-    return op
+    return _OPERATORS.get(name)
 
 
 def parse_choice(choice: str) -> tuple[BlockOperator, int | None]:
     """A choice token -> (family, kernel size): `conv5` -> (conv, 5), `mlp` -> (mlp, None)."""
     match = re.fullmatch(r"([a-z_]+)(\d*)", choice)
-    op = _OPERATORS.get(match.group(1)) if match else None
+    op = _OPERATORS.get(match.group(1)) if match and match.group(1) in _OPERATORS else None
     if op is None or op.kernels != bool(match.group(2)):
-        raise AutoNADError(f"unknown block op choice '{choice}' (families: {', '.join(_OPERATORS)})")
+        families = ", ".join(o.name for o in block_operators())
+        raise AutoNADError(f"unknown block op choice '{choice}' (families: {families})")
     return op, int(match.group(2)) if op.kernels else None
 
 
@@ -95,4 +120,45 @@ register_block_operator(BlockOperator(
 register_block_operator(BlockOperator(
     "mbconv", "I", "inverted residual (MBConv): the shared q/k/v as 1x1 expansion, depthwise kxk, 1x1 back",
     kernels=True, cost_rank=2, colour="#e15759",  # 3C^2 per pixel for its 1x1: heavier than ACmix's
+))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class EdgeOperator:
+    """An MFAM edge op: a `kernel` x `kernel` convolution at `dilation`, after a depthwise
+    `depthwise` x `depthwise` convolution where that is set (depthwise-separable). In a shared bank the
+    largest kernel is stored and the others slice it (`autonad.supernet.supernet.ElasticEdgeConv`)."""
+
+    name: str  # the token in a space's `edge_ops:` and an arch's decoder `edges:`
+    kernel: int
+    description: str
+    dilation: int = 1
+    depthwise: int = 0  # kernel of the depthwise convolution before it (0: none)
+    cost_rank: int = 0  # light to heavy among edge ops, for the largest/smallest archs
+
+    def __post_init__(self):
+        if self.kernel < 1 or self.kernel % 2 == 0 or self.dilation < 1 or self.depthwise < 0:
+            raise ValueError(f"edge op '{self.name}': odd kernel >= 1, dilation >= 1 and depthwise >= 0")
+
+
+_EDGE_OPERATORS: Registry[EdgeOperator] = Registry("edge op")
+register_edge_operator = _EDGE_OPERATORS.register
+edge_operators = _EDGE_OPERATORS.entries
+
+
+def is_edge_operator(name: str) -> bool:
+    return name in _EDGE_OPERATORS
+
+
+def edge_operator(name: str, where: str = "edge op") -> EdgeOperator:
+    """The registered edge op called `name`, or one line naming the choices."""
+    return _EDGE_OPERATORS.get(name, where)
+
+
+register_edge_operator(EdgeOperator("conv1x1", 1, "1x1 convolution", cost_rank=1))
+register_edge_operator(EdgeOperator("conv3x3", 3, "3x3 convolution", cost_rank=2))
+register_edge_operator(EdgeOperator("conv5x5", 5, "5x5 convolution", cost_rank=4))
+register_edge_operator(EdgeOperator("dil3x3", 3, "3x3 convolution at dilation 2", dilation=2, cost_rank=3))
+register_edge_operator(EdgeOperator(
+    "dwsep3x3", 1, "depthwise 3x3 then 1x1 (depthwise-separable)", depthwise=3, cost_rank=0,
 ))  # fmt: skip

@@ -19,8 +19,8 @@ from typing import Any, Literal
 from autonad import resources
 from autonad.config import from_mapping, load_yaml
 from autonad.errors import AutoNADError
-from autonad.space.arch import EDGE_NAMES, EDGE_OPS, Arch, BlockArch, DecoderArch, HeadsArch, StageArch
-from autonad.space.operators import block_operator, cost_order
+from autonad.space.arch import EDGE_NAMES, Arch, BlockArch, DecoderArch, HeadsArch, StageArch
+from autonad.space.operators import block_operator, cost_order, edge_operator, edge_operators, is_edge_operator
 
 RANGE_KEYS = ("depth", "width", "ffn_ratio", "pool_sizes")
 
@@ -58,7 +58,7 @@ class StageSpace:
 @dataclass(frozen=True)
 class DecoderSpace:
     width: list[int]
-    edge_ops: list[str] = field(default_factory=lambda: list(EDGE_OPS))
+    edge_ops: list[str] = field(default_factory=lambda: [op.name for op in edge_operators()])
     pool_sizes: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6])
     pool_branches: int = 4
     # widths of the head's detail path (0: none); beyond paper Table I, which has [0]
@@ -77,9 +77,8 @@ class DecoderSpace:
             raise AutoNADError("detail_levels: 2 starts at full resolution: it needs detail_stride: 1")
         if not self.detail or any(d < 0 for d in self.detail) or len(set(self.detail)) < len(self.detail):
             raise AutoNADError(f"detail: {self.detail} is not a list of distinct widths >= 0 (0: no detail path)")
-        bad = [o for o in self.edge_ops if o not in EDGE_OPS]
-        if bad:
-            raise AutoNADError(f"edge_ops: unknown op '{bad[0]}' (choose from {', '.join(EDGE_OPS)})")
+        for op in self.edge_ops:
+            edge_operator(op, "edge_ops")
         if len(set(self.pool_sizes)) < self.pool_branches:
             raise AutoNADError(f"pool_sizes: need at least {self.pool_branches} distinct sizes")
 
@@ -279,13 +278,10 @@ class SearchSpace:
         return f"{self.name}: {len(self.genes)} genes, about 10^{math.log10(self.size):.1f} archs"
 
 
-# MFAM edge ops from light to heavy, used for the deterministic largest/smallest archs (block
-# operators are ordered by `operators.cost_order`).
-_EDGE_WEIGHT = ["dwsep3x3", "conv1x1", "conv3x3", "dil3x3", "conv5x5"]
-
-
 def _op_weight(choice: str) -> tuple[int, int]:
-    return (_EDGE_WEIGHT.index(choice), 0) if choice in _EDGE_WEIGHT else cost_order(choice)
+    """Light to heavy, for the deterministic largest/smallest archs: an MFAM edge op by its rank, a
+    block operator choice by `operators.cost_order`."""
+    return (edge_operator(choice).cost_rank, 0) if is_edge_operator(choice) else cost_order(choice)
 
 
 def _heaviest(choices: Sequence[str]) -> int:

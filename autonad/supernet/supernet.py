@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from autonad.config import to_mapping
 from autonad.errors import AutoNADError
 from autonad.space import EDGE_NAMES, Arch, BlockArch, DecoderArch, HeadsArch, SearchSpace, StageArch, StageSpace
+from autonad.space.operators import edge_operator
 from autonad.supernet.config import SupernetConfig
 from autonad.supernet.elastic import (
     Elastic,
@@ -46,7 +47,6 @@ from autonad.supernet.operators import step2_module
 from autonad.supernet.sharing import banks, edge_key, mixer_key, projection_key
 
 # MFAM edge op -> (kernel, dilation) of its (point-wise part of the) convolution.
-EDGE_GEOMETRY = {"conv1x1": (1, 1), "conv3x3": (3, 1), "conv5x5": (5, 1), "dil3x3": (3, 2), "dwsep3x3": (1, 1)}
 
 
 def ffn_hidden(width: int, ratio: float) -> int:
@@ -215,11 +215,12 @@ class SuperEncoder(Encoder, Elastic):
 
 # -- decoder ----------------------------------------------------------------------------------
 class ElasticEdgeConv(Elastic):
-    """The convolution of an MFAM edge, one op of {conv1x1, conv3x3, conv5x5, dil3x3, dwsep3x3}.
+    """The convolution of an MFAM edge, one registered `EdgeOperator` of the space's `edge_ops`.
 
     Ops map to banks by the sharing mode; in a shared bank the stored kernel is the largest op's
-    and the others slice it (3x3 centred, 1x1 centre, dilated 3x3 every other tap). dwsep3x3 is
-    a depthwise 3x3 (own weights) followed by the bank's 1x1 (centre) weights.
+    and the others slice it (3x3 centred, 1x1 centre, dilated 3x3 every other tap). A depthwise-
+    separable op (dwsep3x3) runs a depthwise conv (own weights, one per space, at the largest such
+    kernel) and then the bank's weights at its kernel (1x1: the centre).
     """
 
     def __init__(self, max_in: int, max_out: int, ops: Sequence[str], mode: str):
@@ -227,27 +228,29 @@ class ElasticEdgeConv(Elastic):
         self.keys = {op: edge_key(mode, op) for op in ops}
         self.convs = nn.ModuleDict(
             {
-                key: ElasticConv2d(max_in, max_out, max(EDGE_GEOMETRY[op][0] for op in served), bias=False)
+                key: ElasticConv2d(max_in, max_out, max(edge_operator(op).kernel for op in served), bias=False)
                 for key, served in banks(self.keys).items()
             }
         )
-        has_dw = "dwsep3x3" in ops
-        self.depthwise = ElasticConv2d(max_in, max_in, 3, bias=False, depthwise=True) if has_dw else None
+        dw = max((edge_operator(op).depthwise for op in ops), default=0)
+        self.depthwise = ElasticConv2d(max_in, max_in, dw, bias=False, depthwise=True) if dw else None
         self.op = ops[0]
+        self.separable = bool(edge_operator(self.op).depthwise)
 
     def set_active(self, op: str, in_channels: int, out_channels: int) -> None:
-        kernel, dilation = EDGE_GEOMETRY[op]
-        self.convs[self.keys[op]].set_active(in_channels, out_channels, kernel, dilation)
-        if op == "dwsep3x3":
-            self.depthwise.set_active(in_channels, in_channels)
+        spec = edge_operator(op)
+        self.convs[self.keys[op]].set_active(in_channels, out_channels, spec.kernel, spec.dilation)
+        self.separable = bool(spec.depthwise)
+        if self.separable:
+            self.depthwise.set_active(in_channels, in_channels, spec.depthwise)
         self.op = op
 
     def active_children(self) -> Iterable[nn.Module]:
         conv = self.convs[self.keys[self.op]]
-        return [self.depthwise, conv] if self.op == "dwsep3x3" else [conv]
+        return [self.depthwise, conv] if self.separable else [conv]
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.op == "dwsep3x3":
+        if self.separable:
             x = self.depthwise(x)
         return self.convs[self.keys[self.op]](x)
 

@@ -24,7 +24,7 @@ from autonad.latency.predictor import LatencyPredictor
 from autonad.latency.prior import LatencyPrior
 from autonad.latency.roofline import KernelCost, roofline_ms, roofline_profile, roofline_spec
 from autonad.latency.table import load_tables
-from autonad.space import Arch, HeadsArch, SearchSpace, block_operators
+from autonad.space import Arch, HeadsArch, SearchSpace, block_operators, edge_operators
 from autonad.supernet import build_subnet
 from autonad.supernet.operators import unregistered_families
 
@@ -136,3 +136,42 @@ def test_the_prior_and_the_predictor_cover_every_choice(family):
             assert len(weights[gene.name]) == len(gene.choices) and all(w > 0 for w in weights[gene.name])
     predictor = LatencyPredictor("rtx3090", profile, space, classes=3)
     assert all(predictor.predict(arch) > 0 for arch in _archs(space))
+
+
+EDGE_OPERATORS = [op.name for op in edge_operators()]
+
+
+@pytest.mark.parametrize("mode", ["classical", "cross"])
+@pytest.mark.parametrize("edge", EDGE_OPERATORS)
+def test_every_edge_operator_extracts_exactly_in_every_sharing_mode(edge, mode):
+    """The registry's MFAM edge ops: each on all ten edges (its kernel, dilation and depthwise stage
+    from its entry, its weights a slice of the bank it shares) gives the extracted network's output."""
+    from dataclasses import replace
+
+    from autonad.supernet import Supernet, SupernetConfig
+
+    torch.manual_seed(0)
+    config = SupernetConfig.load("tiny")
+    net = Supernet(replace(config, weight_sharing=mode), num_classes=3).eval()
+    arch = net.space.largest()
+    arch = replace(arch, decoder=replace(arch.decoder, edges=(edge,) * len(arch.decoder.edges)))
+    net.set_arch(arch)
+    x = torch.randn(2, 3, *SIZE)
+    with torch.no_grad():
+        ref, out = net(x)["seg"], net.extract(arch).eval()(x)["seg"]
+    assert float((ref - out).abs().max()) <= 1e-5
+    spec = next(op for op in edge_operators() if op.name == edge)
+    decoder = net.extract(arch).decoder.modules()
+    depthwise = [m for m in decoder if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
+    assert bool(depthwise) == bool(spec.depthwise)
+    assert all(m.kernel_size == (spec.depthwise,) * 2 for m in depthwise)
+
+
+def test_an_unregistered_edge_op_is_one_line():
+    from autonad.errors import AutoNADError
+    from autonad.space import DecoderArch, DecoderSpace
+
+    with pytest.raises(AutoNADError, match=r"edge_ops: unknown op 'conv7x7' \(choose from conv1x1, "):
+        DecoderSpace(width=[64], edge_ops=["conv3x3", "conv7x7"])
+    with pytest.raises(AutoNADError, match="decoder edge fpn3: unknown op 'sep5x5'"):
+        DecoderArch(64, (1, 2, 3, 6), ("conv1x1",) * 9 + ("sep5x5",))
