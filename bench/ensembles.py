@@ -186,7 +186,8 @@ def _summary(seeds: dict) -> dict:
 def _write(name: str, args, recipe, state: dict, argv) -> None:
     command = "python bench/ensembles.py " + " ".join(argv)
     report(name, {"dataset": args.dataset, "recipe": recipe.name, "input_size": list(recipe.input_size),
-                  "hw": args.hw, "k": K, "steps": args.steps, "seeds_planned": args.seeds, **state,
+                  "hw": args.hw, "k": K, "steps": args.steps, "supernet_steps": args.supernet_steps,
+                  "seeds_planned": args.seeds, **state,
                   "summary": _summary(state["seeds"]), "partial": state["stage"] != "done",
                   "command": command})  # fmt: skip
 

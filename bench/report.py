@@ -730,7 +730,8 @@ def ensembles(page: Page) -> None:
         partial = (f" **Partial: stage {data['stage']}, {len(seeds)} of {len(data['seeds_planned'])} seeds.**"
                    if data.get("partial") else "")  # fmt: skip
         size = "x".join(map(str, data["input_size"]))
-        budget = f"{data['steps']} retraining steps per model from the supernet ({data['recipe']}, {size})"
+        trained = f"trained {data['supernet_steps']} steps, " if data.get("supernet_steps") else ""
+        budget = f"{data['steps']} retraining steps per model from the supernet ({trained}{data['recipe']}, {size})"
         page.add(f"{data['dataset']}: the search for `{data['hw']}` picks the single best arch and {data['k']} "
                  "diverse members (other operator/width families, its Pareto front first); each retrained per seed, "
                  "the ensemble's weights tuned on validation; test figures, mean ± sd over seeds, latency predicted "
