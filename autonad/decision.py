@@ -226,21 +226,44 @@ def _fit_rule(scores: SampleScores, base: Decision, goal: CalibrationTarget, per
     rule, label, cap = base.rule, scores.label, scores.cap_prob
     if rule == "cap":
         return dataclasses.replace(base, cap_threshold=calibrate_tau(cap, label, goal))
-    ceiling = 1.0 if is_probability(base.phi) else math.inf
-    seg = _SegFit(scores, goal, max(calibrate_tau(scores.phi, label, goal), 0.0), per_class, ceiling)
+    seg = _SegFit(scores, goal, _alone(scores.phi, label, goal, rule), per_class)
     if rule == "seg":
         return dataclasses.replace(base, **seg.fit(None, rule))
-    cap_threshold = calibrate_tau(cap, label, goal)
+    cap_threshold = _alone(cap, label, goal, rule)
     fitted = seg.fit(None, rule)
     for _ in range(ROUNDS):
         new_seg = seg.fit(cap >= cap_threshold, rule)
-        new_cap = _fit_one(cap, seg.decisions(new_seg), rule, label, goal, cap_threshold, ceiling=1.0)
+        new_cap = _fit_one(cap, seg.decisions(new_seg), rule, label, goal, cap_threshold)
         if (new_seg, new_cap) == (fitted, cap_threshold):
             break
         fitted, cap_threshold = new_seg, new_cap
-    decision = dataclasses.replace(base, **fitted, cap_threshold=cap_threshold)
+    decision = _never_as_rule(base, fitted, cap_threshold)
     _check_reached(decision, scores, goal)
     return decision
+
+
+def _alone(score: np.ndarray, label: np.ndarray, goal: CalibrationTarget, rule: str) -> float:
+    """The threshold meeting `goal` with this score alone: where it cannot, under "any" the score
+    starts as never firing (inf; the other score may reach the goal), elsewhere one line."""
+    try:
+        return max(calibrate_tau(score, label, goal), 0.0)
+    except AutoNADError:
+        if rule != "any":
+            raise
+        return math.inf
+
+
+def _never_as_rule(base: Decision, fitted: dict[str, Any], cap_threshold: float) -> Decision:
+    """The fitted thresholds as a decision. Under "any" a score may be fitted to fire never on its own
+    (`_fit_one`: inf): that is the other score's rule alone (CaP never: `seg`; the segmentation's
+    tau never, without per-class taus: `cap`), with the unused threshold left at its default."""
+    rule, fitted = base.rule, dict(fitted)
+    if math.isinf(cap_threshold):
+        rule, cap_threshold = "seg", base.cap_threshold
+    if math.isinf(fitted["tau"]):
+        rule = rule if "class_tau" in fitted else "cap"
+        fitted["tau"] = base.tau
+    return dataclasses.replace(base, rule=rule, **fitted, cap_threshold=cap_threshold)
 
 
 @dataclass
@@ -253,13 +276,10 @@ class _SegFit:
     goal: CalibrationTarget
     overall: float  # the tau fitted on phi alone
     per_class: bool
-    ceiling: float = math.inf  # 1 where phi is a probability
 
     def fit(self, cap_yes: np.ndarray | None, rule: str) -> dict[str, Any]:
         s, goal = self.scores, self.goal
-        tau = self.overall
-        if cap_yes is not None:
-            tau = _fit_one(s.phi, cap_yes, rule, s.label, goal, self.overall, self.ceiling)
+        tau = self.overall if cap_yes is None else _fit_one(s.phi, cap_yes, rule, s.label, goal, self.overall)
         if not self.per_class:
             return {"tau": tau}
         taus = {}
@@ -271,9 +291,9 @@ class _SegFit:
                 try:
                     taus[name] = max(calibrate_tau(score, label, goal), 0.0)
                 except AutoNADError:  # out of the class's reach: the part-level check decides
-                    taus[name] = min(tau, self.ceiling)
+                    taus[name] = self.overall if math.isfinite(self.overall) else float(score.max())
             else:
-                taus[name] = _fit_one(score, cap_yes, rule, label, goal, tau, self.ceiling)
+                taus[name] = _fit_one(score, cap_yes, rule, label, goal, self.overall if math.isinf(tau) else tau)
         unseen = min(taus.values(), default=tau)
         return {"tau": tau, "class_tau": {name: taus.get(name, unseen) for name in s.classes}}
 
@@ -309,20 +329,19 @@ def _check_reached(decision: Decision, scores: SampleScores, goal: CalibrationTa
 
 
 def _fit_one(score: np.ndarray, other_yes: np.ndarray, rule: str, label: np.ndarray, goal: CalibrationTarget,
-             current: float, ceiling: float = math.inf) -> float:  # fmt: skip
+             current: float) -> float:  # fmt: skip
     """The threshold on `score` that best meets `goal` with the other score's decisions fixed: under
     "and" rules a sample the other calls clean is clean whatever this score is, under "any" it is
     defective (scores are >= 0, so -1 and max + 1 stand for never and always). Unreachable: unchanged.
-    "Never on its own" comes back just above every score, at most `ceiling` (1 for a probability)."""
+    Under "any", a threshold above every score (this score never fires on its own) comes back as inf
+    (`_never_as_rule`), not as a number a probability threshold could not hold."""
     never, always = -1.0, float(score.max()) + 1.0
     effective = np.where(other_yes, score, never) if rule != "any" else np.where(other_yes, always, score)
     try:
         tau = max(calibrate_tau(effective, label, goal), 0.0)
     except AutoNADError:
         return current
-    if tau > score.max():
-        tau = float(np.nextafter(score.max(), np.inf))
-    return min(tau, ceiling)
+    return math.inf if rule == "any" and tau > score.max() else tau
 
 
 def calibration_curve(scores: SampleScores, decision: Decision, path: Path) -> Path:

@@ -112,7 +112,7 @@ def check_threshold(value: Any, what: str = "tau", probability: bool = False) ->
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise AutoNADError(f"{what}: expected a number, got {value!r}")
     value = float(value)
-    if not math.isfinite(value) or value < 0 or (probability and value > 1):
+    if not math.isfinite(value) or value < 0 or (probability and value > 1 + 1e-6):  # float32 rounding
         bounds = "within 0..1 (a probability)" if probability else "a finite number >= 0"
         raise AutoNADError(f"{what}: expected {bounds}, got {value!r}")
     return value
@@ -525,7 +525,7 @@ class SegMetrics:
         self._confusion += per_sample.sum(0)
         if self.phi == "max_prob":
             defect = probs[:, 1:].masked_fill(~valid[:, None], 0.0).flatten(2)
-            phi = defect.sum(1).amax(1).double().cpu()  # sum of defect probs: exact where p(bg) ~ 1
+            phi = defect.sum(1).amax(1).clamp_max(1.0).double().cpu()  # exact where p(bg) ~ 1; rounding stays <= 1
             phi_class = defect.amax(2).double().cpu()
         else:
             phi = per_sample[:, :, 1:].sum((1, 2)).double()
@@ -545,8 +545,8 @@ class SegMetrics:
         """Per sample and defect class `[B, C-1]`, whether a predicted instance of the class fails the part
         by the QC rule (all True without one)."""
         b = target.shape[0]
-        if self._instances is None:
-            return np.ones((b, self.num_classes - 1), dtype=bool)
+        if self._instances is None or b == 0:
+            return np.full((b, self.num_classes - 1), self._instances is None, dtype=bool)
         scale = np.ones(b) if area_scale is None else np.asarray(area_scale, dtype=np.float64)
         pred = labels.masked_fill(~valid, 0).cpu().numpy()
         gt = target.masked_fill(~valid, 0).cpu().numpy()

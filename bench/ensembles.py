@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     argv = sys.argv[1:] if argv is None else argv
     args = p.parse_args(argv)
+    if args.supernet_steps is not None and args.supernet_steps < 1:
+        p.error(f"--supernet-steps must be at least 1, got {args.supernet_steps}")
 
     from autonad.pipeline import dataset_slug, supernet_run_dir
     from autonad.train.recipe import Recipe
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     slug = dataset_slug(args.dataset)
     out = Path("runs/bench/ensembles") / f"{slug}__{recipe.name}"
     out.mkdir(parents=True, exist_ok=True)
-    if args.supernet_steps:  # every stage reads the recipe with that budget (and its name)
+    if args.supernet_steps is not None:  # every stage reads the recipe with that budget (and its name)
         args.recipe = str(out / f"{recipe.name}.yaml")  # its stem names the supernet's run folder
         Path(args.recipe).write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
     name = f"ensembles_{slug}"

@@ -188,9 +188,25 @@ def test_a_class_validation_lacks_takes_the_lowest_calibrated_class_tau():
 
 @pytest.mark.parametrize("rule", ["any", "gated"])
 def test_calibrated_probability_thresholds_stay_within_one(rule):
-    """Under "any" the fit's "never on its own" is a score above every sample's: it comes back at most 1."""
+    """Scores of exactly 1 (saturated probabilities) included: under "any" a score that should never
+    fire on its own makes the decision the other score's rule, never a threshold above 1."""
     scores = _hand_built()
-    scores = SampleScores(np.minimum(scores.phi, 0.999), scores.label, np.where(scores.label, 1.0, 0.0))
+    scores.phi[5] = 1.0
+    scores = SampleScores(scores.phi, scores.label, np.where(scores.label, 1.0, 0.0))
     decision = calibrate(scores, rule, "max_prob", "precision>=0.99")
     assert 0 <= decision.tau <= 1 and 0 <= decision.cap_threshold <= 1
-    assert _rates(decision, scores)[1] >= 0.99
+    assert _rates(decision, scores)[1] >= 0.99 and decision.rule == ("cap" if rule == "any" else "gated")
+
+
+def test_under_any_a_never_firing_score_leaves_the_other_rule():
+    """The segmentation flags a clean part at exactly 1.0; CaP alone is exact: the fit is CaP's rule."""
+    label = np.array([True, False, False, True])
+    scores = SampleScores(np.array([0.3, 1.0, 0.2, 0.4]), label, np.array([0.9, 0.1, 0.1, 0.9]))
+    decision = calibrate(scores, "any", "max_prob", "precision>=0.9")
+    assert decision.rule == "cap" and _rates(decision, scores) == (1.0, 1.0)
+
+
+def test_a_max_prob_tau_rounded_just_above_one_is_a_probability():
+    assert Decision(phi="max_prob", tau=1.0000001).tau == pytest.approx(1.0)
+    with pytest.raises(AutoNADError, match="within 0..1"):
+        Decision(phi="max_prob", tau=1.01)

@@ -161,10 +161,10 @@ def build_ensemble(
 @dataclass
 class _Fitted:
     weights: tuple[float, ...]
-    table: list[dict[str, Any]]  # the weight vectors' validation scores, best first (under the final cuts)
+    table: list[dict[str, Any]]  # the weight vectors' validation scores, best first (under the last cuts tuned with)
     decision: Any  # a Decision, or None uncalibrated
     rounds: list[dict[str, Any]]  # per round: weights, their validation mIoU, the pixel thresholds fitted
-    net: EnsembleNet  # on the CPU (what is exported)
+    net: EnsembleNet  # what is exported (`export_model` copies it to the CPU)
     model: Any  # the ExportedModel computing on the device
 
 
