@@ -182,7 +182,7 @@ class Decision:
         for key in ("fail_area", *PER_CLASS):
             if not isinstance(data.get(key, {}), dict):
                 raise AutoNADError(f"{where}: {key}: expected a mapping of class to number")
-        return Decision(**{"tau": DEFAULT_TAU.get(phi, 1.0), **data})
+        return Decision(**_migrated_never({"tau": DEFAULT_TAU.get(phi, 1.0), **data}))
 
     def with_phi(self, phi: str) -> Decision:
         """The decision on another sample score (its default taus: the old ones mean nothing there)."""
@@ -191,6 +191,19 @@ class Decision:
 
 
 PER_CLASS = ("class_tau", "class_thresholds", "pixel_thresholds")  # Decision's per-defect-class tables
+
+
+def _migrated_never(data: dict[str, Any]) -> dict[str, Any]:
+    """Calibrations before the never-as-rule fix stored "never on its own" under "any" as a probability
+    threshold above 1 (the max score + 1): exactly the other score's rule, so it loads as that."""
+    if data.get("rule") != "any":
+        return data
+    over = [isinstance(data.get(k), (int, float)) and data[k] > 1 + 1e-6 for k in ("cap_threshold", "tau")]
+    if over[0]:
+        data = {**data, "rule": "seg", "cap_threshold": 0.5}
+    elif over[1] and data.get("phi") == "max_prob" and not data.get("class_tau"):
+        data = {**data, "rule": "cap", "tau": DEFAULT_TAU["max_prob"]}
+    return data
 
 
 def _listed(table: dict[str, float]) -> str:

@@ -210,3 +210,11 @@ def test_a_max_prob_tau_rounded_just_above_one_is_a_probability():
     assert Decision(phi="max_prob", tau=1.0000001).tau == pytest.approx(1.0)
     with pytest.raises(AutoNADError, match="within 0..1"):
         Decision(phi="max_prob", tau=1.01)
+
+
+def test_an_older_never_threshold_above_one_loads_as_the_other_rule():
+    old = {"rule": "any", "phi": "max_prob", "tau": 0.4, "cap_threshold": 1.93}  # max score + 1, as stored before
+    assert Decision.from_dict(old) == Decision("seg", "max_prob", 0.4, 0.5)
+    assert Decision.from_dict({"rule": "any", "phi": "max_prob", "tau": 1.8, "cap_threshold": 0.7}).rule == "cap"
+    with pytest.raises(AutoNADError, match="cap_threshold: expected within 0..1"):
+        Decision.from_dict({"rule": "gated", "cap_threshold": 1.5})  # never a valid threshold under an "and" rule
