@@ -42,11 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--devices", nargs=2, default=list(DEVICES), help="DEVICE or DEVICE:RUNTIME, two of them")
     p.add_argument("--name", default="device_decides")
     p.add_argument("--skip-done", action="store_true", help="keep the searches already finished in --out")
+    p.add_argument("--refine", type=int, help="`autonad search --refine N` (default: the search's own, 1)")
     args = p.parse_args(argv)
     command = " ".join(["python bench/device_decides.py", *(argv if argv is not None else sys.argv[1:])])
     result = {"benchmark": "device_decides", "dataset": args.dataset, "command": command, "searches": {}}
     for hw in args.devices:
-        result["searches"][hw] = run_search(args.dataset, hw, args.out / hw.replace(":", "-"), args.skip_done)
+        folder = args.out / (hw.replace(":", "-") + ("" if args.refine is None else f"-refine{args.refine}"))
+        result["searches"][hw] = run_search(args.dataset, hw, folder, args.skip_done, args.refine)
         report(args.name, result)
     result.update(compare(args.dataset, args.devices, result["searches"]))
     result["earlier"] = earlier_results(RESULTS / f"{args.name}.json", result)
@@ -66,12 +68,12 @@ def earlier_results(path: Path, now: dict) -> list[dict]:
     return kept
 
 
-def run_search(dataset: str, hw: str, out: Path, skip_done: bool) -> dict:
+def run_search(dataset: str, hw: str, out: Path, skip_done: bool, refine: int | None = None) -> dict:
     """`autonad search` with its defaults (no fine-tuning: the pick is what is compared), timed."""
     if not (skip_done and (out / "summary.yaml").exists()):
         device, runtime = split_target(hw)
         argv = ["autonad", "search", "--dataset", dataset, "--hw", device, "--runtime", runtime, "--no-finetune",
-                "--out", str(out)]  # fmt: skip
+                "--out", str(out), *([] if refine is None else ["--refine", str(refine)])]  # fmt: skip
         if (out / "search_state.pt").exists():
             argv.append("--resume")
         start = time.monotonic()

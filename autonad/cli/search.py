@@ -78,6 +78,9 @@ def add_objective_args(p: argparse.ArgumentParser) -> None:
         metavar="POINTS",
         help="nsga2: fitness points (mIoU x 100) the fastest pick may give up (default: 1.0)",
     )
+    obj.add_argument("--refine", type=int, metavar="N",
+                     help="nsga2: generations after the evolution that try cheaper one-gene neighbours (on the "
+                          "target's table) of the archs within --tolerance (default 1; 0: off)")  # fmt: skip
     obj.add_argument("--max-latency-ms", type=float)
     obj.add_argument("--max-params", type=float, help="e.g. 6e6")
     obj.add_argument("--max-flops", type=float, help="e.g. 2e10")
@@ -118,6 +121,7 @@ def search_config(args: argparse.Namespace, recipe: Recipe):
         parents=args.parents or budget.parents, p_mutation=args.p_mutation, p_crossover=args.p_crossover,
         latency_weight=args.latency_weight[0], latency_share=args.latency_weight[1], fitness=args.fitness,
         objective=args.objective, **({} if args.tolerance is None else {"tolerance": args.tolerance}),
+        **({} if args.refine is None else {"refine": args.refine}),
         max_latency_ms=args.max_latency_ms, max_params=args.max_params, max_flops=args.max_flops,
         val_images=args.val_images or budget.val_images, workers=args.workers, seed=args.seed,
     )  # fmt: skip

@@ -10,7 +10,9 @@ millisecond means something else on a GPU and on a CPU):
 
 * ``objective="nsga2"`` (what ``"auto"`` picks when neither a latency weight nor a latency limit is
   set): parents by NSGA-II rank and crowding on (fitness, latency), and as `best` the fastest arch
-  whose fitness is within `tolerance` points (fitness x 100) of the best fitness seen.
+  whose fitness is within `tolerance` points (fitness x 100) of the best fitness seen. `refine`
+  generations follow the evolution: each evaluates cheaper one-gene neighbours (on the target's
+  table) of the archs within `tolerance`, so the device's costs shape the pick, not only its prior.
 * ``objective="score"`` (``"auto"`` with a weight or a limit): `best` has the highest score.
   Score = fitness - latency_weight * latency_ms (the paper's lambda, per ms), or with
   `latency_share` s, Score = fitness * (1 - s) ** log_1.1(latency_ms / reference_ms): an arch 10%
@@ -47,6 +49,7 @@ class SearchConfig:
     fitness: str = "miou"
     objective: Objective = "auto"
     tolerance: float = 1.0  # nsga2: best = fastest arch within this many fitness points (x100) of the best
+    refine: int = 1  # nsga2: generations of cheaper neighbours of the archs within tolerance, after the evolution
     max_latency_ms: float | None = None
     max_params: float | None = None
     max_flops: float | None = None
@@ -78,6 +81,8 @@ class SearchConfig:
             raise AutoNADError(
                 "objective nsga2 ranks by (fitness, latency): a latency weight would be ignored; drop one"
             )
+        if self.refine < 0:
+            raise AutoNADError(f"refine: must be 0 (off) or more generations, got {self.refine}")
         if not (math.isfinite(self.tolerance) and self.tolerance >= 0):
             raise AutoNADError(f"tolerance: must be 0 or more fitness points, got {self.tolerance}")
         for name in ("max_latency_ms", "max_params", "max_flops"):

@@ -371,6 +371,45 @@ class EvolutionSearch:
         self._sample_into(population, seen)  # only when breeding ran dry (a small or tightly constrained space)
         return population
 
+    def _refine_population(self) -> list[list[int]]:
+        """A refinement generation: cheaper one-gene neighbours of the archs within `tolerance` of the
+        best fitness (`_cheaper_neighbours`), taken in turn from each arch, the fastest arch first, up
+        to a population; unseen and feasible only."""
+        history = list(self.cache.values())
+        floor = max(c.fitness for c in history) - self.config.tolerance / 100.0 - 1e-12
+        near = sorted((c for c in history if c.fitness >= floor), key=lambda c: c.latency_ms or 0.0)
+        seen = set(self.cache)
+        queues = [self._cheaper_neighbours(c, seen) for c in near]
+        population: list[list[int]] = []
+        while len(population) < self.config.population and any(queues):
+            for queue in queues:
+                if queue and len(population) < self.config.population:
+                    child = queue.pop(0)
+                    if (h := self.decode(child).hash) not in seen:
+                        seen.add(h)
+                        population.append(child)
+        return population
+
+    def _cheaper_neighbours(self, cand: Candidate, seen: set[str]) -> list[list[int]]:
+        """Per gene, `cand`'s arch with that gene at its next cheaper choice on the target's table (the
+        choice predicted slowest among those faster than the arch: the smallest step down), the
+        biggest saving first."""
+        genome = self.space.encode(cand.arch)
+        steps = []
+        for i, gene in enumerate(self.space.genes):
+            step = None
+            for j in range(len(gene.choices)):
+                child = [*genome[:i], j, *genome[i + 1 :]]
+                arch = self.decode(child)
+                if j == genome[i] or arch.hash in seen or self.feasible(arch) is not None:
+                    continue
+                ms = self.latency(arch)
+                if ms < (cand.latency_ms or 0.0) and (step is None or ms > step[0]):
+                    step = (ms, child)
+            if step is not None:
+                steps.append(((cand.latency_ms or 0.0) - step[0], step[1]))
+        return [child for _, child in sorted(steps, key=lambda s: -s[0])]
+
     def _select(self, genomes: list[list[int]]) -> list[list[int]]:
         nsga2 = self.selection == "nsga2"
         kind = creator.AutoNADParetoIndividual if nsga2 else creator.AutoNADScoreIndividual
@@ -403,7 +442,8 @@ class EvolutionSearch:
                 archs.setdefault(arch.hash, arch)
         todo = list(archs.values())
         g = self.generation
-        bar.reset(task, total=len(todo), description=f"generation {g + 1}/{self.config.generations}: evaluating")
+        what = "refining" if g >= self.config.generations else "evaluating"
+        bar.reset(task, total=len(todo), description=f"generation {g + 1}/{self.total_generations}: {what}")
         for i, result in self.evaluator.imap(todo):
             self.cache[todo[i].hash] = self._candidate(todo[i], result)
             bar.advance(task)
@@ -448,8 +488,14 @@ class EvolutionSearch:
         self._save_if_set()
         return self.result()
 
+    @property
+    def total_generations(self) -> int:
+        """The evolution's generations and, ranking (fitness, latency), the refinement's."""
+        refining = self.selection == "nsga2" and self.latency_fn is not None
+        return self.config.generations + (self.config.refine if refining else 0)
+
     def _run(self) -> None:
-        G = self.config.generations
+        G = self.total_generations
         with progress(disable=not self.show_progress) as bar:
             gens = bar.add_task("evolution search", total=G, completed=min(self.generation, G))
             evals = bar.add_task("evaluating", total=0)
@@ -465,7 +511,12 @@ class EvolutionSearch:
                     bar.update(gens, completed=min(self.generation, G))
                 if self.generation >= G:
                     break
-                self.population = self._next_population(self._select(self.population))
+                if self.generation < self.config.generations:
+                    self.population = self._next_population(self._select(self.population))
+                else:
+                    self.population = self._refine_population()
+                    if not self.population:  # no cheaper unseen neighbour is left near the best
+                        break
                 self.pending = True
                 self._save_if_set()
 
@@ -559,7 +610,7 @@ def known_identity(
     (device and table) first, so a resume on another device is refused naming the device."""
     # the tolerance only picks from the history, so a resumed search may pick with another one; the
     # objective counts as the selection it resolves to ("auto" with a weight is "score")
-    skip = ("generations", "workers", "tolerance", "objective")
+    skip = ("generations", "refine", "workers", "tolerance", "objective")
     identity = {
         "extra": dict(extra or {}),
         "config": {**{k: v for k, v in config.to_dict().items() if k not in skip}, "selection": selection},

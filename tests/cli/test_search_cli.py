@@ -283,4 +283,5 @@ def test_search_on_a_ray_start_cluster_with_token_authentication(setup, ray_clus
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "evaluating on 2 Ray workers (CPU)" in result.stdout and "search result" in result.stdout
     history = (setup[0] / "run-cluster" / "history.jsonl").read_text().splitlines()
-    assert len(history) == 6  # the population of generation 0 (generation 1 breeds from it)
+    # generation 0's population, then a refinement generation (cheaper neighbours of the near-best archs)
+    assert 6 < len(history) <= 12

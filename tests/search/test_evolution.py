@@ -406,3 +406,36 @@ def test_a_checkpoint_from_before_the_auto_objective_resumes(tiny_space, tmp_pat
     front = make_search(tiny_space, latency_fn=fake_latency, changes={"generations": 3}, state_path=state)
     with pytest.raises(AutoNADError, match="different search"):
         front.run(resume=True)
+
+
+def test_refinement_evaluates_cheaper_one_gene_neighbours_of_the_archs_near_the_best(tiny_space):
+    """After the evolution (unchanged), a refinement generation tries, for the archs within the
+    tolerance of the best fitness, single genes moved to a cheaper choice on the target's table."""
+
+    def run(refine):
+        search = RecordingSearch(tiny_space, small_config(objective="nsga2", refine=refine), CountingEvaluator(),
+                                 latency_fn=fake_latency, show_progress=False)  # fmt: skip
+        return search, search.run()
+
+    plain, before = run(0)
+    refined, after = run(1)
+    assert refined.total_generations == plain.total_generations + 1 == 5
+    assert refined.populations[:-1] == plain.populations and len(refined.populations[-1]) > 0
+    fittest = max(c.fitness for c in before.history)
+    near = [c for c in before.history if c.fitness >= fittest - 0.01]
+    neighbours = {}  # hash -> the latency of the near arch it is a one-gene neighbour of (the slowest such)
+    for c in near:
+        genome = tiny_space.encode(c.arch)
+        for i, gene in enumerate(tiny_space.genes):
+            for j in range(len(gene.choices)):
+                arch = tiny_space.decode([*genome[:i], j, *genome[i + 1 :]], c.arch.heads)
+                neighbours[arch.hash] = max(neighbours.get(arch.hash, 0.0), c.latency_ms)
+    seen = {c.hash for c in before.history}
+    by_hash = {c.hash: c for c in after.history}
+    for h in refined.populations[-1]:
+        assert h not in seen and h in neighbours and by_hash[h].latency_ms < neighbours[h]
+    assert after.best.hash == pick_best(after.history, "nsga2", 1.0)[0].hash
+    weighted = make_search(tiny_space, latency_fn=fake_latency, changes={"latency_weight": 0.01, "refine": 1})
+    assert weighted.total_generations == 4  # the highest score needs no cheaper neighbours
+    with pytest.raises(AutoNADError, match="refine: must be 0"):
+        small_config(refine=-1)
