@@ -865,6 +865,7 @@ def search(page: Page) -> None:
             "",
         )
     _device_decides(page, "device_decides", "The target device decides (device issue)")
+    _device_decides(page, "device_decides_refine0", "... the same without the refinement generation (`--refine 0`)")
     _device_decides(
         page, "device_decides_runtime", "... and so does the runtime: eager PyTorch vs ONNX Runtime on this CPU"
     )
