@@ -50,7 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         folder = args.out / (hw.replace(":", "-") + ("" if args.refine is None else f"-refine{args.refine}"))
         result["searches"][hw] = run_search(args.dataset, hw, folder, args.skip_done, args.refine)
         report(args.name, result)
-    result.update(compare(args.dataset, args.devices, result["searches"]))
+    result.update(compare(args.dataset, args.devices, result["searches"], searched_picks(result["searches"])))
+    unrefined = unrefined_picks(result["searches"])  # the same searches' picks before their refinement generation
+    if unrefined:
+        result["without_refinement"] = compare(args.dataset, args.devices, result["searches"], unrefined)
     result["earlier"] = earlier_results(RESULTS / f"{args.name}.json", result)
     report(args.name, result)
     return 0
@@ -96,12 +99,33 @@ def split_target(hw: str) -> tuple[str, str]:
     return device, runtime or "torch"
 
 
-def compare(dataset: str, devices: list[str], searches: dict) -> dict:
+def searched_picks(searches: dict) -> dict:
+    from autonad.space import Arch
+
+    return {hw: Arch.load(Path(s["run"]) / "best_arch.yaml") for hw, s in searches.items()}
+
+
+def unrefined_picks(searches: dict) -> dict:
+    """Each search's pick among the evolution's candidates alone (what `--refine 0` returns: the same
+    seed evaluates the same generations), or {} where a search ran no refinement."""
+    from autonad.search.evolution import pick_best
+    from autonad.search.outputs import load_history
+
+    picks = {}
+    for hw, s in searches.items():
+        config = s["search"]
+        if not config.get("refine") or config.get("selection") != "nsga2":
+            return {}
+        evolved = [c for c in load_history(Path(s["run"])) if c.generation < config["generations"]]
+        picks[hw] = pick_best(evolved, "nsga2", config["tolerance"])[0].arch
+    return picks
+
+
+def compare(dataset: str, devices: list[str], searches: dict, picks: dict) -> dict:
     """Both picks timed on both tables and evaluated again on the same supernet and validation images."""
     from autonad.pipeline import predictor_for
     from autonad.search import EvalContext, EvalSettings
     from autonad.search.config import fitness_value, parse_fitness
-    from autonad.space import Arch
     from autonad.train.trainer import load_trained_supernet
 
     first = searches[devices[0]]
@@ -110,7 +134,6 @@ def compare(dataset: str, devices: list[str], searches: dict) -> dict:
         raise SystemExit("the searches used different supernets: nothing to compare")
     trained = load_trained_supernet(checkpoint)
     size, classes = trained.recipe.input_size, len(trained.classes)
-    picks = {hw: Arch.load(Path(searches[hw]["run"]) / "best_arch.yaml") for hw in devices}
     settings = EvalSettings(checkpoint=str(checkpoint), dataset=dataset, val_images=first["search"]["val_images"])
     context = EvalContext(settings)
     weights = parse_fitness(first["search"]["fitness"])

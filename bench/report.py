@@ -865,7 +865,6 @@ def search(page: Page) -> None:
             "",
         )
     _device_decides(page, "device_decides", "The target device decides (device issue)")
-    _device_decides(page, "device_decides_refine0", "... the same without the refinement generation (`--refine 0`)")
     _device_decides(
         page, "device_decides_runtime", "... and so does the runtime: eager PyTorch vs ONNX Runtime on this CPU"
     )
@@ -910,6 +909,11 @@ def _device_decides(page: Page, name: str, title: str) -> None:
     for hw, s in data["searches"].items():
         page.add(f"- {hw}: {s['why']}")
     page.add("")
+    if "without_refinement" in data:
+        told = "; ".join(f"{hw} `{r['pick'][:8]}` {r['speedup']:.2f}x at {r['fitness_points_given_up']:+.2f} points"
+                         for hw, r in data["without_refinement"]["by_device"].items())  # fmt: skip
+        page.add(f"Without the refinement generation (each search's pick among its evolution's candidates alone, "
+                 f"what `--refine 0` returns): {told}.", "")  # fmt: skip
     for run in data.get("earlier", []):
         rows = run["by_device"]
         told = "; ".join(
