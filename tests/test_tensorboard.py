@@ -38,7 +38,7 @@ def test_a_resumed_log_purges_the_steps_it_redoes(tmp_path):
 def test_search_logs_supernet_steps_validation_and_generations(search_run):
     run, _ = search_run
     search = scalars(run / LOG_DIR)
-    assert [s for s, _ in search["search/best_fitness"]] == [1, 2]
+    assert [s for s, _ in search["search/best_fitness"]] == [1, 2, 3]  # 2 generations, then the refinement
     assert {"search/best_score", "search/fastest_ms", "search/best_fitness_so_far"} <= set(search)
     supernet = (run.parent / yaml.safe_load((run / "summary.yaml").read_text())["supernet"]).parent
     train = scalars(supernet / LOG_DIR)
