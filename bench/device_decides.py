@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     command = " ".join(["python bench/device_decides.py", *(argv if argv is not None else sys.argv[1:])])
     result = {"benchmark": "device_decides", "dataset": args.dataset, "command": command, "searches": {}}
+    before = RESULTS / f"{args.name}.json"
+    before = json.loads(before.read_text()) if before.exists() else {}  # read before the partial writes below
     for hw in args.devices:
         folder = args.out / (hw.replace(":", "-") + ("" if args.refine is None else f"-refine{args.refine}"))
         result["searches"][hw] = run_search(args.dataset, hw, folder, args.skip_done, args.refine)
@@ -54,16 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     unrefined = unrefined_picks(result["searches"])  # the same searches' picks before their refinement generation
     if unrefined:
         result["without_refinement"] = compare(args.dataset, args.devices, result["searches"], unrefined)
-    result["earlier"] = earlier_results(RESULTS / f"{args.name}.json", result)
+    result["earlier"] = earlier_results(before, result)
     report(args.name, result)
     return 0
 
 
-def earlier_results(path: Path, now: dict) -> list[dict]:
-    """The results this file held for other supernets (kept, newest last), without their own history."""
-    if not path.exists():
-        return []
-    before = json.loads(path.read_text())
+def earlier_results(before: dict, now: dict) -> list[dict]:
+    """The results the file held (`before`) for other supernets (kept, newest last), without their own history."""
     kept = before.get("earlier", [])
     supernet = next(iter(before.get("searches", {}).values()), {}).get("supernet")
     if "by_device" in before and supernet != next(iter(now["searches"].values()))["supernet"]:
