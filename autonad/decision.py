@@ -306,7 +306,7 @@ class _SegFit:
                 except AutoNADError:  # out of the class's reach: the part-level check decides
                     taus[name] = self.overall if math.isfinite(self.overall) else float(score.max())
             else:
-                taus[name] = _fit_one(score, cap_yes, rule, label, goal, self.overall if math.isinf(tau) else tau)
+                taus[name] = _fit_one(score, cap_yes, rule, label, goal, tau)  # an "and" rule: tau is finite
         unseen = min(taus.values(), default=tau)
         return {"tau": tau, "class_tau": {name: taus.get(name, unseen) for name in s.classes}}
 

@@ -138,8 +138,7 @@ def pick_best(candidates: Sequence[Candidate], selection: str, tolerance: float)
         best = max(candidates, key=lambda c: (c.score, -(c.latency_ms or 0.0)))
         return best, f"highest score of {len(candidates)} evaluated archs"
     fittest = max(candidates, key=lambda c: (c.fitness, -(c.latency_ms or 0.0)))
-    floor = fittest.fitness - tolerance / 100.0
-    near = [c for c in candidates if c.fitness >= floor - 1e-12]
+    near = near_best(candidates, tolerance)
     best = min(near, key=lambda c: (c.latency_ms or 0.0, -c.fitness))
     points = f"{tolerance:g} point{'' if tolerance == 1 else 's'}"
     if best is fittest:
@@ -151,6 +150,12 @@ def pick_best(candidates: Sequence[Candidate], selection: str, tolerance: float)
         f"at {best.latency_ms:.3g} ms against {100 * fittest.fitness:.1f} at {fittest.latency_ms:.3g} ms "
         f"({fittest.hash[:8]}{slower})"
     )
+
+
+def near_best(candidates: Sequence[Candidate], tolerance: float) -> list[Candidate]:
+    """The candidates whose fitness is within `tolerance` points (fitness x 100) of the best."""
+    floor = max(c.fitness for c in candidates) - tolerance / 100.0 - 1e-12
+    return [c for c in candidates if c.fitness >= floor]
 
 
 def noise_note(best: Candidate, candidates: Sequence[Candidate], selection: str, weights: Mapping[str, float]) -> str:
@@ -375,9 +380,7 @@ class EvolutionSearch:
         """A refinement generation: cheaper one-gene neighbours of the archs within `tolerance` of the
         best fitness (`_cheaper_neighbours`), taken in turn from each arch, the fastest arch first, up
         to a population; unseen and feasible only."""
-        history = list(self.cache.values())
-        floor = max(c.fitness for c in history) - self.config.tolerance / 100.0 - 1e-12
-        near = sorted((c for c in history if c.fitness >= floor), key=lambda c: c.latency_ms or 0.0)
+        near = sorted(near_best(list(self.cache.values()), self.config.tolerance), key=lambda c: c.latency_ms or 0.0)
         seen = set(self.cache)
         queues = [self._cheaper_neighbours(c, seen) for c in near]
         population: list[list[int]] = []
@@ -399,9 +402,11 @@ class EvolutionSearch:
         for i, gene in enumerate(self.space.genes):
             step = None
             for j in range(len(gene.choices)):
+                if j == genome[i]:
+                    continue
                 child = [*genome[:i], j, *genome[i + 1 :]]
                 arch = self.decode(child)
-                if j == genome[i] or arch.hash in seen or self.feasible(arch) is not None:
+                if arch.hash in seen or self.feasible(arch) is not None:
                     continue
                 ms = self.latency(arch)
                 if ms < (cand.latency_ms or 0.0) and (step is None or ms > step[0]):
