@@ -361,6 +361,11 @@ def seg_decisions(
     return (np.asarray(phi_class) >= np.asarray(class_tau)[None, :]).any(1)
 
 
+def pixel_cut_tensor(cuts: Sequence[float | None] | None) -> torch.Tensor | None:
+    """Per-defect-class pixel thresholds (None: the argmax) as `decode_labels` takes them (NaN: none)."""
+    return None if cuts is None else torch.tensor([math.nan if t is None else float(t) for t in cuts])
+
+
 def decode_labels(probs: torch.Tensor, thresholds: torch.Tensor | None = None) -> torch.Tensor:
     """Class ids `[B, H, W]` from probabilities `[B, C, H, W]`: the argmax, or with per-defect-class pixel
     thresholds `[C-1]` (NaN: none) the most probable defect class c where p_c >= t_c (p_c > p(bg)

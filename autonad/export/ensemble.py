@@ -14,7 +14,6 @@ classes, normalisation and input size.
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from torch import Tensor, nn
 from autonad.data import SegmentationDataset, SegSource, Transform, TransformConfig, eval_loader
 from autonad.errors import AutoNADError
 from autonad.export import output_names
-from autonad.metrics import SegMetrics, decode_labels
+from autonad.metrics import SegMetrics, decode_labels, pixel_cut_tensor
 from autonad.ui import progress
 
 WEIGHT_STEP = 0.1  # the grid over the weight simplex that tune_weights searches
@@ -97,7 +96,7 @@ def tune_weights(
     vector's score, best first. Ties keep the most even weights."""
     grid = weight_grid(len(members))
     names = list(source.classes)
-    cuts = None if pixel_cuts is None else torch.tensor([math.nan if t is None else t for t in pixel_cuts])
+    cuts = pixel_cut_tensor(pixel_cuts)
     scores = [SegMetrics(len(names), class_names=names) for _ in grid]
     loader = eval_loader(SegmentationDataset(source, split, Transform(transform, train=False)), batch)
     with torch.inference_mode(), progress() as bar:

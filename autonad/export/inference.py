@@ -25,7 +25,7 @@ from autonad.decision import Decision, calibrate, calibration_curve
 from autonad.errors import AutoNADError
 from autonad.export import load_exported, output_names
 from autonad.instances import Instance, find_instances
-from autonad.metrics import MetricsReport, SegMetrics, decode_labels
+from autonad.metrics import MetricsReport, SegMetrics, decode_labels, pixel_cut_tensor
 from autonad.ui import console, progress
 
 
@@ -189,9 +189,7 @@ def predict_image(
     seg = out["seg"].float()[..., :sh, :sw]
     logits = F.interpolate(seg, size=(h, w), mode="bilinear", align_corners=False)[0]
     probs = logits.softmax(0)
-    pixel_cuts = decision.pixel_cuts(model.classes)
-    cuts = None if pixel_cuts is None else torch.tensor([math.nan if t is None else t for t in pixel_cuts])
-    mask = decode_labels(probs[None], cuts)[0].numpy().astype(np.uint8)
+    mask = decode_labels(probs[None], pixel_cut_tensor(decision.pixel_cuts(model.classes)))[0].numpy().astype(np.uint8)
     cap = float(torch.sigmoid(out["cap"][0])) if "cap" in out else None
     if not decision.keeps_mask(cap):
         mask, probs = np.zeros_like(mask), torch.zeros_like(probs)
