@@ -61,7 +61,9 @@ class LatencyPredictor:
     @property
     def label(self) -> str:
         """How to name the figure wherever it is shown: device, runtime (when not eager torch) and provenance."""
-        note = " (estimate from peak FLOP/s and bandwidth)" if self.provenance == "roofline" else ""
+        notes = {"roofline": " (estimate from peak FLOP/s and bandwidth)",
+                 "estimate": " (roofline calibrated on published or measured timings)"}  # fmt: skip
+        note = notes.get(self.provenance, "")
         return f"{self.device}{runtime_suffix(self.runtime)}, {self.provenance}{note}"
 
     def kind_sums(self, arch: Arch) -> Counter:

@@ -7,13 +7,14 @@ device serves several recipes::
     device: jetson-xavier-nx
     aliases: [jetson]
     description: NVIDIA Jetson Xavier NX (paper Table VIII edge device)
-    roofline: {peak_gflops: 844.8, bandwidth_gbs: 51.2, launch_us: 5.0}   # the estimate's figures (optional)
+    roofline: {peak_gflops: 844.8, bandwidth_gbs: 51.2, launch_us: 117.6,  # the estimate's figures (optional)
+               efficiency: {conv: 1.0, ...}, calibrated_on: ["paper 003 Table VIII: ..."]}
     profiles:
       - search_space: autonad
         input_size: [320, 320]        # H, W
         batch: 1
         dtype: float32
-        provenance: roofline          # or measured
+        provenance: roofline          # or measured, or estimate (a roofline calibrated on measurements)
         method: ...                   # how the entries were obtained
         hardware: ...                 # CPU/GPU model, or the peak figures a roofline used
         runtime: {torch: 2.13.0, python: 3.12.3, threads: 1}
@@ -39,10 +40,11 @@ import yaml
 from autonad import resources
 from autonad.config import dump_yaml_text, from_mapping, load_yaml, to_mapping, write_text_atomic
 from autonad.errors import AutoNADError
+from autonad.latency.kernels import KERNEL_CLASSES
 from autonad.latency.runtimes import runtime_suffix
 
 FORMAT = "autonad-latency/1"
-Provenance = Literal["measured", "roofline"]
+Provenance = Literal["measured", "roofline", "estimate"]  # estimate: a calibrated roofline
 
 
 @dataclass
@@ -55,22 +57,44 @@ class Calibration:
 
 @dataclass(frozen=True)
 class RooflineSpec:
-    """A device's published peak figures (fp32, no tensor cores): the parameters of its roofline
-    estimate (`autonad.latency.roofline`), kept in its table's header beside its name and aliases."""
+    """A device's published peak figures (fp32, no tensor cores) and, once calibrated, the
+    achieved fraction of its roofline per kernel class: the parameters of its estimate
+    (`autonad.latency.roofline`), kept in its table's header beside its name and aliases."""
 
     peak_gflops: float
     bandwidth_gbs: float
-    launch_us: float = 5.0  # per kernel: the order of CUDA's launch latency on any recent GPU
+    launch_us: float = 5.0  # per kernel: launch + the framework's dispatch (uncalibrated: CUDA's launch latency)
+    efficiency: dict[str, float] = field(default_factory=dict)  # kernel class -> achieved fraction (missing: 1)
+    calibrated_on: list[str] = field(default_factory=list)  # the measurements efficiency and launch_us were fitted on
 
     def __post_init__(self):
         if not (self.peak_gflops > 0 and self.bandwidth_gbs > 0 and self.launch_us >= 0):
             raise ValueError("roofline figures: peak_gflops and bandwidth_gbs must be > 0, launch_us >= 0")
+        unknown = sorted(set(self.efficiency) - set(KERNEL_CLASSES))
+        if unknown:
+            raise ValueError(
+                f"roofline efficiency: unknown kernel class {unknown} (known: {', '.join(KERNEL_CLASSES)})"
+            )
+        if any(not f > 0 for f in self.efficiency.values()):
+            raise ValueError("roofline efficiency: every achieved fraction must be > 0")
+
+    @property
+    def calibrated(self) -> bool:
+        return bool(self.calibrated_on)
+
+    def fraction(self, kernel_class: str) -> float:
+        return self.efficiency.get(kernel_class, 1.0)
 
     def summary(self, description: str) -> str:
-        return (
+        text = (
             f"{description}; peak {self.peak_gflops:.0f} GFLOP/s fp32, {self.bandwidth_gbs:g} GB/s, "
             f"{self.launch_us:g} us per kernel launch"
         )
+        if self.efficiency:
+            text += "; achieved fraction " + ", ".join(f"{k} {v:.3g}" for k, v in self.efficiency.items())
+        if self.calibrated:
+            text += "; calibrated on " + "; ".join(self.calibrated_on)
+        return text
 
 
 @dataclass

@@ -41,13 +41,16 @@ def validate(predictor: LatencyPredictor, n: int, seed: int, device: torch.devic
     return Validation(archs, [predictor.predict(a) for a in archs], measure_archs(predictor, archs, device))
 
 
+_ESTIMATES = {"roofline": "a roofline estimate", "estimate": "a calibrated roofline estimate"}
+
+
 def measure_archs(predictor: LatencyPredictor, archs: list[Arch], device: torch.device) -> list[float]:
     """End-to-end ms of extracted subnets here, timed the way the table was made (threads, probe)."""
     profile = predictor.profile
     if profile.provenance != "measured":
         raise AutoNADError(
-            f"latency table '{predictor.device}' ({profile.signature}) is a roofline estimate; validation compares "
-            "against timings on the device itself: run `autonad profile` there first"
+            f"latency table '{predictor.device}' ({profile.signature}) is {_ESTIMATES[profile.provenance]}; "
+            "validation compares against timings on the device itself: run `autonad profile` there first"
         )
     threads = int(profile.runtime.get("threads", torch.get_num_threads()))
     timing = TimingConfig(threads=threads, repeats=21, probe_ms=profile.runtime.get("probe_ms"),
