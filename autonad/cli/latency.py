@@ -15,7 +15,7 @@ from autonad.errors import AutoNADError
 from autonad.latency.measure import TimingConfig
 from autonad.latency.prior import LatencyPrior
 from autonad.latency.profiler import DEFAULT_CLASSES, ProfileRequest, profile_measured, report
-from autonad.latency.roofline import roofline_profile
+from autonad.latency.roofline import roofline_profile, roofline_spec
 from autonad.latency.runtimes import RUNTIMES, check_runtime
 from autonad.latency.table import DeviceTables, Profile, RooflineSpec, canonical_device, device_index, load_tables
 from autonad.pipeline import predictor_for
@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--peak-gflops", type=positive_float, help="--roofline: the device's fp32 peak (kept in its table)")
     p.add_argument("--bandwidth-gbs", type=positive_float, help="--roofline: its memory bandwidth in GB/s")
     p.add_argument("--launch-us", type=positive_float, help="--roofline: per-kernel launch cost (default 5 us)")
+    published = "published timings of reference networks on this device (paper 003 Table VIII: rtx3090, jetson)"
+    p.add_argument("--published", action="store_true",
+                   help=f"--roofline: first fit the achieved fraction and per-kernel cost on {published}")  # fmt: skip
     add_device_option(p)
     p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (fixed while timing)")
     p.add_argument("--repeats", type=positive_int, default=15, help="timed samples per component (median)")
@@ -119,6 +122,8 @@ def profile(args: argparse.Namespace) -> int:
     hw = canonical_device(args.hw)
     out = args.out or Path("latency_tables") / f"{hw}.yaml"
     request = ProfileRequest(hw, space, tuple(args.input_size), args.batch, tuple(args.classes), args.calibrate)
+    if args.published and not args.roofline:
+        raise AutoNADError("--published calibrates a roofline estimate: add --roofline")
     if args.roofline:
         if args.runtime != "torch":
             raise AutoNADError(f"--roofline estimates kernels, not a runtime: drop --runtime {args.runtime}")
@@ -147,8 +152,15 @@ def _roofline(request: ProfileRequest, hw: str, out: Path, args: argparse.Namesp
                                ("launch_us", args.launch_us)) if v is not None}  # fmt: skip
     if given and tables.roofline is None and not {"peak_gflops", "bandwidth_gbs"} <= set(given):
         raise AutoNADError(f"'{hw}' has no peak figures yet: give both --peak-gflops and --bandwidth-gbs")
-    if given:
-        tables.roofline = RooflineSpec(**{**(dataclasses.asdict(tables.roofline) if tables.roofline else {}), **given})
+    if given:  # new figures: a calibration fitted under the old ones no longer applies
+        old = dataclasses.asdict(tables.roofline) if tables.roofline else {}
+        tables.roofline = RooflineSpec(**{**old, "efficiency": {}, "calibrated_on": [], **given})
+    if args.published:
+        if args.launch_us is not None:
+            raise AutoNADError("--published fits the per-kernel cost: drop --launch-us")
+        from autonad.latency.references import calibrate_on_published
+
+        tables.roofline = calibrate_on_published(roofline_spec(tables), canonical_device(hw))
     factory = ComponentFactory(request.space, request.input_size, request.batch, list(request.classes))
     prof = roofline_profile(factory, tables)
     tables.put(prof)

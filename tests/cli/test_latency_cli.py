@@ -100,7 +100,7 @@ def test_latency_predicts_with_provenance(measured, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "predicted latency:" in out and "test-cpu, measured" in out and "constant" in out
     assert main(["latency", "--hw", "jetson", "--arch", str(arch), "--search-space", "tiny"]) == 0
-    assert "jetson-xavier-nx, roofline (estimate" in capsys.readouterr().out
+    assert "jetson-xavier-nx, estimate (roofline calibrated" in capsys.readouterr().out
 
 
 def test_latency_validate_reports_and_writes_json(measured, tmp_path, capsys):
@@ -137,7 +137,7 @@ def test_prior_heatmap(tmp_path):
     "argv, message",
     [
         (["latency", "validate", "--hw", "tpu9"], "unknown device 'tpu9' (latency tables:"),
-        (["latency", "validate", "--hw", "jetson", "--input-size", "320"], "is a roofline estimate"),
+        (["latency", "validate", "--hw", "jetson", "--input-size", "320"], "is a calibrated roofline estimate"),
         (["latency", "prior", "--hw", "jetson", "--search-space", "conv", "--input-size", "320"],
          "no profile for search space 'conv' at 320x320"),
         (["profile", "--hw", "tpu9", "--roofline"], "latency table 'tpu9' has no published peak figures"),
@@ -146,6 +146,9 @@ def test_prior_heatmap(tmp_path):
         (["latency", "validate", "--hw", "cpu", "--search-space", "tiny", "--input-size", "128x128", "--runtime",
           "onnxruntime"], "at 128x128, batch 1 on onnxruntime (it has:"),
         (["profile", "--hw", "jetson", "--roofline", "--runtime", "onnxruntime"], "drop --runtime onnxruntime"),
+        (["profile", "--hw", "jetson", "--published"], "--published calibrates a roofline estimate: add --roofline"),
+        (["profile", "--hw", "jetson", "--roofline", "--published", "--launch-us", "8"], "drop --launch-us"),
+        (["profile", "--hw", "orin-nano", "--roofline", "--published"], "no published timings on 'jetson-orin-nano'"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line(argv, message, capsys):
@@ -176,3 +179,20 @@ def test_a_new_device_estimated_from_its_peaks_is_found_by_its_alias(tmp_path, m
     # a second estimate keeps the figures and takes one given anew
     assert main([*argv[:3], "--roofline", "--launch-us", "8", *argv[10:]]) == 0
     assert load_tables("line7").roofline == type(tables.roofline)(900.0, 60.0, 8.0)
+
+
+def test_an_estimate_calibrated_on_published_timings(tmp_path):
+    from autonad.latency.table import DeviceTables
+
+    out = tmp_path / "jetson.yaml"
+    argv = ["profile", "--hw", "jetson", "--roofline", "--published", "--search-space", "tiny", "--input-size",
+            "32x32", "--classes", "2", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    tables = DeviceTables.read(out)
+    prof = tables.profile("tiny", (32, 32))
+    assert tables.roofline.calibrated and "Table VIII: DeepLabv3+" in tables.roofline.calibrated_on[0]
+    assert prof.provenance == "estimate" and "calibrated on paper 003 Table VIII" in prof.hardware
+    # new peak figures drop the calibration fitted under the old ones
+    assert main([*argv[:4], "--peak-gflops", "900", "--bandwidth-gbs", "60", *argv[5:]]) == 0
+    tables = DeviceTables.read(out)
+    assert not tables.roofline.calibrated and tables.profile("tiny", (32, 32)).provenance == "roofline"
