@@ -51,6 +51,8 @@ SUITE = (
     Benchmark("latency_predictor_ort", "latency_predictor.py", ("--name", "latency_predictor_ort",
               "--search-space", "autonad-fine", "--runtime", "onnxruntime", "--no-ceiling"),
               "~10 min: the same 100 subnets exported to ONNX and timed with onnxruntime"),
+    Benchmark("latency_estimate", "latency_estimate.py", (),
+              "~7 min: the calibrated estimate vs paper Table VIII (shapes only) and vs 140 subnets timed here"),
     Benchmark("search_throughput", "search_throughput.py", (), "~1 min"),
     Benchmark("search_vs_random", "search_vs_random.py", (), "~2 min"),
     Benchmark("inherited_vs_retrained", "inherited_vs_retrained.py", ("--subnets", "10", "--epochs", "5"), "~8 min"),
