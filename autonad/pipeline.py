@@ -192,6 +192,7 @@ class SearchRequest:
     resume: bool = False
     runtime: str = "torch"
     prior_temperature: float = 1.0
+    prior: str = "auto"  # PRIOR_SOURCES: the latency prior's costs from the table, the training records, or auto
     ray_address: str | None = None
     device: str = "auto"
     tensorboard: bool = True
@@ -213,18 +214,19 @@ class _Prepared:
     source: Any
     sn_config: SupernetConfig
     predictor: LatencyPredictor
-    prior: Any
+    prior: Any  # None until the supernet is trained, when its latency records decide (`choose_prior`)
     identity: dict
     out: Path
+    checkpoint: Path
 
 
 def run_search(request: SearchRequest) -> SearchOutcome:
     """Supernet (trained once, reused) -> latency prior -> evolution -> the best subnet exported
     (fine-tuned first where the recipe says so); every check that can fail runs before the work."""
     prep = _prepare_search(request)
-    checkpoint = ensure_supernet(supernet_run_dir(request.dataset, request.supernet, request.recipe_label),
-                                 request.recipe, prep.sn_config, prep.source, request.tensorboard,
-                                 request.device)  # fmt: skip
+    checkpoint = ensure_supernet(prep.checkpoint.parent, request.recipe, prep.sn_config, prep.source,
+                                 request.tensorboard, request.device)  # fmt: skip
+    prep.prior = prep.prior or _search_prior(request, prep.predictor, checkpoint)
     prep.out.mkdir(parents=True, exist_ok=True)
     prep.prior.heatmap(prep.out / "latency_prior.png")
     result, selection = _evolve(request, prep, checkpoint)
@@ -234,7 +236,6 @@ def run_search(request: SearchRequest) -> SearchOutcome:
 
 def _prepare_search(request: SearchRequest) -> _Prepared:
     from autonad.data import open_dataset
-    from autonad.latency.prior import LatencyPrior
     from autonad.search.evolution import check_resumable, known_identity
 
     config, recipe = request.config, request.recipe
@@ -252,11 +253,38 @@ def _prepare_search(request: SearchRequest) -> _Prepared:
     if (mismatch := predictor.profile.host_mismatch(predictor.device)) is not None:
         console.print(mismatch)
     check_constraints_satisfiable(config, predictor, sn_config, source.num_classes, recipe.input_size)
-    prior = LatencyPrior.from_profile(predictor.profile, predictor.space, request.prior_temperature, predictor.label)
+    if request.prior == "records" and not recipe.train.latency_every:
+        raise AutoNADError(f"--prior records fits the prior to the supernet's training latency records, and recipe "
+                           f"'{recipe.name}' takes none (train.latency_every: 0): use --prior table")  # fmt: skip
+    checkpoint = supernet_run_dir(request.dataset, request.supernet, request.recipe_label) / "checkpoint.pt"
+    prior = None  # the records' prior waits for the trained supernet (a resume has it already)
+    if request.prior == "table" or checkpoint.exists():
+        prior = _search_prior(request, predictor, checkpoint)
     identity = {"hw": predictor.device, "table": predictor.profile.signature, "provenance": predictor.provenance}
     if state.exists():  # a resume on another device or with other settings: refused now
+        if prior is None:
+            raise AutoNADError(f"{out}: its search's supernet checkpoint {checkpoint} is gone; start a new search")
         check_resumable(state, known_identity(config, config.selection, predictor.space, prior.gene_weights, identity))
-    return _Prepared(source, sn_config, predictor, prior, identity, out)
+    return _Prepared(source, sn_config, predictor, prior, identity, out, checkpoint)
+
+
+def _search_prior(request: SearchRequest, predictor: LatencyPredictor, checkpoint: Path):
+    from autonad.latency.prior import choose_prior
+
+    records = [] if request.prior == "table" else latency_records(checkpoint)[1]
+    prior = choose_prior(request.prior, predictor.profile, predictor.space, records, request.prior_temperature,
+                         predictor.label)  # fmt: skip
+    console.print(f"latency prior: {prior.source}")
+    return prior
+
+
+def latency_records(checkpoint: Path) -> tuple[SearchSpace, list[dict]]:
+    """A supernet checkpoint's search space and training-time latency records (paper IV-D)."""
+    from autonad.train.checkpoint import load_checkpoint
+    from autonad.train.trainer import CHECKPOINT_FORMAT
+
+    ckpt = load_checkpoint(checkpoint, CHECKPOINT_FORMAT)
+    return SearchSpace.load(ckpt["supernet_config"]["search_space"]), list(ckpt["latency_records"])
 
 
 def _evolve(request: SearchRequest, prep: _Prepared, checkpoint: Path):
@@ -293,7 +321,7 @@ def _finish_search(request: SearchRequest, prep: _Prepared, checkpoint: Path, re
     info = {"dataset": prep.source.name, **predictor.metadata(best.latency_ms), "fitness": best.fitness,
             "fitness_spec": config.fitness, "metrics": best.metrics}  # fmt: skip
     summary = {"best": best.to_dict(), "why": result.reason, "search": {**config.to_dict(), "selection": selection},
-               "hw": prep.identity, "supernet": str(checkpoint.resolve())}  # fmt: skip
+               "hw": prep.identity, "prior": prep.prior.source, "supernet": str(checkpoint.resolve())}  # fmt: skip
     if request.recipe.search.finetunes:
         run_dir = out / f"finetune-{request.recipe.search.finetune_tag}"
         trained, steps = finetune_best(best.arch, prep.sn_config, request.recipe, checkpoint, prep.source, run_dir,

@@ -18,7 +18,7 @@ from autonad.latency.profiler import DEFAULT_CLASSES, ProfileRequest, profile_me
 from autonad.latency.roofline import roofline_profile, roofline_spec
 from autonad.latency.runtimes import RUNTIMES, check_runtime
 from autonad.latency.table import DeviceTables, Profile, RooflineSpec, canonical_device, device_index, load_tables
-from autonad.pipeline import predictor_for
+from autonad.pipeline import latency_records, predictor_for
 from autonad.space import Arch, SearchSpace
 from autonad.train.distributed import pick_device
 from autonad.ui import console, fit_table
@@ -252,9 +252,5 @@ def prior_heatmap(args: argparse.Namespace) -> int:
 
 
 def prior_from_checkpoint(path: Path, temperature: float) -> LatencyPrior:
-    from autonad.train.checkpoint import load_checkpoint
-    from autonad.train.trainer import CHECKPOINT_FORMAT
-
-    ckpt = load_checkpoint(path, CHECKPOINT_FORMAT)
-    space = SearchSpace.load(ckpt["supernet_config"]["search_space"])
-    return LatencyPrior.from_records(ckpt["latency_records"], space, temperature)
+    space, records = latency_records(path)
+    return LatencyPrior.from_records(records, space, temperature)

@@ -21,6 +21,7 @@ from autonad.cli.common import (
 from autonad.cli.latency import add_runtime_option
 from autonad.cli.train import add_data_options
 from autonad.errors import AutoNADError
+from autonad.latency.prior import PRIOR_SOURCES
 from autonad.pipeline import SearchRequest, run_search
 from autonad.train.recipe import Recipe, default_recipe
 from autonad.ui import console, fit_table
@@ -85,6 +86,10 @@ def add_objective_args(p: argparse.ArgumentParser) -> None:
     obj.add_argument("--max-params", type=float, help="e.g. 6e6")
     obj.add_argument("--max-flops", type=float, help="e.g. 2e10")
     obj.add_argument("--prior-temperature", type=float, default=1.0, help="latency prior softmax temperature")
+    obj.add_argument("--prior", choices=PRIOR_SOURCES, default="auto",
+                     help="the latency prior's op costs: the target's table, or fitted to the supernet's training "
+                          "latency records (paper IV-D); auto (default): the records when they were timed on the "
+                          "target device and are enough, else the table")  # fmt: skip
 
 
 def search(args: argparse.Namespace) -> int:
@@ -103,7 +108,7 @@ def search(args: argparse.Namespace) -> int:
     request = SearchRequest(dataset=args.dataset, hw=args.hw, recipe=recipe, recipe_label=label,
                             supernet=args.supernet or recipe.supernet, config=config, data_root=args.data_root,
                             skip_bad=args.skip_bad, out=args.out, resume=args.resume, runtime=args.runtime,
-                            prior_temperature=args.prior_temperature, ray_address=args.ray_address,
+                            prior_temperature=args.prior_temperature, prior=args.prior, ray_address=args.ray_address,
                             device=args.device, tensorboard=args.tensorboard)  # fmt: skip
     outcome = run_search(request)
     print_summary(outcome.result, outcome.latency_label, outcome.out)

@@ -103,6 +103,51 @@ class LatencyPrior:
         prior_heatmap(self, path, title)
 
 
+PRIOR_SOURCES = ("auto", "table", "records")
+
+
+def choose_prior(
+    source: str, profile: Profile, space: SearchSpace, records: Sequence[Mapping], temperature: float, label: str
+) -> LatencyPrior:
+    """The search's prior: from the target's table (`table`), fitted to the supernet's training
+    latency records (`records`, paper IV-D), or `auto`: the records where they were timed on the
+    target device itself (a measured table of the same processor or GPU, eager PyTorch) and are
+    enough to fit every cost twice over, else the table. The prior's `source` says which and why."""
+    if source not in PRIOR_SOURCES:
+        raise AutoNADError(f"unknown prior source '{source}' (choose from {', '.join(PRIOR_SOURCES)})")
+    table = LatencyPrior.from_profile(profile, space, temperature, f"table {label}")
+    if source == "table":
+        return table
+    if source == "records":
+        return LatencyPrior.from_records(records, space, temperature)
+    unusable = _records_unusable(records, profile, space)
+    if unusable:
+        table.source += f" ({unusable})"
+        return table
+    prior = LatencyPrior.from_records(records, space, temperature)
+    prior.source += ", timed on the target device"
+    return prior
+
+
+def _records_unusable(records: Sequence[Mapping], profile: Profile, space: SearchSpace) -> str | None:
+    """Why `auto` does not take the records (None when it does)."""
+    if not records:
+        return "the supernet has no training latency records"
+    timed_on = str(records[-1].get("device", "?"))
+    same = profile.provenance == "measured" and _model(timed_on) == _model(profile.hardware)
+    if not same or profile.runtime_name != "torch":
+        return f"its {len(records)} training latency records were timed on {timed_on}, not the target"
+    needed = 2 * (len(_record_features(space)) + 1)
+    if len(records) < needed:
+        return f"{len(records)} training latency records are too few to fit {needed // 2} costs twice over"
+    return None
+
+
+def _model(device: str) -> str:
+    """`device_name`'s processor or GPU model, without the core and thread counts."""
+    return device.split(" (", 1)[0].strip()
+
+
 def op_probabilities(costs: Mapping[str, float], choices: Sequence[str], temperature: float) -> list[float]:
     mean = statistics.fmean(costs[ch] for ch in choices)
     logits = [-costs[ch] / (temperature * mean) for ch in choices]

@@ -76,6 +76,10 @@ def test_search_end_to_end_and_supernet_reuse(setup, in_root, capsys):
     assert summary["why"] in out.replace("\n", " ") or summary["why"][:40] in out  # printed with the table
     assert Path(summary["supernet"]).is_absolute()  # export --run works from any folder
     assert "validation noise: SE" in summary["why"] and summary["best"]["metrics"]["se"]["miou"] > 0
+    # the default prior (auto): the recipe records no latencies, so the table's
+    assert summary["prior"].startswith("table ") and summary["prior"].endswith(
+        "(the supernet has no training latency records)"
+    )
 
     assert main(search_args(setup, "run-b", "--generations", "1")) == 0
     assert "supernet: reusing" in capsys.readouterr().out
@@ -133,6 +137,7 @@ def test_kill_and_resume_gives_the_same_best_arch(setup, in_root):
         (["--hw", "jetson"], "has no profile for search space 'tiny' at 32x32"),
         (["--dataset", "nope"], "unknown dataset 'nope'"),
         (["--objective", "nsga2", "--latency-weight", "2%"], "a latency weight would be ignored"),
+        (["--prior", "records"], "recipe 'search-cli-test' takes none (train.latency_every: 0): use --prior table"),
     ],
 )
 def test_bad_input_is_one_line(setup, in_root, extra, message, capsys):
@@ -285,3 +290,18 @@ def test_search_on_a_ray_start_cluster_with_token_authentication(setup, ray_clus
     history = (setup[0] / "run-cluster" / "history.jsonl").read_text().splitlines()
     # generation 0's population, then a refinement generation (cheaper neighbours of the near-best archs)
     assert 6 < len(history) <= 12
+
+
+def test_search_with_the_prior_fitted_to_the_training_latency_records(setup, in_root, capsys):
+    """Paper IV-D: the supernet times its sampled subnet every `latency_every` steps, and
+    `--prior records` fits the op costs of the search's prior to those records."""
+    recipe = in_root / "records" / "search-cli-records.yaml"
+    recipe.parent.mkdir()
+    recipe.write_text(yaml.safe_dump({**RECIPE, "name": "search-cli-records",
+                                      "train": {**RECIPE["train"], "epochs": 2, "latency_every": 1}}))  # fmt: skip
+    argv = [*search_args(setup, "run-records", "--generations", "1", "--prior", "records"), "--recipe", str(recipe)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    summary = yaml.safe_load((in_root / "run-records" / "summary.yaml").read_text())
+    assert summary["prior"].startswith("fit to ") and summary["prior"].endswith(" training latency records")
+    assert f"latency prior: {summary['prior']}" in out and (in_root / "run-records" / "latency_prior.png").is_file()

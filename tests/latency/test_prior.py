@@ -71,3 +71,29 @@ def test_heatmap_is_written(tmp_path):
     _, profile = load_profile("jetson", "autonad", (320, 320))
     LatencyPrior.from_profile(profile, space).heatmap(tmp_path / "prior.png")
     assert (tmp_path / "prior.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _records(space, profile, n: int, device: str) -> list[dict]:
+    pred, rng = LatencyPredictor("d", profile, space, classes=2), random.Random(3)
+    return [{"arch": (a := space.sample(rng)).to_dict(), "ms": pred.predict(a), "device": device} for _ in range(n)]
+
+
+def test_auto_takes_the_records_only_when_timed_on_the_target_and_enough():
+    from autonad.latency.prior import choose_prior
+
+    space = SearchSpace.load("tiny")
+    profile = synthetic_profile(space, COST)
+    profile.hardware = "AMD EPYC (2 cores, 1 torch threads)"
+    here = "AMD EPYC (2 cores, 2 torch threads)"  # the training threads differ: still the target's processor
+    enough = _records(space, profile, 150, here)
+    assert choose_prior("auto", profile, space, enough, 1.0, "t").source.startswith("fit to 150 training latency")
+    assert choose_prior("table", profile, space, enough, 1.0, "t").source == "table t"
+    elsewhere = choose_prior("auto", profile, space, _records(space, profile, 120, "NVIDIA H200"), 1.0, "t")
+    assert elsewhere.source == "table t (its 120 training latency records were timed on NVIDIA H200, not the target)"
+    few = choose_prior("auto", profile, space, enough[:10], 1.0, "t")
+    assert few.source.startswith("table t (10 training latency records are too few to fit")
+    forced = choose_prior("records", profile, space, enough[:10], 1.0, "t")
+    assert forced.source == "fit to 10 training latency records"
+    assert "no training latency records" in choose_prior("auto", profile, space, [], 1.0, "t").source
+    with pytest.raises(AutoNADError, match="unknown prior source 'fig5'"):
+        choose_prior("fig5", profile, space, enough, 1.0, "t")
