@@ -257,13 +257,13 @@ def _prepare_search(request: SearchRequest) -> _Prepared:
         raise AutoNADError(f"--prior records fits the prior to the supernet's training latency records, and recipe "
                            f"'{recipe.name}' takes none (train.latency_every: 0): use --prior table")  # fmt: skip
     checkpoint = supernet_run_dir(request.dataset, request.supernet, request.recipe_label) / "checkpoint.pt"
-    prior = None  # the records' prior waits for the trained supernet (a resume has it already)
-    if request.prior == "table" or checkpoint.exists():
-        prior = _search_prior(request, predictor, checkpoint)
+    # the records' prior waits for the supernet, checked and trained (a resume has it already)
+    prior = _search_prior(request, predictor, checkpoint) if request.prior == "table" else None
     identity = {"hw": predictor.device, "table": predictor.profile.signature, "provenance": predictor.provenance}
     if state.exists():  # a resume on another device or with other settings: refused now
-        if prior is None:
+        if not checkpoint.exists():
             raise AutoNADError(f"{out}: its search's supernet checkpoint {checkpoint} is gone; start a new search")
+        prior = prior or _search_prior(request, predictor, checkpoint)
         check_resumable(state, known_identity(config, config.selection, predictor.space, prior.gene_weights, identity))
     return _Prepared(source, sn_config, predictor, prior, identity, out, checkpoint)
 
