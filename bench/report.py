@@ -828,6 +828,26 @@ def latency(page: Page) -> None:
         "",
     )
     _latency_estimate(page)
+    _prior_records(page)
+
+
+def _prior_records(page: Page) -> None:
+    page.add("### The latency prior fitted to training records (paper IV-D) vs the measured table's", "")
+    data = page.source("prior_records")
+    if data is None:
+        return
+    h, w = data["record_input"]
+    page.add(f"{data['records']} latency records of the sampled subnet, timed by the supernet trainer on "
+             f"{data['timed_on']} at {h}x{w} (batch 1), fitted per block position and MFAM edge; beside them the "
+             f"costs of the measured table {data['table']}.", "")  # fmt: skip
+    rows = [[r["gene"], min(r["records_ms"], key=r["records_ms"].get), min(r["table_ms"], key=r["table_ms"].get),
+             f"{r['kendall_tau']:.2f}"] for r in data["genes"]]  # fmt: skip
+    page.table(["gene", "cheapest (records)", "cheapest (table)", "Kendall tau of the cost orders"], rows)
+    page.add(f"Mean Kendall tau: block positions **{data['block_mean_tau']:.2f}**, MFAM edges "
+             f"**{data['edge_mean_tau']:.2f}**; the same cheapest op at {pct(data['same_cheapest'])}% of the genes.",
+             "")  # fmt: skip
+    for label in ("records", "table"):
+        page.copy_image(data["images"][label], f"prior_{label}.png", f"latency prior from the {label}")
 
 
 def _latency_estimate(page: Page) -> None:

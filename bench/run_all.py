@@ -53,6 +53,8 @@ SUITE = (
               "~10 min: the same 100 subnets exported to ONNX and timed with onnxruntime"),
     Benchmark("latency_estimate", "latency_estimate.py", (),
               "~7 min: the calibrated estimate vs paper Table VIII (shapes only) and vs 140 subnets timed here"),
+    Benchmark("prior_records", "prior_records.py", (),
+              "~6 min: the demo supernet with a latency record every 2 steps, its fitted prior vs the table's"),
     Benchmark("search_throughput", "search_throughput.py", (), "~1 min"),
     Benchmark("search_vs_random", "search_vs_random.py", (), "~2 min"),
     Benchmark("inherited_vs_retrained", "inherited_vs_retrained.py", ("--subnets", "10", "--epochs", "5"), "~8 min"),

@@ -88,8 +88,9 @@ def add_objective_args(p: argparse.ArgumentParser) -> None:
     obj.add_argument("--prior-temperature", type=float, default=1.0, help="latency prior softmax temperature")
     obj.add_argument("--prior", choices=PRIOR_SOURCES, default="auto",
                      help="the latency prior's op costs: the target's table, or fitted to the supernet's training "
-                          "latency records (paper IV-D); auto (default): the records when they were timed on the "
-                          "target device and are enough, else the table")  # fmt: skip
+                          "latency records (paper IV-D); auto (default): the records when the target's table is "
+                          "only an estimate and they were timed on the target device, enough of them; else the "
+                          "table")  # fmt: skip
 
 
 def search(args: argparse.Namespace) -> int:

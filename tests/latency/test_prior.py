@@ -83,8 +83,8 @@ def test_auto_takes_the_records_only_when_timed_on_the_target_and_enough():
 
     space = SearchSpace.load("tiny")
     profile = synthetic_profile(space, COST)
-    profile.hardware = "AMD EPYC (2 cores, 1 torch threads)"
-    here = "AMD EPYC (2 cores, 2 torch threads)"  # the training threads differ: still the target's processor
+    profile.provenance, profile.hardware = "estimate", "NVIDIA GeForce RTX 3090 (82 SMs); peak 35580 GFLOP/s fp32"
+    here = "NVIDIA GeForce RTX 3090"  # the supernet trained on the target GPU
     enough = _records(space, profile, 150, here)
     assert choose_prior("auto", profile, space, enough, 1.0, "t").source.startswith("fit to 150 training latency")
     assert choose_prior("table", profile, space, enough, 1.0, "t").source == "table t"
@@ -95,5 +95,7 @@ def test_auto_takes_the_records_only_when_timed_on_the_target_and_enough():
     forced = choose_prior("records", profile, space, enough[:10], 1.0, "t")
     assert forced.source == "fit to 10 training latency records"
     assert "no training latency records" in choose_prior("auto", profile, space, [], 1.0, "t").source
+    profile.provenance = "measured"
+    assert "measured per component on the target" in choose_prior("auto", profile, space, enough, 1.0, "t").source
     with pytest.raises(AutoNADError, match="unknown prior source 'fig5'"):
         choose_prior("fig5", profile, space, enough, 1.0, "t")
