@@ -214,10 +214,11 @@ class _Prepared:
     source: Any
     sn_config: SupernetConfig
     predictor: LatencyPredictor
-    prior: Any  # None until the supernet is trained, when its latency records decide (`choose_prior`)
+    prior: Any
     identity: dict
     out: Path
     checkpoint: Path
+    prior_final: bool  # False: the table's prior until the trained supernet's records decide (`choose_prior`)
 
 
 def run_search(request: SearchRequest) -> SearchOutcome:
@@ -226,7 +227,8 @@ def run_search(request: SearchRequest) -> SearchOutcome:
     prep = _prepare_search(request)
     checkpoint = ensure_supernet(prep.checkpoint.parent, request.recipe, prep.sn_config, prep.source,
                                  request.tensorboard, request.device)  # fmt: skip
-    prep.prior = prep.prior or _search_prior(request, prep.predictor, checkpoint)
+    if not prep.prior_final:
+        prep.prior = _search_prior(request, prep.predictor, checkpoint)
     prep.out.mkdir(parents=True, exist_ok=True)
     prep.prior.heatmap(prep.out / "latency_prior.png")
     result, selection = _evolve(request, prep, checkpoint)
@@ -257,24 +259,27 @@ def _prepare_search(request: SearchRequest) -> _Prepared:
         raise AutoNADError(f"--prior records fits the prior to the supernet's training latency records, and recipe "
                            f"'{recipe.name}' takes none (train.latency_every: 0): use --prior table")  # fmt: skip
     checkpoint = supernet_run_dir(request.dataset, request.supernet, request.recipe_label) / "checkpoint.pt"
-    # the records' prior waits for the supernet, checked and trained (a resume has it already)
-    prior = _search_prior(request, predictor, checkpoint) if request.prior == "table" else None
+    # the table's prior now (it checks the temperature); the records' waits for the supernet, checked and
+    # trained (a resume has it already)
+    prior, final = _search_prior(request, predictor, checkpoint, "table"), request.prior == "table"
     identity = {"hw": predictor.device, "table": predictor.profile.signature, "provenance": predictor.provenance}
     if state.exists():  # a resume on another device or with other settings: refused now
-        if not checkpoint.exists():
-            raise AutoNADError(f"{out}: its search's supernet checkpoint {checkpoint} is gone; start a new search")
-        prior = prior or _search_prior(request, predictor, checkpoint)
+        if not final and checkpoint.exists():
+            prior, final = _search_prior(request, predictor, checkpoint), True
         check_resumable(state, known_identity(config, config.selection, predictor.space, prior.gene_weights, identity))
-    return _Prepared(source, sn_config, predictor, prior, identity, out, checkpoint)
+    return _Prepared(source, sn_config, predictor, prior, identity, out, checkpoint, final)
 
 
-def _search_prior(request: SearchRequest, predictor: LatencyPredictor, checkpoint: Path):
+def _search_prior(request: SearchRequest, predictor: LatencyPredictor, checkpoint: Path, source: str | None = None):
+    """The search's latency prior from `source` (default: the request's), printed with its source."""
     from autonad.latency.prior import choose_prior
 
-    records = [] if request.prior == "table" else latency_records(checkpoint)[1]
-    prior = choose_prior(request.prior, predictor.profile, predictor.space, records, request.prior_temperature,
+    source = source or request.prior
+    records = [] if source == "table" else latency_records(checkpoint)[1]
+    prior = choose_prior(source, predictor.profile, predictor.space, records, request.prior_temperature,
                          predictor.label)  # fmt: skip
-    console.print(f"latency prior: {prior.source}")
+    if source == request.prior:
+        console.print(f"latency prior: {prior.source}")
     return prior
 
 
