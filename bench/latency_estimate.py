@@ -25,6 +25,7 @@ from dataclasses import asdict
 import torch
 from common import load_result, report
 
+from autonad.errors import AutoNADError
 from autonad.latency.components import profiling_supernet
 from autonad.latency.measure import TimingConfig, random_archs, summary, time_subnets
 from autonad.latency.references import PUBLISHED_NETWORKS, TABLE8, TABLE8_AUTONAD, TABLE8_INPUT, calibrate_on_published
@@ -112,7 +113,7 @@ def _shipped(hw: str, space: SearchSpace):
     """The shipped table's predictor at 320x320, as `search --hw` would use it (None without one)."""
     try:
         return predictor_for(hw, space.name, TABLE8_INPUT, 1, 2)
-    except Exception:  # noqa: BLE001 - the table may lack the profile: the figure is then left out
+    except AutoNADError:  # the table lacks the profile: the figure is then left out
         return None
 
 

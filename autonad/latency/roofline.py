@@ -59,14 +59,6 @@ class KernelCost(TorchDispatchMode):
         super().__init__()
         self.spec, self.counts = spec, KernelCounts()
 
-    @property
-    def seconds(self) -> float:
-        return self.counts.seconds(self.spec)
-
-    @property
-    def kernels(self) -> int:
-        return sum(self.counts.kernels.values())
-
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
